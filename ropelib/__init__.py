@@ -1,0 +1,18 @@
+"""ropelib: the library behind the ropebook chapters.
+
+Modules, one concept each:
+  extensions  RoPE extensions (rope, pi, ntk, yarn, dynamic_ntk, llama3) via transformers' rope registry
+  probe       attention rows for chosen queries without the L x L matrix
+  metrics     entropy, distance-binned attention, Jensen-Shannon divergence
+  geometry    RoPE wavelengths and the organism's base choice
+  organism    tiny LLaMA configs; training lives in `training`, loading in `models`
+  tasks       perplexity-vs-length and needle-in-a-haystack
+  runner/cli  the papermill run plan behind the book
+
+Bump ``__version__`` whenever a change can alter a number in the book: the runner's
+cache key includes it, so the next ``ropebook run`` re-executes every page.
+"""
+
+__version__ = "0.1.0"
+
+from ropelib.determinism import seed_everything  # noqa: E402,F401
