@@ -1,0 +1,136 @@
+"""Saving and loading checkpoints: the organism's and local Hugging Face ones.
+
+``load(name_or_path)`` accepts
+  - an organism name (``base``, ``cpt-pi``, ...) -> ``data/models/<name>/``,
+  - a local organism directory (``model.safetensors`` + ``manifest.json``),
+  - a local Hugging Face model directory, or a model id already in the local HF cache.
+It reads safetensors only (never pickle), uses ``trust_remote_code=False`` unless the
+caller opts in, verifies an organism's weight sha256 against its manifest, and never
+touches the network. It returns a :class:`LoadedModel` (model in eval mode, tokenizer,
+and where it came from).
+Not here: training (``training``), the RoPE switch (``extensions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ropelib import extensions, paths
+from ropelib.corpus import write_json_atomic
+from ropelib.organism import OrganismConfig
+from ropelib.tokenizer import ByteTokenizer
+
+WEIGHTS = "model.safetensors"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    source: str
+    kind: str  # "organism" or "huggingface"
+    manifest: dict = field(default_factory=dict)
+
+    def __iter__(self):  # allows `model, tokenizer = load(...)`
+        return iter((self.model, self.tokenizer))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_organism(model, directory: Path, manifest: dict) -> dict:
+    """Write weights and manifest atomically (temp files, then rename; weights last-verified)."""
+    from safetensors.torch import save_model
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=WEIGHTS, suffix=".tmp")
+    os.close(fd)
+    save_model(model, tmp)
+    manifest = {**manifest, "weights_sha256": sha256_file(Path(tmp))}
+    os.replace(tmp, directory / WEIGHTS)
+    write_json_atomic(directory / MANIFEST, manifest)
+    return manifest
+
+
+def organism_dir(name: str) -> Path:
+    return paths.MODELS / name
+
+
+def _resolve(name_or_path: str) -> tuple[str, Path | None]:
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return ("organism" if (path / MANIFEST).exists() else "huggingface"), path
+    if organism_dir(str(name_or_path)).is_dir():
+        return "organism", organism_dir(str(name_or_path))
+    if "/" in str(name_or_path) and not path.exists():
+        return "huggingface", None  # maybe a model id in the local HF cache
+    known = sorted(p.name for p in paths.MODELS.glob("*") if (p / MANIFEST).exists())
+    raise FileNotFoundError(
+        f"model {name_or_path!r} not found: not a directory and not an organism name "
+        f"(known: {', '.join(known) or 'none'}). Train the organism with `make models`, or pass the local "
+        "path of a Hugging Face checkpoint (download it yourself, e.g. `huggingface-cli download "
+        "meta-llama/Llama-2-7b-hf --local-dir ...`)."
+    )
+
+
+def load_organism(directory: Path, verify: bool = True) -> LoadedModel:
+    from safetensors.torch import load_model
+    from transformers import LlamaForCausalLM
+
+    directory = Path(directory)
+    weights = directory / WEIGHTS
+    if not weights.exists():
+        raise FileNotFoundError(f"{directory} has no {WEIGHTS}; organism checkpoints are safetensors only")
+    manifest = json.loads((directory / MANIFEST).read_text())
+    if verify and sha256_file(weights) != manifest.get("weights_sha256"):
+        raise ValueError(f"{weights}: sha256 does not match its manifest (tampered or partial file); retrain with `make models`")
+    config = OrganismConfig(**manifest["organism"])
+    rope = manifest["rope"]
+    model = LlamaForCausalLM(config.to_llama(rope_parameters=dict(rope["rope_parameters"]),
+                                             max_position=rope.get("max_position_embeddings")))
+    load_model(model, str(weights))
+    model.eval()
+    extensions.record_pretrained(model, rope["pretrained_base"], rope["pretrained_length"],
+                                 method=rope["method"], factor=rope["factor"], **rope.get("extra", {}))
+    return LoadedModel(model, ByteTokenizer(), str(directory), "organism", manifest)
+
+
+def load_huggingface(source: str, trust_remote_code: bool = False, device: str = "cpu", dtype=None,
+                     allow_network: bool = False) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=not allow_network)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", attn_implementation="sdpa", **kwargs)
+    except OSError as err:
+        raise FileNotFoundError(
+            f"could not load {source!r} from local files ({str(err).splitlines()[0]}); ropebook never downloads: "
+            "download the checkpoint (safetensors) yourself and pass its directory"
+        ) from err
+    extensions._rotary_module(model)  # refuses non-rotary models with a clear message
+    model.to(device).eval()
+    return LoadedModel(model, tokenizer, source, "huggingface", {})
+
+
+def load(name_or_path: str, *, trust_remote_code: bool = False, device: str = "cpu", dtype=None,
+         allow_network: bool = False, verify: bool = True) -> LoadedModel:
+    """Model + tokenizer from an organism name or a local path (see module docstring)."""
+    kind, path = _resolve(str(name_or_path))
+    if kind == "organism":
+        loaded = load_organism(path, verify=verify)
+        loaded.model.to(device)
+        return loaded
+    return load_huggingface(str(path or name_or_path), trust_remote_code, device, dtype, allow_network)

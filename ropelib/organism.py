@@ -1,0 +1,75 @@
+"""The model organism: tiny LLaMA-architecture models sized to train on two CPU cores.
+
+Sizes S, M, L stand in for the paper's 3B / 7B / 13B axis. All share head dim 32 and a
+pretraining length L0 = 256 tokens, with the RoPE base from
+:func:`ropelib.geometry.mirror_base` so the slowest rotary pair spans as many training
+lengths as LLaMA-2-7B's (13.3x). ``build`` returns a random-init ``LlamaForCausalLM``
+(no download); nothing here trains (``training``) or loads (``models``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from ropelib.geometry import mirror_base
+from ropelib.tokenizer import ByteTokenizer
+
+L0 = 256  # the organism's pretraining length, its "4K"
+HEAD_DIM = 32
+BASE = mirror_base(HEAD_DIM, L0)
+
+
+@dataclass(frozen=True)
+class OrganismConfig:
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 4
+    intermediate_size: int = 352
+    head_dim: int = HEAD_DIM
+    rope_base: float = BASE
+    train_length: int = L0
+
+    def to_llama(self, rope_parameters: dict | None = None, max_position: int | None = None) -> LlamaConfig:
+        tok = ByteTokenizer()
+        return LlamaConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            max_position_embeddings=max_position or self.train_length,
+            rope_parameters=rope_parameters or {"rope_type": "default", "rope_theta": self.rope_base},
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            tie_word_embeddings=True,
+            attn_implementation="sdpa",
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+SIZES = {
+    "S": OrganismConfig(hidden_size=64, num_layers=3, num_heads=2, num_kv_heads=2, intermediate_size=176),
+    "M": OrganismConfig(),
+    "L": OrganismConfig(hidden_size=192, num_layers=6, num_heads=6, num_kv_heads=6, intermediate_size=512),
+}
+
+
+def build(config: OrganismConfig, seed: int = 0, **llama_kwargs) -> LlamaForCausalLM:
+    """Random-init organism (weights depend only on ``seed``)."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config.to_llama(**llama_kwargs))
+    return model
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())

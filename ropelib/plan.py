@@ -1,0 +1,177 @@
+"""The run plan: which chapter templates the book executes, with which parameters.
+
+``book/runs.yml`` is a YAML list; each entry is one executed page of the book::
+
+    - chapter: rope-rescaling            # template chapters/rope-rescaling.ipynb
+      output: rope-rescaling-llama2.ipynb  # written to book/
+      title: "How each extension rescales RoPE: LLaMA-2-7B"
+      part: RoPE geometry                # optional: caption of a group in the TOC
+      parameters: {head_dim: 128, base: 10000.0, train_length: 4096, factor: 4.0}
+
+One chapter may appear several times with different parameters (that is how the book
+shows a finding at several lengths). Entries of one ``part`` must be consecutive.
+
+This module reads and checks the plan and writes ``_toc.yml`` from it (the TOC is
+derived, never edited by hand). It does not execute anything: see ``runner``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ropelib import params as _params
+
+_KEYS = {"chapter", "output", "title", "parameters", "part"}
+_REQUIRED = ("chapter", "output", "title")
+TOC_HEADER = "# Generated from book/runs.yml by `ropebook toc`: edit the run plan, not this file.\n"
+
+
+class PlanError(ValueError):
+    """A one-line message about the run plan."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a book's files are, relative to its root (the repository, or a test's tmp dir)."""
+
+    root: Path
+
+    @property
+    def chapters(self) -> Path:
+        return self.root / "chapters"
+
+    @property
+    def book(self) -> Path:
+        return self.root / "book"
+
+    @property
+    def plan(self) -> Path:
+        return self.book / "runs.yml"
+
+    @property
+    def toc(self) -> Path:
+        return self.root / "_toc.yml"
+
+    @property
+    def timings(self) -> Path:
+        return self.book / "timings.json"
+
+    def template(self, chapter: str) -> Path:
+        return self.chapters / f"{chapter}.ipynb"
+
+    def templates(self) -> list[str]:
+        return sorted(p.stem for p in self.chapters.glob("*.ipynb") if not p.name.endswith(".tmp.ipynb"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One entry of the plan."""
+
+    chapter: str
+    output: str
+    title: str
+    parameters: dict = field(default_factory=dict)
+    part: str | None = None
+
+
+def default_layout() -> Layout:
+    from ropelib.paths import ROOT
+
+    return Layout(Path(ROOT))
+
+
+def load(layout: Layout | None = None) -> list[Run]:
+    """The plan's entries, in order, structurally checked (parameters: see :func:`check`)."""
+    layout = layout or default_layout()
+    where = layout.plan.relative_to(layout.root) if layout.plan.is_relative_to(layout.root) else layout.plan
+    try:
+        entries = yaml.safe_load(layout.plan.read_text()) or []
+    except FileNotFoundError:
+        raise PlanError(f"{where}: no run plan") from None
+    except yaml.YAMLError as error:
+        raise PlanError(f"{where}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(entries, list):
+        raise PlanError(f"{where}: must be a YAML list of runs")
+    known = set(layout.templates())
+    runs: list[Run] = []
+    for number, entry in enumerate(entries, 1):
+        label = f"{where} entry {number}"
+        if not isinstance(entry, dict):
+            raise PlanError(f"{label}: must be a mapping with keys {', '.join(_REQUIRED)}")
+        missing = [k for k in _REQUIRED if not entry.get(k)]
+        extra = sorted(set(entry) - _KEYS)
+        if missing or extra:
+            problem = f"missing {', '.join(missing)}" if missing else f"unknown key {extra[0]!r}"
+            raise PlanError(f"{label}: {problem} (keys: {', '.join(sorted(_KEYS))})")
+        run = Run(
+            chapter=str(entry["chapter"]),
+            output=str(entry["output"]),
+            title=str(entry["title"]),
+            parameters=entry.get("parameters") or {},
+            part=str(entry["part"]) if entry.get("part") else None,
+        )
+        label = f"{where} entry {number} ({run.output})"
+        if run.chapter not in known:
+            raise PlanError(f"{label}: unknown chapter {run.chapter!r}; templates in chapters/: {', '.join(sorted(known)) or 'none'}")
+        if "/" in run.output or not run.output.endswith(".ipynb") or run.output.endswith(".tmp.ipynb"):
+            raise PlanError(f"{label}: output must be a notebook file name in book/, like name.ipynb")
+        if not isinstance(run.parameters, dict):
+            raise PlanError(f"{label}: parameters must be a mapping name: value")
+        if run.output in {r.output for r in runs}:
+            raise PlanError(f"{label}: duplicate output {run.output!r}")
+        runs.append(run)
+    parts = [r.part for r in runs]
+    for i, part in enumerate(parts):
+        if part is not None and part in parts[:i] and parts[i - 1] != part:
+            raise PlanError(f"{where}: entries of part {part!r} must be consecutive")
+    return runs
+
+
+def check(runs: list[Run], layout: Layout | None = None) -> dict[str, dict]:
+    """Validate every entry's parameters against its template; output -> full parameters.
+
+    Raises ParameterError (one line) on the first bad value, before anything runs.
+    """
+    layout = layout or default_layout()
+    declared: dict[str, dict] = {}
+    resolved = {}
+    for run in runs:
+        if run.chapter not in declared:
+            declared[run.chapter] = _params.declared(layout.template(run.chapter))
+        resolved[run.output] = _params.validate(declared[run.chapter], run.parameters, f"{run.output} ({run.chapter})")
+    return resolved
+
+
+def _page(name: str) -> str:
+    return f"book/{Path(name).stem}"
+
+
+def toc(runs: list[Run]) -> str:
+    """``_toc.yml`` (jb-book format): intro, the plan's pages in order, then reproduce and references."""
+    back_matter = [{"file": "book/reproduce"}, {"file": "book/references"}]
+    pages = [{"file": _page(r.output), "title": r.title} for r in runs]
+    if any(r.part for r in runs):
+        parts: list[dict] = []
+        for run, page in zip(runs, pages):
+            if not parts or parts[-1].get("caption") != run.part:
+                parts.append({"caption": run.part, "chapters": []} if run.part else {"chapters": []})
+            parts[-1]["chapters"].append(page)
+        parts.append({"caption": "Appendix", "chapters": back_matter})
+        body = {"parts": parts}
+    else:
+        body = {"chapters": pages + back_matter}
+    document = {"format": "jb-book", "root": "book/intro", **body}
+    return TOC_HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def write_toc(runs: list[Run], layout: Layout | None = None) -> bool:
+    """Write ``_toc.yml`` if it differs from the plan's; True when it changed."""
+    layout = layout or default_layout()
+    text = toc(runs)
+    if layout.toc.exists() and layout.toc.read_text() == text:
+        return False
+    layout.toc.write_text(text)
+    return True

@@ -1,0 +1,224 @@
+"""Execute chapter templates with papermill into book pages, with a cache.
+
+For each run (template + parameters -> output notebook):
+
+1. The cache key is sha256 of (template bytes, canonical JSON of the full parameters,
+   ``ropelib.__version__``). It is stored in the output's ``metadata.ropebook``; when
+   the existing output carries the same key, the run is skipped (``force`` re-runs).
+2. papermill executes the template into ``.<output>.tmp.ipynb`` next to the output
+   (kernel ``python3``, cwd = the book root). On success the notebook is post-processed
+   and renamed over the output; on failure the temp file is deleted, so a book never
+   holds a half-written page and the next run retries.
+3. Post-processing: the ``parameters`` and papermill's ``injected-parameters`` cells get
+   the ``remove-cell`` tag (hidden in the HTML); a markdown cell with a parameters table
+   and links to the template goes at the top; the ``# Title`` becomes the run's title.
+4. The wall time of every executed run-plan page is recorded in ``book/timings.json``
+   (one-off runs only print theirs).
+
+Parameter validation happens before this module is called (``plan.check`` /
+``params.validate``); this module does not parse the plan or build HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+import ropelib
+from ropelib import params as _params
+from ropelib.plan import Layout
+
+KERNEL = "python3"
+REPOSITORY = "https://github.com/ropebook/ropebook"
+BRANCH = "main"
+
+
+class RunFailed(RuntimeError):
+    """A chapter raised while executing; the message says which cell and why (one line)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One execution: a template, its full (validated) parameters, where it goes, its title."""
+
+    chapter: str
+    parameters: dict
+    output: Path
+    title: str | None = None
+    orphan: bool = False  # a one-off page, outside the TOC
+
+
+def cache_key(template: Path, parameters: dict, version: str | None = None) -> str:
+    """sha256 of the template's bytes, the canonical parameters and the ropelib version."""
+    version = ropelib.__version__ if version is None else version
+    digest = hashlib.sha256()
+    for part in (Path(template).read_bytes(), canonical(parameters).encode(), version.encode()):
+        digest.update(hashlib.sha256(part).digest())  # hash of hashes: no ambiguous concatenation
+    return digest.hexdigest()
+
+
+def canonical(parameters: dict) -> str:
+    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def stored_key(output: Path) -> str | None:
+    """The cache key recorded in an executed notebook, or None."""
+    try:
+        nb = nbformat.read(output, as_version=4)
+    except (OSError, ValueError):
+        return None
+    return nb.metadata.get("ropebook", {}).get("cache_key")
+
+
+def is_current(job: Job, layout: Layout) -> bool:
+    """True when ``job.output`` exists and was made from the same template, parameters and version."""
+    key = cache_key(layout.template(job.chapter), job.parameters)
+    return job.output.exists() and stored_key(job.output) == key
+
+
+def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None = None) -> float | None:
+    """Run ``job`` unless cached. Returns the wall time in seconds, or None when cached."""
+    template = layout.template(job.chapter)
+    key = cache_key(template, job.parameters)
+    if not force and is_current(job, layout):
+        return None
+
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    declarations = _params.declared(template)
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    temp = job.output.with_name(f".{job.output.stem}.tmp.ipynb")
+    start = time.perf_counter()
+    try:
+        try:
+            nb = papermill.execute_notebook(
+                str(template),
+                str(temp),
+                parameters=job.parameters,
+                kernel_name=KERNEL,
+                cwd=str(layout.root),
+                log_output=False,
+                progress_bar=sys.stderr.isatty() if progress is None else progress,
+            )
+        except PapermillExecutionError as error:
+            raise RunFailed(_describe_failure(error, template)) from None
+        except Exception as error:  # dead kernel, missing kernelspec, timeout: still one line
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            raise RunFailed(f"{type(error).__name__}: {first_line}") from None
+        seconds = time.perf_counter() - start
+        _postprocess(nb, job, declarations, key)
+        nbformat.write(nb, temp)
+        os.replace(temp, job.output)
+    finally:
+        temp.unlink(missing_ok=True)
+    if not job.orphan:  # the performance record is of the book's own pages, not experiments
+        _record_timing(layout, job.output, seconds)
+    return seconds
+
+
+def _describe_failure(error, template: Path) -> str:
+    """``cell 4 (`plot(...)`): ValueError: ...`` with the template's own cell index."""
+    source = error.source or ""
+    template_cells = nbformat.read(template, as_version=4).cells
+    index = next((i for i, c in enumerate(template_cells) if c.source == source), None)
+    where = f"cell {index}" if index is not None else f"In [{error.exec_count}]"
+    first_line = next((line for line in source.splitlines() if line.strip()), "").strip()
+    evalue = (str(error.evalue).strip().splitlines() or [""])[0]
+    return f"{where} (`{first_line[:80]}`): {error.ename}: {evalue}"
+
+
+def _postprocess(nb, job: Job, declarations: dict, key: str) -> None:
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    first = nb.cells[0] if nb.cells else None
+    has_title = first is not None and first.cell_type == "markdown" and first.source.startswith("# ")
+    if has_title and job.title:
+        lines = first.source.split("\n")
+        first.source = "\n".join([f"# {job.title}"] + lines[1:])
+    table = nbformat.v4.new_markdown_cell(_parameters_markdown(job, declarations))
+    table.metadata["ropebook"] = "parameters-table"
+    nb.cells.insert(1 if has_title else 0, table)
+    nb.metadata["ropebook"] = {
+        "cache_key": key,
+        "template": f"chapters/{job.chapter}.ipynb",
+        "parameters": job.parameters,
+        "ropelib_version": ropelib.__version__,
+    }
+    if job.orphan:
+        nb.metadata["orphan"] = True  # built by jupyter-book without a TOC entry, no warning
+
+
+def _parameters_markdown(job: Job, declarations: dict) -> str:
+    rows = ["| parameter | value | meaning |", "|---|---|---|"]
+    for name, value in job.parameters.items():
+        meaning = declarations[name].description if name in declarations else ""
+        rows.append(f"| `{name}` | `{json.dumps(value)}` | {meaning.replace('|', '/')} |")
+    path = f"chapters/{job.chapter}.ipynb"
+    links = (
+        f"Template [`{path}`]({REPOSITORY}/blob/{BRANCH}/{path}): open it in "
+        f"[Colab](https://colab.research.google.com/github/{REPOSITORY.split('github.com/')[1]}/blob/{BRANCH}/{path}) or "
+        f"[Binder](https://mybinder.org/v2/gh/{REPOSITORY.split('github.com/')[1]}/{BRANCH}?labpath={path}). "
+        f"Re-run it with other values: `.venv/bin/ropebook run {job.chapter} -p NAME VALUE ...`"
+    )
+    return "**Parameters of this page**\n\n" + "\n".join(rows) + "\n\n" + links
+
+
+def _record_timing(layout: Layout, output: Path, seconds: float) -> None:
+    """Update ``book/timings.json`` (seconds per output) atomically."""
+    path = layout.timings
+    try:
+        timings = json.loads(path.read_text())
+    except (OSError, ValueError):
+        timings = {}
+    name = output.resolve()
+    key = str(name.relative_to(layout.root.resolve())) if name.is_relative_to(layout.root.resolve()) else str(name)
+    timings[key] = round(seconds, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".timings.", suffix=".json")
+    with os.fdopen(handle, "w") as file:
+        json.dump(dict(sorted(timings.items())), file, indent=2)
+        file.write("\n")
+    os.chmod(temp, 0o644)  # mkstemp creates it private; it is a committed file
+    os.replace(temp, path)
+
+
+def execute_all(jobs: list[Job], layout: Layout, force: bool = False, echo=print) -> int:
+    """Execute jobs in order with one progress line each; returns how many really ran.
+
+    Stops at the first failure (raising RunFailed naming the output) so that a broken
+    chapter is reported before minutes are spent on the rest.
+    """
+    executed = 0
+    total_start = time.perf_counter()
+    for number, job in enumerate(jobs, 1):
+        label = f"[{number}/{len(jobs)}] {_shown(job.output, layout)} ({job.chapter})"
+        if not force and is_current(job, layout):
+            echo(f"{label} cached", flush=True)
+            continue
+        echo(f"{label} ...", flush=True)
+        try:
+            seconds = execute(job, layout, force=True)
+        except RunFailed as error:
+            raise RunFailed(f"{_shown(job.output, layout)}: {error}") from None
+        executed += 1
+        echo(f"{label} done in {seconds:.1f} s", flush=True)
+    echo(f"{executed} of {len(jobs)} executed, {len(jobs) - executed} cached, "
+         f"{time.perf_counter() - total_start:.1f} s in all", flush=True)
+    return executed
+
+
+def _shown(path: Path, layout: Layout) -> str:
+    path = Path(path).resolve()
+    root = layout.root.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -1,0 +1,126 @@
+"""Needle-in-a-Haystack with attention entropy (the paper's Fig. 4 and Appendix C).
+
+For every (length, depth) cell, ``needles_per_cell`` prompts are built from held-out text
+(``haystack.build_prompt``: one BOS at the front, needle at a line boundary at the depth),
+each with its own random value and haystack offset, seeded by (seed, length, depth). The
+cell's prompts have the same length, so they run as one batch, with no padding. The
+model decodes greedily; a trial passes when the decoded text starts with the value.
+
+Per trial, from the attention rows that generated each answer token
+(``probe.capture_generation``; one row per layer and head):
+  - ``entropy``: -sum_k p_k ln p_k of the row, averaged over heads and layers, then over
+    the answer tokens (Appendix C). The row covers all keys visible to the query.
+  - ``needle_mass``: attention on the needle's value tokens, same averaging.
+  - for failures, ``borrowed``: whether the wrong answer's first ``BORROW_MIN`` tokens
+    occur elsewhere in the context, and ``borrowed_mass``: attention on those places.
+Not here: statistics across trials (``ropelib.stats``) or plots.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ropelib import metrics, probe
+from ropelib.corpus import stdlib_documents
+from ropelib.haystack import FORMATS, NeedleFormat, build_prompt
+from ropelib.tasks.common import check_lengths, check_memory
+
+BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as borrowed
+
+
+def haystack_tokens(tokenizer, documents=None) -> list[int]:
+    """Held-out documents concatenated (no BOS between them) as one token list."""
+    docs = documents if documents is not None else stdlib_documents("heldout")
+    text = "".join(getattr(d, "text", d) for d in docs)
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def find_occurrences(context: list[int], pattern: list[int], exclude: range = range(0)) -> list[int]:
+    """Start indices of ``pattern`` in ``context``, skipping matches that overlap ``exclude``."""
+    n = len(pattern)
+    if n == 0:
+        return []
+    hits = []
+    for i in range(len(context) - n + 1):
+        if context[i:i + n] == pattern and not (i < exclude.stop and i + n > exclude.start):
+            hits.append(i)
+    return hits
+
+
+def _mass(rows: torch.Tensor, positions: list[int]) -> float:
+    """Mean over layers, heads and tokens of the attention on ``positions``; rows (layers, heads, tokens, keys)."""
+    if not positions:
+        return 0.0
+    return float(rows[..., positions].sum(-1).mean())
+
+
+def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, answer_len: int) -> dict:
+    text = tokenizer.decode(generated)
+    passed = text.strip().startswith(prompt.value)
+    rows = rows[:, :, :answer_len]  # (layers, heads, answer tokens, keys)
+    record = {
+        "value": prompt.value,
+        "answer": text[: len(prompt.value) + 2].strip(),
+        "passed": passed,
+        "actual_depth": round(prompt.actual_depth, 2),
+        "entropy": float(metrics.entropy(rows).mean()),
+        "needle_mass": _mass(rows, list(range(prompt.value_start, prompt.value_start + answer_len))),
+        "borrowed": False,
+        "borrowed_mass": 0.0,
+        "borrowed_positions": "",
+    }
+    if not passed:
+        wrong = generated[:BORROW_MIN]
+        hits = find_occurrences(prompt.input_ids, wrong, exclude=range(prompt.needle_start, prompt.needle_end))
+        if hits:
+            record.update(borrowed=True, borrowed_positions=" ".join(map(str, hits[:20])),
+                          borrowed_mass=_mass(rows, sorted({h + j for h in hits for j in range(BORROW_MIN)})))
+    return record
+
+
+@torch.no_grad()
+def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), needles_per_cell: int = 5,
+                seed: int = 0, method: str = "", fmt: NeedleFormat | str = "compact", documents=None,
+                progress: bool = True) -> pd.DataFrame:
+    """Tidy table, one row per trial: length, depth, passed, entropy, needle/borrowed mass."""
+    fmt = FORMATS[fmt] if isinstance(fmt, str) else fmt
+    lengths = check_lengths(lengths)
+    depths = [float(d) for d in depths]
+    if any(not 0 <= d <= 100 for d in depths):
+        raise ValueError(f"depths={depths}: every depth must be in [0, 100] percent")
+    if needles_per_cell < 1:
+        raise ValueError(f"needles_per_cell={needles_per_cell} must be >= 1")
+    check_memory(model, max(lengths), batch=needles_per_cell)
+    hay = haystack_tokens(tokenizer, documents)
+    answer_len = len(tokenizer.encode(fmt.value(random.Random(0)), add_special_tokens=False))
+    device = next(model.parameters()).device
+    rows_out = []
+    cells = [(length, depth) for length in lengths for depth in depths]
+    for length, depth in tqdm(cells, desc=f"needles {method}".strip(), disable=not progress):
+        rng = random.Random(f"{seed}-{length}-{depth}")
+        prompts = []
+        for _ in range(needles_per_cell):
+            start = rng.randrange(0, len(hay) - length)
+            prompts.append(build_prompt(tokenizer, hay[start:start + length], length, depth, fmt.value(rng), fmt))
+        input_ids = torch.tensor([p.input_ids for p in prompts], device=device)
+        with probe.capture_generation(model, prompt_length=length) as rec:
+            out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
+                                 max_new_tokens=answer_len + 1, pad_token_id=getattr(tokenizer, "pad_token_id", None))
+        attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
+        for b, prompt in enumerate(prompts):
+            generated = out[b, length:].tolist()
+            record = _trial_record(tokenizer, prompt, generated, attention[:, b], answer_len)
+            rows_out.append({"method": method, "length": length, "depth": depth, "trial": len(rows_out), **record})
+    return pd.DataFrame(rows_out)
+
+
+def cell_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, length, depth): pass rate, mean entropy, trials."""
+    return (trials.groupby(["method", "length", "depth"], as_index=False)
+            .agg(pass_rate=("passed", "mean"), entropy=("entropy", "mean"), trials=("passed", "size"),
+                 needle_mass=("needle_mass", "mean")))
+

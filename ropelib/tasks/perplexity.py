@@ -1,0 +1,84 @@
+"""Perplexity as a function of context length (the paper's Fig. 1).
+
+Protocol (as in the PI and YaRN evaluations): take held-out documents with at least
+``max(lengths) + 1`` tokens, the same documents at every length; truncate each to its
+first L tokens (one BOS at the front counts as a token); score the next-token loss of
+every position 1..L-1 given everything before it; perplexity = exp(mean loss) per
+document. ``stride`` switches to a sliding-window variant: windows of L tokens advanced
+by ``stride``, each scoring only its last ``stride`` positions (the first window scores
+all), over the first ``max(lengths)`` tokens.
+
+Not here: plotting or the extrapolation-limit rule (``ropelib.findings``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ropelib.corpus import Document, stdlib_documents
+from ropelib.tasks.common import check_lengths, check_memory
+from ropelib.tokenizer import encode_document
+
+
+def long_documents(tokenizer, min_tokens: int, n: int, documents=None) -> list[tuple[str, list[int]]]:
+    """The first ``n`` documents (sorted order) with at least ``min_tokens`` tokens."""
+    docs = documents if documents is not None else stdlib_documents("heldout")
+    picked = []
+    for doc in docs:
+        doc = doc if isinstance(doc, Document) else Document(str(len(picked)), str(doc))
+        if len(doc.text) < min_tokens // 8:  # cheap pre-filter before tokenizing
+            continue
+        ids = encode_document(tokenizer, doc.text)
+        if len(ids) >= min_tokens:
+            picked.append((doc.name, ids))
+            if len(picked) == n:
+                return picked
+    raise ValueError(f"only {len(picked)} documents have >= {min_tokens} tokens, {n} requested; "
+                     "lower n_documents or the largest length")
+
+
+@torch.no_grad()
+def sequence_losses(model, ids: list[int]) -> torch.Tensor:
+    """Per-position next-token loss (nats) of one sequence: shape (len(ids) - 1,)."""
+    device = next(model.parameters()).device
+    tokens = torch.tensor([ids], device=device)
+    logits = model(tokens).logits[0, :-1].float()  # (L-1, vocab)
+    return F.cross_entropy(logits, tokens[0, 1:], reduction="none")
+
+
+def _sliding_loss(model, ids: list[int], window: int, stride: int) -> float:
+    total, count, start = 0.0, 0, 0
+    while True:
+        chunk = ids[start:start + window]
+        losses = sequence_losses(model, chunk)
+        scored = losses if start == 0 else losses[-stride:]
+        total, count = total + float(scored.sum()), count + scored.numel()
+        if start + window >= len(ids):
+            return total / count
+        start += stride
+
+
+def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method: str = "",
+                         stride: int | None = None, documents=None, progress: bool = True) -> pd.DataFrame:
+    """Tidy table: one row per (length, document) with mean loss (nats/token) and perplexity."""
+    lengths = check_lengths(lengths)
+    if n_documents < 1:
+        raise ValueError(f"n_documents={n_documents} must be >= 1")
+    if stride is not None and not 1 <= stride <= min(lengths):
+        raise ValueError(f"stride={stride} must be in [1, {min(lengths)}] (the smallest length)")
+    check_memory(model, max(lengths))
+    docs = long_documents(tokenizer, max(lengths) + 1, n_documents, documents)
+    rows = []
+    for length in tqdm(lengths, desc=f"perplexity {method}".strip(), disable=not progress):
+        for name, ids in docs:
+            if stride is None:
+                loss = float(sequence_losses(model, ids[:length]).mean())
+            else:
+                loss = _sliding_loss(model, ids[:max(lengths)], length, stride)
+            rows.append({"method": method, "length": length, "document": name, "loss": loss, "ppl": math.exp(loss)})
+    return pd.DataFrame(rows)
