@@ -117,6 +117,11 @@ def _compute(config) -> tuple[torch.Tensor, float]:
     return ROPE_INIT_FUNCTIONS[rope_type](config)
 
 
+def _max_positions(method: str, length: int, factor: float) -> int:
+    """config.max_position_embeddings for ``method``: dynamic NTK reads the pretrained length from it."""
+    return length if method == "dynamic_ntk" else max(length, int(length * factor))
+
+
 def frequencies(
     method: str,
     head_dim: int,
@@ -146,7 +151,8 @@ def frequencies(
         hidden_size=head_dim,
         num_attention_heads=1,
         head_dim=head_dim,
-        max_position_embeddings=int(original_max_position or 1),
+        # as in apply(): the extended length, except for dynamic NTK, which reads L from it
+        max_position_embeddings=_max_positions(method, int(original_max_position or 1), factor),
         rope_parameters=params,
     )
     inv_freq, scaling = _compute(config)
@@ -223,7 +229,7 @@ def apply(model, method: str, factor: float = 1.0, *, original_max_position: int
     config = model.config
     config.rope_parameters = params
     # dynamic NTK reads the pretrained length from max_position_embeddings
-    config.max_position_embeddings = length if method == "dynamic_ntk" else max(length, int(length * factor))
+    config.max_position_embeddings = _max_positions(method, length, factor)
     device = rotary.inv_freq.device
     new_rotary = type(rotary)(config).to(device)
     if method == "dynamic_ntk":
@@ -235,8 +241,8 @@ def apply(model, method: str, factor: float = 1.0, *, original_max_position: int
 
 def describe(model) -> dict:
     """The active method and its parameters, as chapters print them."""
+    rotary = _rotary_module(model)  # first: a model without RoPE gets the one-line error
     state = _pretrained(model)
-    rotary = _rotary_module(model)
     return {
         "method": state["method"],
         "factor": state["factor"],

@@ -1,0 +1,290 @@
+"""Benchmark: what does probing attention rows cost, against plain SDPA and eager output_attentions?
+
+One forward pass of the same random-init model (seed 0) at each length, three cases:
+  sdpa   plain ``attn_implementation="sdpa"``
+  probe  SDPA + ``ropelib.probe.capture`` of the last 16 queries (rows kept in memory)
+  eager  ``attn_implementation="eager"`` with ``output_attentions=True`` (skipped when its
+         estimated memory, layers*heads*L^2*4 B stored + 2*heads*L^2*4 B transient, is over the cap)
+All passes use ``use_cache=False, logits_to_keep=1`` (the same for every case).
+
+Time: one subprocess per length runs the cases' passes interleaved (sdpa, probe, eager,
+sdpa, ...) after a 16-token warm-up; the minimum over ``--repeats`` passes per case, so
+load from other processes (training runs) hits all cases alike and drops out. Wall time
+is ``seconds``; ``cpu_seconds`` (process CPU time) is reported too, as it hardly moves
+when other processes compete for the cores.
+Memory: one fresh subprocess per (case, length), one pass. CPU: the resident-set
+high-water mark during the pass (VmHWM in /proc/self/status, reset through
+/proc/self/clear_refs just before it) minus the resident set before it, i.e. what the pass
+adds (``extra_memory_gb``; ``peak_memory_gb`` is the absolute high-water mark of the
+process, model and runtime included). These children run with MALLOC_MMAP_THRESHOLD_=65536
+so that glibc hands every freed block over 64 KiB back at once and the resident set tracks
+live tensors. CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before.
+``kept_gb`` is what the case returns (probed rows or attention maps).
+
+  python benchmarks/probe.py                       # CPU, organism-sized LLaMA, 1K..16K
+  python benchmarks/probe.py --device cuda --model-shape llama2-7b --dtype bfloat16 \\
+      --lengths 8192,16384,32768,65536,131072 --memory-cap-gb 100   # -> results/probe-cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHAPES = {  # LlamaConfig keyword arguments
+    "organism": dict(hidden_size=128, intermediate_size=352, num_hidden_layers=4, num_attention_heads=4,
+                     num_key_value_heads=4, head_dim=32, vocab_size=259, rope_theta=10_000.0),
+    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                      num_key_value_heads=32, head_dim=128, vocab_size=32000, rope_theta=10_000.0),
+}
+CASES = ("sdpa", "probe", "eager")
+GB = 1e9
+
+
+def eager_bytes(shape: dict, length: int) -> float:
+    """Estimated extra memory of eager output_attentions: all layers' maps kept + 2 transient maps, float32."""
+    maps = shape["num_attention_heads"] * length**2 * 4
+    return (shape["num_hidden_layers"] + 2) * maps
+
+
+def build_model(args):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    shape = dict(SHAPES[args.model_shape])
+    theta = shape.pop("rope_theta")
+    config = LlamaConfig(**shape, max_position_embeddings=max(args.lengths),
+                         rope_parameters={"rope_type": "default", "rope_theta": theta},
+                         attn_implementation="sdpa")
+    torch.manual_seed(0)
+    with torch.device(args.device):
+        model = LlamaForCausalLM._from_config(config, dtype=getattr(torch, args.dtype))
+    return model.eval()
+
+
+class Memory:
+    """Extra memory of a block: RSS high-water mark (CPU) or max allocated (CUDA), minus the level before."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __enter__(self):
+        import torch
+
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.before = torch.cuda.memory_allocated()
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            self.before = _status_kb("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self.peak = _status_kb("VmHWM") * 1024
+        self.extra = self.peak - self.before
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _forward_fn(args, model, case: str):
+    """One forward pass of ``case``; returns what it keeps (probed rows, attention maps or the output)."""
+    from ropelib import probe
+
+    kwargs = dict(use_cache=False, logits_to_keep=1, output_attentions=case == "eager")
+
+    def forward(input_ids):
+        if case == "probe":
+            with probe.capture(model, queries=args.queries) as rec:
+                model(input_ids, **kwargs)
+            return rec.attention
+        output = model(input_ids, **kwargs)
+        return output.attentions if case == "eager" else output
+
+    return forward
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def child(args) -> dict:
+    """Subprocess body. phase "time": every case in ``args.case`` timed, repeats interleaved
+    (sdpa, probe, eager, sdpa, ...) so that load from other processes hits all alike.
+    phase "memory": one pass of one case, its extra and peak memory, and the bytes it keeps."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model = build_model(args)
+    ids = torch.randint(0, model.config.vocab_size, (1, args.length), generator=torch.Generator().manual_seed(1))
+    ids = ids.to(args.device)
+    cases = args.case.split(",")
+    forwards = {case: _forward_fn(args, model, case) for case in cases}
+    with torch.no_grad():
+        for case, forward in forwards.items():
+            model.set_attn_implementation("eager" if case == "eager" else "sdpa")
+            forward(ids[:, :16])  # warm-up
+        if args.phase == "memory":
+            model.set_attn_implementation("eager" if cases[0] == "eager" else "sdpa")
+            with Memory(args.device) as memory:
+                kept = forwards[cases[0]](ids)
+            kept_bytes = sum(t.numel() * t.element_size() for t in kept) if isinstance(kept, (list, tuple)) else 0
+            return {"extra_memory_gb": memory.extra / GB, "peak_memory_gb": memory.peak / GB,
+                    "kept_gb": kept_bytes / GB}
+        wall, cpu = {case: [] for case in cases}, {case: [] for case in cases}
+        for _ in range(args.repeats):
+            for case, forward in forwards.items():
+                model.set_attn_implementation("eager" if case == "eager" else "sdpa")  # untimed
+                _sync(args.device)
+                start, start_cpu = time.perf_counter(), time.process_time()
+                kept = forward(ids)
+                _sync(args.device)
+                wall[case].append(time.perf_counter() - start)
+                cpu[case].append(time.process_time() - start_cpu)
+                del kept
+    return {case: {"seconds": min(wall[case]), "seconds_all": wall[case], "cpu_seconds": min(cpu[case])}
+            for case in cases}
+
+
+def _run_child(args, phase: str, cases: list[str], length: int) -> dict:
+    command = [sys.executable, __file__, "--_phase", phase, "--_case", ",".join(cases), "--_length", str(length),
+               "--device", args.device, "--model-shape", args.model_shape, "--dtype", args.dtype,
+               "--threads", str(args.threads), "--queries", str(args.queries), "--repeats", str(args.repeats),
+               "--lengths", ",".join(map(str, args.lengths))]
+    # memory: a fixed mmap threshold makes glibc return every freed block > 64 KiB to the OS at once,
+    # so the resident set tracks live tensors instead of allocator reuse
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"} if phase == "memory" else None
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"exit {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(args, length: int) -> dict:
+    """{case: record} at one length: times from one interleaved child, memory from one child per case."""
+    estimate = eager_bytes(SHAPES[args.model_shape], length)
+    cases = list(CASES) if estimate <= args.memory_cap_gb * GB else ["sdpa", "probe"]
+    results = {case: {} for case in CASES}
+    if "eager" not in cases:
+        results["eager"] = {"skipped": f"over cap: estimated {estimate / GB:.1f} GB > {args.memory_cap_gb} GB"}
+    try:
+        for case, record in _run_child(args, "time", cases, length).items():
+            results[case].update(record)
+        for case in cases:
+            results[case].update(_run_child(args, "memory", [case], length))
+    except RuntimeError as error:  # e.g. out of memory on a GPU: record it, keep the other lengths
+        for case in cases:
+            results[case].setdefault("failed", str(error))
+    return results
+
+
+def ratio(numerator: dict, denominator: dict, key: str) -> float | None:
+    if key not in numerator or key not in denominator or not denominator[key]:
+        return None
+    return round(numerator[key] / denominator[key], 3)
+
+
+TARGETS = {"time": 1.15, "peak_memory": 1.10}  # probe/sdpa, from issue 3
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Worst probe/sdpa ratio over the lengths, per measure, and whether the targets hold."""
+    worst = {}
+    for measure in ("time", "cpu_time", "peak_memory", "extra_memory", "extra_memory_without_kept"):
+        values = [row["probe/sdpa"].get(measure) for row in rows]
+        values = [v for v in values if v is not None]
+        worst[measure] = max(values) if values else None
+    met = {f"probe/sdpa {m} <= {t}": worst[m] is not None and worst[m] <= t for m, t in TARGETS.items()}
+    return {"worst_probe/sdpa": worst, "targets_met": met}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--model-shape", default="organism", choices=sorted(SHAPES))
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--lengths", default="1024,2048,4096,8192,16384")
+    parser.add_argument("--queries", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("ROPEBOOK_THREADS", 2)))
+    parser.add_argument("--memory-cap-gb", type=float, default=6.0)
+    parser.add_argument("--out", help="default: benchmarks/results/probe-<device>.json")
+    parser.add_argument("--_phase", choices=["time", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--_case", help=argparse.SUPPRESS)
+    parser.add_argument("--_length", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.lengths = [int(x) for x in str(args.lengths).split(",")]
+    if args._phase:
+        args.phase, args.case, args.length = args._phase, args._case, args._length
+        print(json.dumps(child(args)))
+        return
+
+    import torch
+    import transformers
+
+    rows = []
+    for length in args.lengths:
+        results = measure(args, length)
+        row = {"length": length, **results}
+        for case in ("probe", "eager"):
+            row[f"{case}/sdpa"] = {"time": ratio(results[case], results["sdpa"], "seconds"),
+                                   "cpu_time": ratio(results[case], results["sdpa"], "cpu_seconds"),
+                                   "extra_memory": ratio(results[case], results["sdpa"], "extra_memory_gb"),
+                                   "peak_memory": ratio(results[case], results["sdpa"], "peak_memory_gb")}
+            if "kept_gb" in results[case] and results["sdpa"].get("extra_memory_gb"):
+                working = results[case]["extra_memory_gb"] - results[case]["kept_gb"]  # minus what it returns
+                row[f"{case}/sdpa"]["extra_memory_without_kept"] = round(
+                    working / results["sdpa"]["extra_memory_gb"], 3)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    report = {
+        "benchmark": "one forward pass: sdpa vs sdpa + probe (last queries) vs eager output_attentions",
+        "device": args.device, "model_shape": args.model_shape, "model": SHAPES[args.model_shape],
+        "dtype": args.dtype, "threads": args.threads, "probe_queries": args.queries, "repeats": args.repeats,
+        "memory_cap_gb": args.memory_cap_gb,
+        "time_method": "min over repeats of one forward pass's wall time (seconds) and of the process's CPU "
+                       "time (cpu_seconds, less sensitive to other processes); cases interleaved in one "
+                       "process per length, after a 16-token warm-up",
+        "memory_method": ("CUDA max_memory_allocated minus allocated before the pass, one subprocess per case"
+                          if args.device == "cuda" else
+                          "VmHWM after the pass (reset via /proc/self/clear_refs) minus VmRSS before it, one "
+                          "subprocess per case, MALLOC_MMAP_THRESHOLD_=65536"),
+        "summary": summarize(rows),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "results": rows,
+    }
+    out = Path(args.out or Path(__file__).parent / "results" / f"probe-{args.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, out)  # atomic: readers never see a half-written file
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
