@@ -67,9 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the run plan, the TOC and every template's parameters")
     check.set_defaults(command=_check)
 
-    # --- hook: `ropebook models` -------------------------------------------------------
-    # Training belongs to ropelib.training (the organism issue); this only dispatches.
-    models = commands.add_parser("models", help="train the model organisms (ropelib.training.train_all)")
+    models = commands.add_parser("models", help="retrain the model organisms (ropelib.recipes.train_all)")
+    models.add_argument("names", nargs="*", help="checkpoints to train (default: all, parents first)")
+    models.add_argument("--jobs", type=int, default=2, help="training processes at a time (each uses 1 thread)")
+    models.add_argument("--smoke", type=float, default=1.0, metavar="SCALE",
+                        help="multiply every stage's steps by SCALE (< 1: a quick pipeline check, no gate)")
     models.set_defaults(command=_models)
     return parser
 
@@ -161,10 +163,12 @@ def _build(args, layout: _plan.Layout) -> int:
 
 
 def _models(args, layout: _plan.Layout) -> int:
-    # HOOK for the organism issue: what "train every model" means lives in ropelib.training.
-    try:
-        from ropelib.training import train_all  # lazy: torch and the organism code load only here
-    except ImportError as error:
-        raise runner.RunFailed(f"ropelib.training.train_all is not available ({error})") from None
-    train_all()
+    from ropelib.recipes import SPECS, train_all  # lazy: torch and the organism code load only here
+
+    unknown = [name for name in args.names if name not in SPECS]
+    if unknown:
+        raise _params.ParameterError(f"unknown checkpoint(s) {', '.join(unknown)}; expected some of {', '.join(SPECS)}")
+    if not (0 < args.smoke <= 1) or args.jobs < 1:
+        raise _params.ParameterError("--smoke must be in (0, 1] and --jobs >= 1")
+    train_all(args.names or None, jobs=args.jobs, scale=args.smoke)
     return 0

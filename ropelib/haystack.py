@@ -10,7 +10,11 @@ Layout of one prompt of ``length`` tokens (one BOS, at the front, never mid-sequ
 
 The default ("compact") wording is a short Python comment (the organism's haystack is
 Python source, and its first curriculum stage is 64 tokens long); ``§`` marks where the
-value starts, a rare byte pair that gives the organism's induction heads a clean key. Any tokenizer with ``encode``/``decode`` works.
+value starts, a rare byte pair that gives the organism's induction heads a clean key.
+As in Fu et al.'s wording, the question ends with the very words that precede the value
+in the needle: a copy (induction) circuit matches on the preceding tokens, and with a
+different lead-in ("the secret? §" vs "secret: §") ours never learned to retrieve.
+Any tokenizer with ``encode``/``decode`` works.
 Not here: running a model (``tasks.needle``) or building training batches (``training``).
 """
 
@@ -22,8 +26,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class NeedleFormat:
-    needle: str = "# secret: §{value}\n"
-    question: str = "\n# the secret? §"
+    needle: str = "# secret §{value}\n"
+    question: str = "\n# secret?\n# secret §"
     digits: int = 5
 
     def value(self, rng: random.Random) -> str:

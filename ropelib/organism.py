@@ -58,7 +58,7 @@ class OrganismConfig:
 SIZES = {
     "S": OrganismConfig(hidden_size=64, num_layers=3, num_heads=2, num_kv_heads=2, intermediate_size=176),
     "M": OrganismConfig(),
-    "L": OrganismConfig(hidden_size=192, num_layers=6, num_heads=6, num_kv_heads=6, intermediate_size=512),
+    "L": OrganismConfig(hidden_size=160, num_layers=5, num_heads=5, num_kv_heads=5, intermediate_size=432),
 }
 
 

@@ -10,9 +10,9 @@
 | ntk8-short, ntk8-long  | finding 3: NTK CPT at L0 vs 8 L0, same tokens | base     |
 
 Every run is seeded and single-threaded (deterministic on a given machine); ``train_all``
-runs independent checkpoints in parallel processes, parents first. A base that retrieves
-fewer than 90% of needles at L0 fails the run loudly: the findings need a model that can
-retrieve within its training length.
+runs independent checkpoints in parallel processes, parents first. If ``base`` retrieves
+fewer than 90% of needles at L0 the run fails loudly: the findings need a model that can
+retrieve within its training length. The other sizes record their retrieval, ungated.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ropelib import corpus, extensions, organism
 from ropelib.determinism import seed_everything
@@ -30,7 +30,8 @@ from ropelib.organism import HEAD_DIM, L0, SIZES
 from ropelib.training import Recipe, Stage, train
 
 RETRIEVAL_GATE = 0.9
-CURRICULUM = (Stage(64, 600, 32), Stage(128, 300, 16))
+# 64-token stage: needle-heavy until retrieval forms (~1000 steps, see training.py)
+CURRICULUM = (Stage(64, 1500, 32, needle_fraction=0.8), Stage(128, 400, 16))
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,8 @@ class CheckpointSpec:
     gate: float | None = None  # minimum retrieval at L0, checked after training
 
 
-def _base(name, size, main_steps, purpose):
-    return CheckpointSpec(name, purpose, Recipe(stages=[*CURRICULUM, Stage(L0, main_steps, 8)]), size=size,
-                          gate=RETRIEVAL_GATE)
+def _base(name, size, main_steps, purpose, gate=None):
+    return CheckpointSpec(name, purpose, Recipe(stages=[*CURRICULUM, Stage(L0, main_steps, 8)]), size=size, gate=gate)
 
 
 def _cpt(name, method, factor, stages, parent="base", size="M", purpose=""):
@@ -65,7 +65,7 @@ SHORT_8X = (Stage(L0, 600, 16),)
 LONG_8X = (Stage(4 * L0, 200, 4), Stage(8 * L0, 400, 2))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
-    _base("base", "M", 1500, "the organism's LLaMA-2: plain RoPE at L0"),
+    _base("base", "M", 1500, "the organism's LLaMA-2: plain RoPE at L0", gate=RETRIEVAL_GATE),
     _base("base-L", "L", 1000, "size L (LLaMA-2-13B analogue)"),
     CheckpointSpec("native-4x", "the organism's LLaMA-3: plain RoPE trained from scratch at 4 L0",
                    Recipe(stages=[*CURRICULUM, Stage(L0, 600, 8), Stage(4 * L0, 400, 4)]),
@@ -79,9 +79,21 @@ SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
 ]}
 
 
-def train_one(name: str, seed: int = 0) -> dict:
-    """Train checkpoint ``name`` (its parent must exist), save it, return its manifest."""
+def _scaled(recipe: Recipe, scale: float) -> Recipe:
+    stages = [Stage(s.length, max(1, round(s.steps * scale)), s.batch_size) for s in recipe.stages]
+    return replace(recipe, stages=stages, warmup_steps=min(recipe.warmup_steps, max(1, round(recipe.warmup_steps * scale))),
+                   eval_every=max(1, round(recipe.eval_every * scale)))
+
+
+def train_one(name: str, seed: int = 0, scale: float = 1.0) -> dict:
+    """Train checkpoint ``name`` (its parent must exist), save it, return its manifest.
+
+    ``scale`` < 1 shortens every stage (a smoke run to check the pipeline end to end); such
+    checkpoints skip the retrieval gate and say so in their manifest.
+    """
     spec = SPECS[name]
+    if scale != 1.0:
+        spec = replace(spec, recipe=_scaled(spec.recipe, scale), gate=None)
     seed_everything(seed, threads=1)
     if spec.parent:
         model = load_organism(organism_dir(spec.parent)).model
@@ -123,6 +135,7 @@ def train_one(name: str, seed: int = 0) -> dict:
         "curve": log.curve,
         "final": {k: round(v, 4) for k, v in final.items()},
         "wall_seconds": log.wall_seconds,
+        "smoke_scale": scale,
         "torch": __import__("torch").__version__,
         "machine": platform.machine(),
     }
@@ -132,7 +145,7 @@ def train_one(name: str, seed: int = 0) -> dict:
     return save_organism(model, organism_dir(name), manifest)
 
 
-def train_all(names: list[str] | None = None, jobs: int = 2) -> None:
+def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0) -> None:
     """Retrain ``names`` (default: all), ``jobs`` processes at a time, each after its parent."""
     names = names or list(SPECS)
     unknown = [n for n in names if n not in SPECS]
@@ -145,7 +158,7 @@ def train_all(names: list[str] | None = None, jobs: int = 2) -> None:
             for name in list(pending):
                 parent = SPECS[name].parent
                 if parent is None or parent not in names or parent in done:
-                    running[pool.submit(train_one, name)] = name
+                    running[pool.submit(train_one, name, 0, scale)] = name
                     pending.remove(name)
 
         submit_ready()

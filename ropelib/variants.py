@@ -1,0 +1,65 @@
+"""What a chapter compares: "method:source" strings, turned into ready models.
+
+A chapter parameter such as ``variants = ["rope:base", "pi:cpt-pi", "ntk:cpt-ntk"]`` names,
+for each line of a figure, the RoPE extension to run (``extensions.METHODS``) and the
+checkpoint to run it on: an organism name (``data/models/<name>``) or the local path of a
+Hugging Face model. The same chapter runs on a real checkpoint by changing that one
+parameter, e.g. ``["rope:/models/Llama-2-7b-hf", "pi:/models/Llama-2-7b-hf", ...]``
+(training-free extensions), or paths to your own continually-pretrained checkpoints.
+
+Each source is loaded once and switched in place between methods (weights untouched).
+Not here: the tasks themselves (``tasks``) or statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ropelib import extensions, models
+
+
+@dataclass(frozen=True)
+class Variant:
+    method: str
+    source: str
+    label: str  # what figures and tables call it, e.g. "PI (cpt-pi)"
+
+    @property
+    def display(self) -> str:
+        return self.label
+
+
+DISPLAY = {"rope": "RoPE", "pi": "PI", "ntk": "NTK", "yarn": "YaRN", "dynamic_ntk": "Dynamic NTK", "llama3": "Llama-3"}
+
+
+def parse(specs: list[str], name: str = "variants") -> list[Variant]:
+    """Validate "method:source" strings before any model is loaded (one-line errors)."""
+    if not specs:
+        raise ValueError(f"{name} is empty; give at least one 'method:source', e.g. 'rope:base'")
+    out = []
+    for spec in specs:
+        method, sep, source = str(spec).partition(":")
+        if not sep or not source:
+            raise ValueError(f"{name} entry {spec!r}: expected 'method:source', e.g. 'pi:cpt-pi'")
+        if method not in extensions.METHODS:
+            raise ValueError(f"{name} entry {spec!r}: method {method!r} is not one of {', '.join(extensions.METHODS)}")
+        models._resolve(source)  # a missing checkpoint fails here, with what to do
+        out.append(Variant(method, source, f"{DISPLAY[method]} ({source.rstrip('/').split('/')[-1]})"))
+    labels = [v.label for v in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{name} has duplicates: {labels}")
+    return out
+
+
+class ModelCache:
+    """Loads each source once; ``get`` switches it to the variant's method in place."""
+
+    def __init__(self, device: str = "cpu", dtype=None):
+        self.device, self.dtype, self._loaded = device, dtype, {}
+
+    def get(self, variant: Variant, factor: float) -> models.LoadedModel:
+        if variant.source not in self._loaded:
+            self._loaded[variant.source] = models.load(variant.source, device=self.device, dtype=self.dtype)
+        loaded = self._loaded[variant.source]
+        extensions.apply(loaded.model, variant.method, factor)
+        return loaded
