@@ -15,4 +15,15 @@ cache key includes it, so the next ``ropebook run`` re-executes every page.
 
 __version__ = "0.1.0"
 
-from ropelib.determinism import seed_everything  # noqa: E402,F401
+import warnings as _warnings
+
+# transformers imports tqdm.auto, which warns inside Jupyter when ipywidgets is absent; the
+# warning prints a machine-specific path into the page (and nbval compares pages as text)
+_warnings.filterwarnings("ignore", message="IProgress not found")
+
+
+def seed_everything(seed: int = 0, threads: int | None = None) -> None:
+    """Seed python, numpy and torch and fix torch's thread count (see ``ropelib.determinism``)."""
+    from ropelib.determinism import seed_everything as _seed  # lazy: the CLI starts without torch
+
+    _seed(seed, threads)

@@ -8,12 +8,13 @@ Layout of one prompt of ``length`` tokens (one BOS, at the front, never mid-sequ
 
     [BOS] haystack[:k] NEEDLE haystack[k:n] QUESTION   -> model should emit VALUE
 
-The default ("compact") wording is a short Python comment (the organism's haystack is
-Python source, and its first curriculum stage is 64 tokens long); ``§`` marks where the
-value starts, a rare byte pair that gives the organism's induction heads a clean key.
-As in Fu et al.'s wording, the question ends with the very words that precede the value
-in the needle: a copy (induction) circuit matches on the preceding tokens, and with a
-different lead-in ("the secret? §" vs "secret: §") ours never learned to retrieve.
+The default ("compact") wording is a minimal Python comment, ``# §12345``, and the
+question is ``# §``: the organism's haystack is Python source, and its first curriculum
+stage is only 32 tokens long, so every token of format costs haystack. ``§`` (a single
+token in the organism's tokenizer) marks where the value starts. As in Fu et al.'s
+wording, the question ends with the very tokens that precede the value in the needle,
+which is what a copy (induction) circuit matches on. The "sentence" format is Fu et al.'s
+wording, for real checkpoints.
 Any tokenizer with ``encode``/``decode`` works.
 Not here: running a model (``tasks.needle``) or building training batches (``training``).
 """
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class NeedleFormat:
-    needle: str = "# secret §{value}\n"
-    question: str = "\n# secret?\n# secret §"
+    needle: str = "# §{value}\n"
+    question: str = "\n# §"
     digits: int = 5
 
     def value(self, rng: random.Random) -> str:
@@ -66,11 +67,14 @@ def _line_starts(tokenizer, ids: list[int]) -> list[int]:
 
 
 def build_prompt(tokenizer, haystack_ids: list[int], length: int, depth: float, value: str,
-                 fmt: NeedleFormat = NeedleFormat()) -> NeedlePrompt:
+                 fmt: NeedleFormat = NeedleFormat(), at_line_boundary: bool = True) -> NeedlePrompt:
     """A prompt of exactly ``length`` tokens with the needle at ``depth`` percent.
 
     ``haystack_ids`` must be long enough; it is cut to fit, and the needle is placed at
-    the last line boundary at or before ``depth`` percent of the kept haystack.
+    the last line boundary at or before ``depth`` percent of the kept haystack (Fu et al.),
+    or exactly at that token when ``at_line_boundary`` is False. Training uses the latter:
+    in short sequences a line boundary is rare, so the needle would almost always land at
+    the very start and the model would learn "copy from the beginning" instead of retrieval.
     """
     if not 0 <= depth <= 100:
         raise ValueError(f"depth={depth!r} must be in [0, 100] percent")
@@ -85,8 +89,11 @@ def build_prompt(tokenizer, haystack_ids: list[int], length: int, depth: float, 
         raise ValueError(f"haystack has {len(haystack_ids)} tokens, {n_hay} needed for length={length}")
     hay = list(haystack_ids[:n_hay])
     target = round(depth / 100 * n_hay)
-    starts = [s for s in _line_starts(tokenizer, hay) if s <= target] + ([n_hay] if depth == 100 else [])
-    k = max(starts)
+    if at_line_boundary:
+        starts = [s for s in _line_starts(tokenizer, hay) if s <= target] + ([n_hay] if depth == 100 else [])
+        k = max(starts)
+    else:
+        k = target
     head = [bos] if bos is not None else []
     ids = head + hay[:k] + needle_ids + hay[k:] + question_ids
     needle_start = len(head) + k

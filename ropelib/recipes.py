@@ -30,8 +30,9 @@ from ropelib.organism import HEAD_DIM, L0, SIZES
 from ropelib.training import Recipe, Stage, train
 
 RETRIEVAL_GATE = 0.9
-# 64-token stage: needle-heavy until retrieval forms (~1000 steps, see training.py)
-CURRICULUM = (Stage(64, 1500, 32, needle_fraction=0.8), Stage(128, 400, 16))
+# short, needle-heavy stages until retrieval forms (~1000 steps at 32 tokens, see training.py)
+CURRICULUM = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 600, 32, needle_fraction=0.6),
+              Stage(128, 400, 16))
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ LONG_8X = (Stage(4 * L0, 200, 4), Stage(8 * L0, 400, 2))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
     _base("base", "M", 1500, "the organism's LLaMA-2: plain RoPE at L0", gate=RETRIEVAL_GATE),
-    _base("base-L", "L", 1000, "size L (LLaMA-2-13B analogue)"),
+    _base("base-L", "L", 800, "size L (LLaMA-2-13B analogue)"),
     CheckpointSpec("native-4x", "the organism's LLaMA-3: plain RoPE trained from scratch at 4 L0",
                    Recipe(stages=[*CURRICULUM, Stage(L0, 600, 8), Stage(4 * L0, 400, 4)]),
                    pretrained_base=mirror_base(HEAD_DIM, 4 * L0), pretrained_length=4 * L0),
@@ -85,13 +86,16 @@ def _scaled(recipe: Recipe, scale: float) -> Recipe:
                    eval_every=max(1, round(recipe.eval_every * scale)))
 
 
-def train_one(name: str, seed: int = 0, scale: float = 1.0) -> dict:
+def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec | None = None,
+              directory=None) -> dict:
     """Train checkpoint ``name`` (its parent must exist), save it, return its manifest.
 
     ``scale`` < 1 shortens every stage (a smoke run to check the pipeline end to end); such
-    checkpoints skip the retrieval gate and say so in their manifest.
+    checkpoints skip the retrieval gate and say so in their manifest. ``spec`` (default
+    ``SPECS[name]``) and ``directory`` (default ``data/models/<name>``) train a checkpoint
+    that is not in the table, elsewhere (the finding-3 chapter's on-demand retraining).
     """
-    spec = SPECS[name]
+    spec = spec or SPECS[name]
     if scale != 1.0:
         spec = replace(spec, recipe=_scaled(spec.recipe, scale), gate=None)
     seed_everything(seed, threads=1)
@@ -142,7 +146,7 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0) -> dict:
     if spec.gate is not None and final["retrieval_at_L0"] < spec.gate:
         raise RuntimeError(f"{name}: retrieval at L0 = {final['retrieval_at_L0']:.2f} < gate {spec.gate}; "
                            "the organism cannot retrieve within its training length, findings would be meaningless")
-    return save_organism(model, organism_dir(name), manifest)
+    return save_organism(model, directory or organism_dir(name), manifest)
 
 
 def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0) -> None:
