@@ -107,10 +107,24 @@ def load_organism(directory: Path, verify: bool = True) -> LoadedModel:
     return LoadedModel(model, ByteTokenizer(), str(directory), "organism", manifest)
 
 
+def _require_safetensors(directory: Path) -> None:
+    """Refuse a local directory whose weights are pickle files only (they can run code when loaded)."""
+    if not directory.is_dir() or any(directory.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles:
+        raise ValueError(
+            f"{directory} holds pickle weights only ({', '.join(pickles[:3])}); ropebook loads safetensors only. "
+            "Convert them once (e.g. `model.save_pretrained(dir, safe_serialization=True)` in a trusted session) "
+            "or use a safetensors release of the checkpoint"
+        )
+
+
 def load_huggingface(source: str, trust_remote_code: bool = False, device: str = "cpu", dtype=None,
                      allow_network: bool = False) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _require_safetensors(Path(source).expanduser())
     kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=not allow_network)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})

@@ -12,7 +12,11 @@ Per trial, from the attention rows that generated each answer token
     the answer tokens (Appendix C). The row covers all keys visible to the query.
   - ``needle_mass``: attention on the needle's value tokens, same averaging.
   - for failures, ``borrowed``: whether the wrong answer's first ``BORROW_MIN`` tokens
-    occur elsewhere in the context, and ``borrowed_mass``: attention on those places.
+    occur elsewhere in the context, ``borrowed_mass``: attention on those places,
+    ``borrowed_count``: how many places (distinct positions) that mass is spread over, and
+    ``borrowed_by_chance``: whether the same tokens occur in the *next* prompt of the cell
+    (same length, different haystack, never seen by this trial), outside its needle: the
+    rate at which a wrong answer is "found in the context" by chance alone.
 Not here: statistics across trials (``ropelib.stats``) or plots.
 """
 
@@ -58,7 +62,8 @@ def _mass(rows: torch.Tensor, positions: list[int]) -> float:
     return float(rows[..., positions].sum(-1).mean())
 
 
-def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, answer_len: int) -> dict:
+def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, answer_len: int,
+                  control=None) -> dict:
     text = tokenizer.decode(generated)
     passed = text.strip().startswith(prompt.value)
     rows = rows[:, :, :answer_len]  # (layers, heads, answer tokens, keys)
@@ -71,14 +76,20 @@ def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, a
         "needle_mass": _mass(rows, list(range(prompt.value_start, prompt.value_start + answer_len))),
         "borrowed": False,
         "borrowed_mass": 0.0,
+        "borrowed_count": 0,
         "borrowed_positions": "",
+        "borrowed_by_chance": False,
     }
     if not passed:
         wrong = generated[:BORROW_MIN]
         hits = find_occurrences(prompt.input_ids, wrong, exclude=range(prompt.needle_start, prompt.needle_end))
         if hits:
+            places = sorted({h + j for h in hits for j in range(BORROW_MIN)})
             record.update(borrowed=True, borrowed_positions=" ".join(map(str, hits[:20])),
-                          borrowed_mass=_mass(rows, sorted({h + j for h in hits for j in range(BORROW_MIN)})))
+                          borrowed_mass=_mass(rows, places), borrowed_count=len(places))
+        if control is not None:
+            unseen = find_occurrences(control.input_ids, wrong, exclude=range(control.needle_start, control.needle_end))
+            record["borrowed_by_chance"] = bool(unseen)
     return record
 
 
@@ -113,7 +124,8 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
         attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
         for b, prompt in enumerate(prompts):
             generated = out[b, length:].tolist()
-            record = _trial_record(tokenizer, prompt, generated, attention[:, b], answer_len)
+            control = prompts[(b + 1) % len(prompts)] if len(prompts) > 1 else None
+            record = _trial_record(tokenizer, prompt, generated, attention[:, b], answer_len, control)
             rows_out.append({"method": method, "length": length, "depth": depth, "trial": len(rows_out), **record})
     return pd.DataFrame(rows_out)
 

@@ -1,0 +1,345 @@
+"""Finding 2, tested: does high attention entropy go with a failed needle?
+
+Input: trial tables of ``tasks.needle.needle_grid`` (one row per needle: method, length,
+depth, passed, entropy, needle_mass, borrowed, borrowed_mass, answer, value), several
+methods concatenated. A trial *fails* when the answer does not start with the needle's
+value; a cell (method, length, depth) *fails* when fewer than half of its needles pass.
+"Pooled" rows use every method at once, with (method, length) as the strata.
+
+  collect_trials(variants, ...)  the grid for every variant (the chapter's one heavy step)
+  cells(trials)                  per-cell pass rate and mean entropy (``needle.cell_table``) + failed flag
+  association_table(frame, ...)  per method and pooled: AUROC of entropy for failure (bootstrap CI,
+                                 permutation p), raw and within length (the length confound removed)
+  logistic_table(trials)         failure ~ entropy + log2 length: entropy's coefficient (log-odds per nat)
+  topk_table(cells)              the paper's two statements: failing lengths (depths) among the top-k
+                                 entropies at a fixed depth (length), hit rate vs chance, exact p
+  borrowed_table(trials)         failed trials whose wrong answer occurs elsewhere in the context,
+                                 attention there vs on the needle
+  glance_rows(...)               the finding-2 rows of the glance page, verdicts by the stated rules
+  summary(...)                   the pooled results in words
+  readable(table)                a table as the page prints it: "value [low, high]" columns
+
+Not here: the statistics themselves (``ropelib.stats``), plots (``needle_plots``), models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from ropelib import extensions, results, stats
+from ropelib.findings.length_sweep import quiet_transformers
+from ropelib.tasks import needle
+from ropelib.variants import ModelCache, Variant
+
+POOLED = "pooled"
+CHAPTER = "needle-entropy"
+ALPHA = 0.05
+
+
+def collect_trials(variants: list[Variant], factor: float, lengths: list[int], depths: list[float],
+                   needles_per_cell: int, seed: int = 0, device: str = "cpu", fmt: str = "compact",
+                   progress: bool = True) -> pd.DataFrame:
+    """``needle_grid`` for every variant on the same prompts (each checkpoint loaded once).
+
+    Adds ``failed`` (= not passed) and ``pretrained_length`` (the checkpoint's L0) columns.
+    """
+    cache = ModelCache(device)
+    frames = []
+    for variant in variants:
+        loaded = cache.get(variant, factor)
+        with quiet_transformers():
+            frame = needle.needle_grid(loaded.model, loaded.tokenizer, lengths, depths, needles_per_cell,
+                                       seed=seed, method=variant.label, fmt=fmt, progress=progress)
+        frames.append(frame.assign(pretrained_length=extensions.describe(loaded.model)["pretrained_length"]))
+    trials = pd.concat(frames, ignore_index=True)
+    trials["failed"] = ~trials["passed"].astype(bool)
+    return trials
+
+
+def cells(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, length, depth): pass_rate, mean entropy, trials, failed = pass_rate < 1/2."""
+    table = needle.cell_table(trials)
+    table["failed"] = table["pass_rate"] < 0.5
+    rank = {method: i for i, method in enumerate(dict.fromkeys(trials["method"]))}  # keep the variants' order
+    return table.sort_values("method", key=lambda m: m.map(rank), kind="stable").reset_index(drop=True)
+
+
+def _groups(frame: pd.DataFrame):
+    """(label, rows, strata) per method in order of appearance, then all methods pooled."""
+    for method, rows in frame.groupby("method", sort=False):
+        yield method, rows, rows["length"].to_numpy()
+    strata = frame["method"].astype(str) + "@" + frame["length"].astype(str)
+    yield POOLED, frame, strata.to_numpy()
+
+
+def association_table(frame: pd.DataFrame, n_boot: int = 1000, n_perm: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """AUROC of ``entropy`` for ``failed``, per method and pooled; rows are trials or cells.
+
+    auroc: all rows of the method (length left free to act as a confounder);
+    within: stratified AUROC, pairs only within one length (and method), i.e. "at a fixed
+    length, do failures have higher entropy?"; strata = lengths having both outcomes.
+    Intervals: 95% bootstrap within (stratum, class); p: one-sided permutation test
+    (labels shuffled within the strata for ``within``).
+    """
+    rows = []
+    for label, group, strata in _groups(frame):
+        scores, failed = group["entropy"].to_numpy(), group["failed"].to_numpy()
+        raw = stats.auroc_interval(scores, failed, None, n_boot, seed)
+        within = stats.auroc_interval(scores, failed, strata, n_boot, seed)
+        informative = sum(0 < failed[strata == s].sum() < (strata == s).sum() for s in np.unique(strata))
+        rows.append({
+            "method": label, "n": len(group), "failed": int(failed.sum()),
+            "auroc": raw.value, "auroc_low": raw.low, "auroc_high": raw.high,
+            "auroc_p": stats.permutation_pvalue(scores, failed, None, n_perm, seed),
+            "within": within.value, "within_low": within.low, "within_high": within.high,
+            "within_p": stats.permutation_pvalue(scores, failed, strata, n_perm, seed),
+            "strata": int(informative),
+        })
+    return pd.DataFrame(rows)
+
+
+def _informative(failed: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Mask of the rows whose stratum has both outcomes (the others say nothing within a stratum)."""
+    frame = pd.DataFrame({"failed": failed, "stratum": strata})
+    share = frame.groupby("stratum")["failed"].transform("mean").to_numpy()
+    return (share > 0) & (share < 1)
+
+
+def logistic_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per method and pooled, two logistic regressions of failure on entropy (``stats.logistic_regression``).
+
+    entropy_coef: logit P(fail) = b0 + b_H * entropy + b_L * log2(length), all trials; b_H is
+    the change in log-odds of failure per nat at a fixed length *if* length acts linearly
+    in log2(length). entropy_within: logit P(fail) = a_s + b_H * entropy with one intercept
+    a_s per length (per (method, length) when pooled), fitted on the lengths that have both
+    outcomes (in the others a_s runs to infinity and b_H learns nothing); no assumption on
+    how length acts. 95% Wald intervals. ``converged`` False: no finite maximum (separation),
+    the row says nothing.
+    """
+    rows = []
+    for label, group, strata in _groups(trials):
+        failed = group["failed"].to_numpy(bool)
+        X = np.column_stack([group["entropy"], np.log2(group["length"])])
+        fit = stats.logistic_regression(X, failed, names=["entropy", "log2_length"])
+        h, length = fit.coefficient("entropy"), fit.coefficient("log2_length")
+        row = {"method": label, "n": fit.n, "entropy_coef": h.value, "entropy_coef_low": h.low,
+               "entropy_coef_high": h.high, "log2_length_coef": length.value, "converged": fit.converged,
+               "n_within": 0, "entropy_within": np.nan, "entropy_within_low": np.nan,
+               "entropy_within_high": np.nan, "converged_within": False}
+        keep = _informative(failed, strata)
+        if keep.any():
+            dummies = pd.get_dummies(pd.Series(strata[keep]).astype(str), drop_first=True, dtype=float)
+            X = np.column_stack([group["entropy"].to_numpy()[keep], dummies.to_numpy()])
+            within = stats.logistic_regression(X, failed[keep], names=["entropy", *dummies.columns])
+            h = within.coefficient("entropy")
+            row.update(n_within=within.n, entropy_within=h.value, entropy_within_low=h.low,
+                       entropy_within_high=h.high, converged_within=within.converged)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+STATEMENTS = {
+    "fixed depth: failing lengths in top-k": ("depth", "length"),
+    "fixed length: failing depths in top-k": ("length", "depth"),
+}
+
+
+def topk_table(cell_frame: pd.DataFrame, k: int = 0) -> pd.DataFrame:
+    """The paper's two statements on cells (``stats.topk_hits``), per method and pooled.
+
+    "Fixed depth": each (method, depth) row of the heatmap is a group, its cells (one
+    per length) ranked by mean entropy; "fixed length": each column, depths ranked.
+    k = 0: k is the number of failing cells of the group.
+    """
+    rows = []
+    for statement, (fixed, _) in STATEMENTS.items():
+        for label, group, _ in _groups(cell_frame):
+            keys = (group["method"].astype(str) + "@" + group[fixed].astype(str)).to_numpy()
+            top = stats.topk_hits(group["entropy"], group["failed"], keys, k)
+            rows.append({"statement": statement, "method": label, **top._asdict()})
+    return pd.DataFrame(rows)
+
+
+def _answer_is_number(frame: pd.DataFrame) -> pd.Series:
+    answer = frame["answer"].astype(str).str.strip()
+    return answer.str.fullmatch(r"\d+") & (answer.str.len() == frame["value"].astype(str).str.len())
+
+
+def _digit_overlap(answer: str, value: str) -> float:
+    """Share of the value's characters that the answer's first len(value) characters contain (as multisets)."""
+    head = str(answer).strip()[: len(value)]
+    return sum(min(head.count(c), value.count(c)) for c in set(value)) / len(value)
+
+
+GARBLED = 0.8  # a wrong answer made of at least 80% of the needle's own digits is a garbled copy of it
+
+
+def borrowed_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per method and pooled, over failed trials: where did the wrong answer come from?
+
+    number: share of wrong answers that are a number of the value's length (a retrieval of
+    the wrong thing rather than noise). borrowed: share whose first ``needle.BORROW_MIN``
+    tokens occur elsewhere in the context (Wilson 95% CI); by_chance: share whose first
+    tokens occur in an unseen prompt of the same cell (``needle``'s ``borrowed_by_chance``),
+    what "found in the context" gives without any borrowing; chance_p: exact one-sided
+    McNemar test of borrowed > by_chance on the same trials (binomial test of the
+    discordant pairs). garbled: share of wrong answers made of the needle's own digits
+    (multiset overlap >= ``GARBLED``, e.g. 82876 -> 82678), a copy of the needle gone wrong
+    rather than a borrowing; garbled_chance: the same overlap with the value of the next
+    needle of the cell, which the trial never saw. For the borrowed ones: median attention mass on those places
+    (spread over a median of ``places`` positions) and on the needle's value, the share
+    with more mass on the borrowed places, and mass_p, a one-sided Wilcoxon signed-rank
+    test of that difference.
+    """
+    rows = []
+    other_value = trials.groupby(["method", "length", "depth"], sort=False)["value"].transform(
+        lambda v: np.roll(v.to_numpy(), -1))  # the next needle of the same cell
+    overlap = [_digit_overlap(a, str(v)) >= GARBLED for a, v in zip(trials["answer"], trials["value"])]
+    overlap_chance = [_digit_overlap(a, str(v)) >= GARBLED for a, v in zip(trials["answer"], other_value)]
+    failed = trials.assign(garbled=overlap, garbled_chance=overlap_chance)[trials["failed"]]
+    for label, group, _ in _groups(failed):
+        own, chance = group["borrowed"].astype(bool), group["borrowed_by_chance"].astype(bool)
+        share = stats.proportion_interval(int(own.sum()), len(group))
+        only_own, only_chance = int((own & ~chance).sum()), int((chance & ~own).sum())
+        row = {"method": label, "failed": len(group),
+               "number": float(_answer_is_number(group).mean()) if len(group) else np.nan,
+               "borrowed": share.value, "borrowed_low": share.low, "borrowed_high": share.high,
+               "garbled": float(group["garbled"].mean()) if len(group) else np.nan,
+               "garbled_chance": float(group["garbled_chance"].mean()) if len(group) else np.nan,
+               "by_chance": float(chance.mean()) if len(group) else np.nan,
+               "chance_p": (scipy.stats.binomtest(only_own, only_own + only_chance, alternative="greater").pvalue
+                            if only_own + only_chance else np.nan),
+               "places": np.nan, "mass_borrowed": np.nan, "mass_needle": np.nan, "more_on_borrowed": np.nan,
+               "mass_p": np.nan}
+        hit = group[own]
+        if len(hit):
+            difference = hit["borrowed_mass"] - hit["needle_mass"]
+            row.update(places=float(hit["borrowed_count"].median()), mass_borrowed=float(hit["borrowed_mass"].median()),
+                       mass_needle=float(hit["needle_mass"].median()), more_on_borrowed=float((difference > 0).mean()))
+            if (difference != 0).any():
+                row["mass_p"] = float(scipy.stats.wilcoxon(difference, alternative="greater").pvalue)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _direction(low: float, high: float) -> str:
+    if not np.isfinite(low):
+        return "cannot be tested (no stratum has both outcomes)"
+    if low > 0.5:
+        return "failures have higher entropy"
+    if high < 0.5:
+        return "failures have LOWER entropy"
+    return "no detectable difference"
+
+
+def summary(association: pd.DataFrame, logistic: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[str]:
+    """The pooled results in words, one line per test (what the page prints under "Verdict")."""
+    a, g = _pooled(association), _pooled(logistic)
+    lines = [
+        f"all trials: AUROC {a['auroc']:.3f} [{a['auroc_low']:.3f}, {a['auroc_high']:.3f}]: "
+        f"{_direction(a['auroc_low'], a['auroc_high'])}",
+        f"within a length: AUROC {a['within']:.3f} [{a['within_low']:.3f}, {a['within_high']:.3f}] "
+        f"over {a['strata']} (method, length) strata: {_direction(a['within_low'], a['within_high'])}",
+        f"logistic, per-length intercepts: {g['entropy_within']:+.2f} [{g['entropy_within_low']:+.2f}, "
+        f"{g['entropy_within_high']:+.2f}] log-odds of failure per nat"
+        + ("" if g["converged_within"] else " (did not converge)"),
+    ]
+    for statement in STATEMENTS:
+        t = _pooled(topk, statement=statement)
+        lines.append(f"{statement}: hit rate {t['hit_rate']:.3f} vs chance {t['chance']:.3f} "
+                     f"({t['hits']} of {t['failing']} failing cells, p = {t['p_value']:.3g})")
+    if (borrowed["method"] == POOLED).any():
+        b = _pooled(borrowed)
+        lines.append(f"wrong answers: {b['borrowed']:.3f} found elsewhere in the context (unseen context: "
+                     f"{b['by_chance']:.3f}); {b['garbled']:.3f} are the needle's own digits garbled "
+                     f"(another needle's digits: {b['garbled_chance']:.3f})")
+    return lines
+
+
+def readable(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """For the page: ``x`` with ``x_low``/``x_high`` as one "x [low, high]" column; p-values to 3 significant digits."""
+    out = table.copy()
+    for column in table.columns:
+        low, high = f"{column}_low", f"{column}_high"
+        if low in table.columns and high in table.columns:
+            out[column] = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(v) else "n/a"
+                           for v, lo, hi in zip(table[column], table[low], table[high])]
+            out = out.drop(columns=[low, high])
+        elif column == "p" or column.endswith(("_p", "p_value")):
+            out[column] = [f"{p:.3g}" if np.isfinite(p) else "n/a" for p in table[column]]
+    return out.round(digits)
+
+
+def _pooled(table: pd.DataFrame, **where) -> pd.Series:
+    mask = table["method"] == POOLED
+    for column, value in where.items():
+        mask &= table[column] == value
+    return table[mask].iloc[0]
+
+
+RULES = {
+    "auroc": "replicated if the 95% CI of the AUROC lies above 0.5, else not replicated",
+    "topk": (f"replicated if the hit rate exceeds chance with exact p < {ALPHA}; partly if above chance "
+             "with larger p; not replicated otherwise"),
+    "borrowed": (f"replicated if failures find their wrong answer in their own context more often than in an "
+                 f"unseen context of the same length (McNemar p < {ALPHA}) and the borrowed places get more "
+                 f"attention than the needle (signed-rank p < {ALPHA}); partly if one of the two holds; "
+                 "not replicated otherwise"),
+    "finding": ("replicated if the AUROC of entropy for failure is above 0.5 (95% CI) both over all trials and "
+                "within a fixed length; partly if only over all trials (the association is carried by length); "
+                "not replicated otherwise"),
+}
+
+
+def _above_half(low: float) -> bool:
+    return bool(np.isfinite(low) and low > 0.5)
+
+
+def verdicts(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> dict[str, str]:
+    """Verdict of each finding-2 statement (pooled over methods) by :data:`RULES`."""
+    pooled = _pooled(association)
+    out = {"auroc": "replicated" if _above_half(pooled["auroc_low"]) else "not replicated",
+           "within": "replicated" if _above_half(pooled["within_low"]) else "not replicated"}
+    out["finding"] = ("replicated" if out["auroc"] == out["within"] == "replicated"
+                      else "partly" if out["auroc"] == "replicated" else "not replicated")
+    for statement in STATEMENTS:
+        row = _pooled(topk, statement=statement)
+        above = np.isfinite(row["hit_rate"]) and row["hit_rate"] > row["chance"]
+        out[statement] = "replicated" if above and row["p_value"] < ALPHA else "partly" if above else "not replicated"
+    row = _pooled(borrowed) if (borrowed["method"] == POOLED).any() else None
+    checks = 0 if row is None else int(bool(row["chance_p"] < ALPHA)) + int(bool(row["mass_p"] < ALPHA))
+    out["borrowed"] = ("replicated", "partly", "not replicated")[2 - checks]
+    return out
+
+
+def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[dict]:
+    """The finding-2 rows for the glance page (pooled over methods), verdicts from :func:`verdicts`."""
+    verdict = verdicts(association, topk, borrowed)
+    pooled = _pooled(association).map(lambda x: round(x, 4) if isinstance(x, float) else x)  # tidy CSV
+    rows = [
+        results.glance_row(2.0, "Finding 2", "Large attention entropy goes with retrieval errors (Fig. 4)",
+                           "failures coincide with high entropy (by eye)",
+                           f"AUROC {pooled['auroc']:.3f} over all trials, {pooled['within']:.3f} within a length",
+                           verdict["finding"], RULES["finding"], CHAPTER),
+        results.glance_row(2.1, "Finding 2", "AUROC of answer entropy for a failed needle, all trials",
+                           "not computed", pooled["auroc"], verdict["auroc"], RULES["auroc"], CHAPTER,
+                           pooled["auroc_low"], pooled["auroc_high"]),
+        results.glance_row(2.2, "Finding 2", "Same AUROC within each context length (length confound removed)",
+                           "not computed", pooled["within"], verdict["within"], RULES["auroc"], CHAPTER,
+                           pooled["within_low"], pooled["within_high"]),
+    ]
+    for order, statement in zip((2.3, 2.4), STATEMENTS):
+        row = _pooled(topk, statement=statement).map(lambda x: round(x, 4) if isinstance(x, float) else x)
+        rows.append(results.glance_row(
+            order, "Finding 2", f"{statement.capitalize()} entropies (hit rate; chance {row['chance']:.2f}, "
+            f"p = {row['p_value']:.2g})", "yes (by eye)", row["hit_rate"], verdict[statement], RULES["topk"], CHAPTER))
+    row = _pooled(borrowed).map(lambda x: round(x, 4) if isinstance(x, float) else x) \
+        if (borrowed["method"] == POOLED).any() else None
+    rows.append(results.glance_row(
+        2.5, "Finding 2", "Wrong answers are borrowed from elsewhere in the context (share of failures"
+        + ("" if row is None else f"; by chance {row['by_chance']:.2f}") + ")",
+        "yes (examples)", np.nan if row is None else row["borrowed"], verdict["borrowed"], RULES["borrowed"], CHAPTER,
+        None if row is None else row["borrowed_low"], None if row is None else row["borrowed_high"]))
+    return rows
