@@ -81,6 +81,7 @@ def test_ordering_roles_and_glance_rows_at_l0():
     rows = verdicts.glance_rows(js, None, 256, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test")
     assert [(r["order"], r["verdict"]) for r in rows] == [(1.4, "replicated")]
     assert rows[0]["ours"].startswith("PI (cpt-pi) 0.2 [0.18, 0.22]")
+    assert rows[0]["ours"].endswith("(first = 20x NTK (cpt-ntk), 10x YaRN (cpt-yarn))")
 
 
 def test_ordering_roles_and_glance_rows_beyond_l0():

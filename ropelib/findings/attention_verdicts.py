@@ -106,10 +106,12 @@ def beside_paper(table: pd.DataFrame, length: int, pretrained_length: int, refer
     return shown
 
 
-def _summary(table: pd.DataFrame, labels: list[str]) -> str:
+def _summary(table: pd.DataFrame, leader: str, others: list[str]) -> str:
+    """Each value with its CI, then the leader's value as a multiple of the others'."""
     by = table.set_index("variant")
-    return "; ".join(f"{label} {_shown(by.loc[label, 'value'])} [{_shown(by.loc[label, 'ci_low'])}, "
-                     f"{_shown(by.loc[label, 'ci_high'])}]" for label in labels)
+    values = "; ".join(f"{label} {_shown(by.loc[label, 'value'])} [{_shown(by.loc[label, 'ci_low'])}, "
+                       f"{_shown(by.loc[label, 'ci_high'])}]" for label in [leader, *others])
+    return f"{values} (first = {ratios(table, leader, others)})"
 
 
 def glance_rows(js: pd.DataFrame, gap: pd.DataFrame | None, length: int, pretrained_length: int, reference: str,
@@ -125,15 +127,15 @@ def glance_rows(js: pd.DataFrame, gap: pd.DataFrame | None, length: int, pretrai
         roles = ordering_roles(js, length, pretrained_length, reference)
         if roles:
             rows.append(results.glance_row(
-                1.4, "Finding 1", f"Table 1 at L0: PI changes in-length attention, YaRN and NTK hardly (vs {reference})",
-                "PI 1.29 >> YaRN 0.05, NTK 0.06", _summary(js, [roles[0], *roles[1]]), dominates(js, *roles),
+                1.4, "Finding 1", f"Table 1 at L0: PI changes in-length attention more than YaRN and NTK do (JS vs {reference})",
+                "PI 1.29 >> YaRN 0.05, NTK 0.06", _summary(js, *roles), dominates(js, *roles),
                 f"JS (bits) of mean distance-binned attention, PI first; {RULE}", chapter))
         return rows
     roles = ordering_roles(gap, length, pretrained_length, reference) if gap is not None else None
     if roles:
         rows.append(results.glance_row(
             1.3, "Finding 1", f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
-            "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", _summary(gap, [roles[0], *roles[1]]),
+            "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", _summary(gap, *roles),
             dominates(gap, *roles), "gap = mean |log10| ratio of attention per key to the original's at L0 "
             f"over distances < 3 L0 / 4, plain RoPE first; {RULE}", chapter))
     roles = ordering_roles(js, length, pretrained_length, reference)
@@ -141,6 +143,6 @@ def glance_rows(js: pd.DataFrame, gap: pd.DataFrame | None, length: int, pretrai
         rows.append(results.glance_row(
             1.5, "Finding 1", f"Table 1 beyond L0: the extensions' attention is closer to the natively long model's "
             f"({long_reference}) than plain RoPE's", "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68",
-            _summary(js, [roles[0], *roles[1]]), dominates(js, *roles),
+            _summary(js, *roles), dominates(js, *roles),
             f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}", chapter))
     return rows

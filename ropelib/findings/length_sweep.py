@@ -192,8 +192,9 @@ def plot_curves(entropy: pd.DataFrame, passes: pd.DataFrame, ppl: pd.DataFrame, 
         ax.set(xlabel="context length L (tokens, log scale)", ylabel=labels[i])
     axes[1].set_ylim(-0.03, 1.03)
     axes[2].set_yscale("log")
-    axes[2].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    axes[2].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[2].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes[2].yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 3, 5)))
+    axes[2].yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     axes[0].legend(fontsize=8)
     figure.suptitle(title)
     return figure

@@ -10,11 +10,12 @@ value; a cell (method, length, depth) *fails* when fewer than half of its needle
   cells(trials)                  per-cell pass rate and mean entropy (``needle.cell_table``) + failed flag
   association_table(frame, ...)  per method and pooled: AUROC of entropy for failure (bootstrap CI,
                                  permutation p), raw and within length (the length confound removed)
-  logistic_table(trials)         failure ~ entropy + log2 length: entropy's coefficient (log-odds per nat)
+  logistic_table(trials)         failure ~ entropy + log2 length, and ~ entropy + one intercept per length:
+                                 entropy's coefficient (log-odds per nat) in each
   topk_table(cells)              the paper's two statements: failing lengths (depths) among the top-k
                                  entropies at a fixed depth (length), hit rate vs chance, exact p
-  borrowed_table(trials)         failed trials whose wrong answer occurs elsewhere in the context,
-                                 attention there vs on the needle
+  borrowed_table(trials)         failed trials whose wrong answer occurs elsewhere in the context (vs in an
+                                 unseen one), attention there vs on the needle; garbled copies of the needle
   glance_rows(...)               the finding-2 rows of the glance page, verdicts by the stated rules
   summary(...)                   the pooled results in words
   readable(table)                a table as the page prints it: "value [low, high]" columns
@@ -317,7 +318,7 @@ def verdicts(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFra
 def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[dict]:
     """The finding-2 rows for the glance page (pooled over methods), verdicts from :func:`verdicts`."""
     verdict = verdicts(association, topk, borrowed)
-    pooled = _pooled(association).map(lambda x: round(x, 4) if isinstance(x, float) else x)  # tidy CSV
+    pooled = _pooled(association)
     rows = [
         results.glance_row(2.0, "Finding 2", "Large attention entropy goes with retrieval errors (Fig. 4)",
                            "failures coincide with high entropy (by eye)",
@@ -331,15 +332,18 @@ def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.Data
                            pooled["within_low"], pooled["within_high"]),
     ]
     for order, statement in zip((2.3, 2.4), STATEMENTS):
-        row = _pooled(topk, statement=statement).map(lambda x: round(x, 4) if isinstance(x, float) else x)
+        row = _pooled(topk, statement=statement)
         rows.append(results.glance_row(
             order, "Finding 2", f"{statement.capitalize()} entropies (hit rate; chance {row['chance']:.2f}, "
             f"p = {row['p_value']:.2g})", "yes (by eye)", row["hit_rate"], verdict[statement], RULES["topk"], CHAPTER))
-    row = _pooled(borrowed).map(lambda x: round(x, 4) if isinstance(x, float) else x) \
-        if (borrowed["method"] == POOLED).any() else None
+    row = _pooled(borrowed) if (borrowed["method"] == POOLED).any() else None
     rows.append(results.glance_row(
         2.5, "Finding 2", "Wrong answers are borrowed from elsewhere in the context (share of failures"
         + ("" if row is None else f"; by chance {row['by_chance']:.2f}") + ")",
         "yes (examples)", np.nan if row is None else row["borrowed"], verdict["borrowed"], RULES["borrowed"], CHAPTER,
         None if row is None else row["borrowed_low"], None if row is None else row["borrowed_high"]))
+    for row in rows:  # 6 significant digits, as write_csv gives float columns ("ours" mixes text and numbers)
+        for key in ("ours", "ci_low", "ci_high"):
+            if isinstance(row[key], float) and np.isfinite(row[key]):
+                row[key] = float(f"{row[key]:.6g}")
     return rows
