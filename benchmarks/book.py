@@ -12,7 +12,8 @@ ignored.
   python benchmarks/book.py --force    # first re-execute the whole plan (ropebook run --force)
 
 ``--force`` runs every page again, one after the other, on this machine as it is: run it on
-an otherwise idle machine for a number worth quoting (the book's budget is for 2 CPU cores;
+an otherwise idle machine for a number worth quoting (timings taken under load, e.g. while
+models train, can be several times the idle ones; the JSON records the load average) (the book's budget is for 2 CPU cores;
 ``ROPEBOOK_THREADS`` sets the threads each page uses, default 2). Its result also records
 the wall time of the whole ``ropebook run``, runner overhead included. The per-page table
 printed at the end is the one the README's performance section quotes.
@@ -72,7 +73,9 @@ def report(pages: list[dict], missing: list[str], rerun_seconds: float | None) -
         "whole_run_seconds": None if rerun_seconds is None else round(rerun_seconds, 1),
         "pages": pages,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "ropebook_threads": os.environ.get("ROPEBOOK_THREADS", "2 (default)")},
+                    "ropebook_threads": os.environ.get("ROPEBOOK_THREADS", "2 (default)"),
+                    # pages timed while other processes ran are slower; a high load here is a hint
+                    "load_average_1_5_15_min_now": [round(x, 2) for x in os.getloadavg()]},
     }
 
 
