@@ -27,7 +27,6 @@ binomial confidence interval.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 
@@ -35,10 +34,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from scipy import stats
 from tqdm.auto import tqdm
 
 from ropelib import corpus, geometry, models, organism, paths, recipes
+from ropelib.findings.length_sweep import quiet_transformers
+from ropelib.stats import proportion_interval
 from ropelib.geometry_plots import significant
 from ropelib.tasks.needle import needle_grid
 from ropelib.tasks.perplexity import long_documents, perplexity_by_length, sequence_losses
@@ -246,27 +246,10 @@ def plot_training_curves(curves: pd.DataFrame):
 
 # ---------------------------------------------------------------- running the tasks
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' one-time notice that generation passed max_position_embeddings.
-
-    Generating the answer after an L0-token prompt always passes it: that is the point of
-    the beyond-L0 check, not a problem to report on every page.
-    """
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-
-
 def wilson(successes: int, trials: int) -> tuple[float, float]:
-    """95% Wilson interval of a pass rate (scipy)."""
-    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(0.95, method="wilson")
-    return float(ci.low), float(ci.high)
+    """95% Wilson interval of a pass rate (``ropelib.stats.proportion_interval``)."""
+    estimate = proportion_interval(successes, trials)
+    return estimate.low, estimate.high
 
 
 def _loss_past(loaded, length: int, n_documents: int, start: int = L0) -> float:
@@ -280,7 +263,7 @@ def _loss_past(loaded, length: int, n_documents: int, start: int = L0) -> float:
 
 def _measure(loaded, lengths, depths, n_needles: int, n_documents: int, seed: int) -> list[dict]:
     """Mean held-out loss, perplexity exp(mean loss), loss past L0, and greedy needle accuracy per length."""
-    with _quiet_transformers():
+    with quiet_transformers():
         ppl = perplexity_by_length(loaded.model, loaded.tokenizer, lengths, n_documents=n_documents, progress=False)
         needles = needle_grid(loaded.model, loaded.tokenizer, lengths, depths=depths, needles_per_cell=n_needles,
                               seed=seed, progress=False)
