@@ -84,7 +84,7 @@ def _run(args, layout: _plan.Layout) -> int:
         resolved = _plan.check(runs, layout)
         if _plan.write_toc(runs, layout):
             print(f"updated {layout.toc.name} from the run plan")
-        jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title) for r in runs]
+        jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title, reads=r.reads) for r in runs]
     else:
         jobs = [_one_off(args, runs, layout)]
     runner.execute_all(jobs, layout, force=args.force)

@@ -7,6 +7,8 @@
       title: "How each extension rescales RoPE: LLaMA-2-7B"
       part: RoPE geometry                # optional: caption of a group in the TOC
       parameters: {head_dim: 128, base: 10000.0, train_length: 4096, factor: 4.0}
+      reads: []                          # optional: globs of data files the page reads
+                                         # (part of its cache key, see ``runner``)
 
 One chapter may appear several times with different parameters (that is how the book
 shows a finding at several lengths). Entries of one ``part`` must be consecutive.
@@ -24,7 +26,7 @@ import yaml
 
 from ropelib import params as _params
 
-_KEYS = {"chapter", "output", "title", "parameters", "part"}
+_KEYS = {"chapter", "output", "title", "parameters", "part", "reads"}
 _REQUIRED = ("chapter", "output", "title")
 TOC_HEADER = "# Generated from book/runs.yml by `ropebook toc`: edit the run plan, not this file.\n"
 
@@ -75,6 +77,7 @@ class Run:
     title: str
     parameters: dict = field(default_factory=dict)
     part: str | None = None
+    reads: tuple[str, ...] = ()  # globs, relative to the root, of files the page reads
 
 
 def default_layout() -> Layout:
@@ -112,12 +115,15 @@ def load(layout: Layout | None = None) -> list[Run]:
             title=str(entry["title"]),
             parameters=entry.get("parameters") or {},
             part=str(entry["part"]) if entry.get("part") else None,
+            reads=tuple(entry["reads"]) if isinstance(entry.get("reads"), list) else entry.get("reads") or (),
         )
         label = f"{where} entry {number} ({run.output})"
         if run.chapter not in known:
             raise PlanError(f"{label}: unknown chapter {run.chapter!r}; templates in chapters/: {', '.join(sorted(known)) or 'none'}")
         if "/" in run.output or not run.output.endswith(".ipynb") or run.output.endswith(".tmp.ipynb"):
             raise PlanError(f"{label}: output must be a notebook file name in book/, like name.ipynb")
+        if not isinstance(run.reads, tuple) or not all(isinstance(g, str) and g and not g.startswith("/") for g in run.reads):
+            raise PlanError(f"{label}: reads must be a list of glob patterns relative to the repository root")
         if not isinstance(run.parameters, dict):
             raise PlanError(f"{label}: parameters must be a mapping name: value")
         if run.output in {r.output for r in runs}:

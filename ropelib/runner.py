@@ -3,8 +3,11 @@
 For each run (template + parameters -> output notebook):
 
 1. The cache key is sha256 of (template bytes, canonical JSON of the full parameters,
-   ``ropelib.__version__``). It is stored in the output's ``metadata.ropebook``; when
-   the existing output carries the same key, the run is skipped (``force`` re-runs).
+   ``ropelib.__version__``, the data files the page reads: every checkpoint manifest,
+   which holds its weights' sha256, plus the run's ``reads`` globs). It is stored in the
+   output's ``metadata.ropebook``; when the existing output carries the same key, the
+   run is skipped (``force`` re-runs). Retraining a checkpoint, or a results table that
+   a summary page reads changing, therefore re-executes the pages that depend on it.
 2. papermill executes the template into ``.<output>.tmp.ipynb`` next to the output
    (kernel ``python3``, cwd = the book root). On success the notebook is post-processed
    and renamed over the output; on failure the temp file is deleted, so a book never
@@ -37,6 +40,7 @@ from ropelib import params as _params
 from ropelib.plan import Layout
 
 KERNEL = "python3"
+MODEL_MANIFESTS = "data/models/*/manifest.json"  # read (through models.load) by every page
 REPOSITORY = "https://github.com/ropebook/ropebook"
 BRANCH = "main"
 
@@ -54,15 +58,34 @@ class Job:
     output: Path
     title: str | None = None
     orphan: bool = False  # a one-off page, outside the TOC
+    reads: tuple[str, ...] = ()  # globs of data files in the cache key (plan.Run.reads)
 
 
-def cache_key(template: Path, parameters: dict, version: str | None = None) -> str:
-    """sha256 of the template's bytes, the canonical parameters and the ropelib version."""
+def cache_key(template: Path, parameters: dict, version: str | None = None,
+              inputs: tuple[Path, ...] = (), root: Path | None = None) -> str:
+    """sha256 of the template's bytes, the canonical parameters, the ropelib version and
+    the (root-relative name, bytes) of each input file."""
     version = ropelib.__version__ if version is None else version
     digest = hashlib.sha256()
-    for part in (Path(template).read_bytes(), canonical(parameters).encode(), version.encode()):
+    parts = [Path(template).read_bytes(), canonical(parameters).encode(), version.encode()]
+    for path in sorted(inputs):
+        name = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
+        parts += [str(name).encode(), path.read_bytes()]
+    for part in parts:
         digest.update(hashlib.sha256(part).digest())  # hash of hashes: no ambiguous concatenation
     return digest.hexdigest()
+
+
+def input_files(job: "Job", layout: Layout) -> tuple[Path, ...]:
+    """The data files in ``job``'s cache key: checkpoint manifests and the job's ``reads``."""
+    files = set()
+    for pattern in (MODEL_MANIFESTS, *job.reads):
+        files.update(p for p in layout.root.glob(pattern) if p.is_file())
+    return tuple(sorted(files))
+
+
+def job_key(job: "Job", layout: Layout) -> str:
+    return cache_key(layout.template(job.chapter), job.parameters, inputs=input_files(job, layout), root=layout.root)
 
 
 def canonical(parameters: dict) -> str:
@@ -80,14 +103,13 @@ def stored_key(output: Path) -> str | None:
 
 def is_current(job: Job, layout: Layout) -> bool:
     """True when ``job.output`` exists and was made from the same template, parameters and version."""
-    key = cache_key(layout.template(job.chapter), job.parameters)
-    return job.output.exists() and stored_key(job.output) == key
+    return job.output.exists() and stored_key(job.output) == job_key(job, layout)
 
 
 def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None = None) -> float | None:
     """Run ``job`` unless cached. Returns the wall time in seconds, or None when cached."""
     template = layout.template(job.chapter)
-    key = cache_key(template, job.parameters)
+    key = job_key(job, layout)
     if not force and is_current(job, layout):
         return None
 

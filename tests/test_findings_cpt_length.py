@@ -13,6 +13,7 @@ import torch
 from ropelib import models, organism, recipes, results, variants
 from ropelib.findings import cpt_length, length_sweep
 from ropelib.organism import OrganismConfig
+from ropelib.training import Stage
 
 LENGTHS = [256, 512, 1024, 2048]
 DEPTHS = [0, 50, 100]
@@ -147,7 +148,8 @@ def test_equal_token_recipes_reproduce_the_committed_pair():
 @pytest.mark.parametrize("short_length, long_length, tokens", [(128, 1024, 1_000_000), (512, 8192, 3_000_000)])
 def test_equal_token_recipes_spend_the_same_tokens(short_length, long_length, tokens):
     short, long = cpt_length.equal_token_recipes(short_length, long_length, tokens)
-    spent = [sum(s.length * s.steps * s.batch_size for s in stages) for stages in (short, long)]
+    assert short[0] == long[0] == recipes.CPT_WARMUP  # the same warm-up, then the compared tokens
+    spent = [sum(s.length * s.steps * s.batch_size for s in stages[1:]) for stages in (short, long)]
     assert spent[0] == spent[1] and abs(spent[0] - tokens) <= max(4096, long_length) / 2
     assert short[-1].length == short_length and long[-1].length == long_length
 
@@ -176,12 +178,13 @@ def test_retrain_trains_both_models_into_the_given_directory_only(tmp_path, monk
                  "pretrained_length": MICRO.train_length, "rope_parameters": dict(base.config.rope_parameters),
                  "max_position_embeddings": base.config.max_position_embeddings}})
 
-    short, long = cpt_length.retrain(64, 256, 3 * 4096, factor=4.0, directory=out_dir, seed=0)
+    warmup = Stage(32, 2, 4, needle_fraction=0.8)
+    short, long = cpt_length.retrain(64, 256, 3 * 4096, factor=4.0, directory=out_dir, seed=0, warmup=warmup)
 
     assert sorted(p.name for p in model_dir.iterdir()) == ["base"]  # nothing new next to the committed models
     manifests = [json.loads((out_dir / name / models.MANIFEST).read_text()) for name in ("ntk4-short-64", "ntk4-long-256")]
-    assert [m["tokens_seen"] for m in manifests] == [3 * 4096, 3 * 4096]
-    assert [[s["length"] for s in m["recipe"]["stages"]] for m in manifests] == [[64], [128, 256]]
+    assert [m["tokens_seen"] for m in manifests] == [3 * 4096 + 256, 3 * 4096 + 256]
+    assert [[s["length"] for s in m["recipe"]["stages"]] for m in manifests] == [[32, 64], [32, 128, 256]]
     assert all(m["rope"]["method"] == "ntk" and m["rope"]["factor"] == 4.0 and m["parent"] == "base" for m in manifests)
     parsed = variants.parse([short, long])
     assert [v.method for v in parsed] == ["ntk", "ntk"]

@@ -57,7 +57,7 @@ def write_plan(root, entries):
 def run_plan(layout, force=False):
     runs = plan.load(layout)
     resolved = plan.check(runs, layout)
-    jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title) for r in runs]
+    jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title, reads=r.reads) for r in runs]
     return runner.execute_all(jobs, layout, force=force, echo=lambda *a, **k: None)
 
 
@@ -222,6 +222,34 @@ def test_cache_key_depends_on_each_input(book):
     assert key != runner.cache_key(template, {"n": 2}, "1")
     assert key != runner.cache_key(template, {"n": 1}, "2")
     assert key != runner.cache_key(book.template("boom"), {"n": 1}, "1")
+
+
+def test_cache_follows_checkpoints_and_read_files(book):
+    """Retraining a checkpoint (its manifest changes) re-runs every page; a changed file
+    in a run's ``reads`` re-runs that page only."""
+    write_plan(book.root, [
+        {"chapter": "tiny", "output": "plain.ipynb", "title": "Plain"},
+        {"chapter": "tiny", "output": "summary.ipynb", "title": "Summary", "reads": ["data/results/glance-*.csv"]},
+    ])
+    manifest = book.root / "data" / "models" / "base" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"weights_sha256": "aa"}')
+    results = book.root / "data" / "results"
+    results.mkdir(parents=True)
+    assert run_plan(book) == 2 and run_plan(book) == 0
+    (results / "glance-one.csv").write_text("finding,verdict\nx,replicated\n")
+    assert run_plan(book) == 1  # only the page that reads it
+    (results / "other.csv").write_text("not read\n")
+    assert run_plan(book) == 0
+    manifest.write_text('{"weights_sha256": "bb"}')
+    assert run_plan(book) == 2
+
+
+def test_plan_rejects_reads_that_are_not_relative_globs(book):
+    for reads in ("data/x.csv", ["/etc/passwd"], [""]):
+        write_plan(book.root, [{"chapter": "tiny", "output": "a.ipynb", "title": "A", "reads": reads}])
+        with pytest.raises(plan.PlanError, match="reads must be a list of glob patterns"):
+            plan.load(book)
 
 
 def test_executed_page_is_post_processed(book):

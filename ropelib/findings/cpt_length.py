@@ -167,14 +167,20 @@ def glance_rows(table: pd.DataFrame) -> list[dict]:
 # --- retraining the pair -------------------------------------------------------------
 
 
-def equal_token_recipes(short_length: int, long_length: int, train_tokens: int) -> tuple[tuple[Stage, ...], ...]:
+def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
+                        warmup: Stage | None = None) -> tuple[tuple[Stage, ...], ...]:
     """Stages of the short and the long CPT with the same tokens per step and the same steps.
 
-    A step holds T = max(16 L0, long_length) tokens, steps = round(train_tokens / T), batch
-    size = T / length. As in the committed ``ntk8-long``, the long run first spends a third
-    of its steps at long_length / 2 (a ramp) when that is still longer than short_length.
-    With (256, 2048, 2,457,600) this reproduces ``SHORT_8X`` and ``LONG_8X`` exactly.
+    Both start with the same needle-heavy ``warmup`` stage (default ``recipes.CPT_WARMUP``;
+    not counted in ``train_tokens``). Then a step holds T = max(16 L0, long_length) tokens, steps =
+    round(train_tokens / T), batch size = T / length. As in the committed ``ntk8-long``,
+    the long run first spends a third of its steps at long_length / 2 (a ramp) when that is
+    still longer than short_length. With (256, 2048, 2,457,600) this reproduces
+    ``SHORT_8X`` and ``LONG_8X`` exactly.
     """
+    if warmup is None:
+        from ropelib.recipes import CPT_WARMUP as warmup
+
     if not short_length < long_length:
         raise ValueError(f"short_length={short_length} must be below long_length={long_length}")
     step_tokens = max(TOKENS_PER_STEP, long_length)
@@ -182,18 +188,18 @@ def equal_token_recipes(short_length: int, long_length: int, train_tokens: int) 
         if step_tokens % length:
             raise ValueError(f"length {length} must divide the {step_tokens} tokens of a step (use powers of two)")
     steps = max(1, round(train_tokens / step_tokens))
-    short = (Stage(short_length, steps, step_tokens // short_length),)
+    short = (warmup, Stage(short_length, steps, step_tokens // short_length))
     ramp_length, ramp_steps = long_length // 2, steps // 3
     if ramp_length > short_length and ramp_steps > 0:
-        long = (Stage(ramp_length, ramp_steps, step_tokens // ramp_length),
+        long = (warmup, Stage(ramp_length, ramp_steps, step_tokens // ramp_length),
                 Stage(long_length, steps - ramp_steps, step_tokens // long_length))
     else:
-        long = (Stage(long_length, steps, step_tokens // long_length),)
+        long = (warmup, Stage(long_length, steps, step_tokens // long_length))
     return short, long
 
 
 def retrain(short_length: int, long_length: int, train_tokens: int, factor: float, directory: Path,
-            seed: int = 0) -> tuple[str, str]:
+            seed: int = 0, warmup: Stage | None = None) -> tuple[str, str]:
     """Train the short and the long NTK CPT of ``base`` into ``directory``; returns the two "ntk:path" variants.
 
     Same hyperparameters as the committed ``ntk8-short`` / ``ntk8-long`` (``recipes.SPECS``),
@@ -202,7 +208,7 @@ def retrain(short_length: int, long_length: int, train_tokens: int, factor: floa
     """
     from ropelib import recipes
 
-    short_stages, long_stages = equal_token_recipes(short_length, long_length, train_tokens)
+    short_stages, long_stages = equal_token_recipes(short_length, long_length, train_tokens, warmup)
     variants = []
     for role, stages in (("short", short_stages), ("long", long_stages)):
         template = recipes.SPECS[f"ntk8-{role}"]

@@ -16,9 +16,9 @@ only gathers, rounds and draws them:
   recipe_table(names)           how each checkpoint was trained (stages, tokens, RoPE)
   training_curves(names)        tidy learning curves from the manifests
   plot_training_curves(curves)  held-out loss and needle retrieval vs tokens, one line per checkpoint
-  sanity_table(names, ...)      held-out loss / perplexity and greedy needle accuracy at L0
-  beyond_table(names, ...)      the same at L0, 2 L0, 4 L0 (does plain RoPE fail past L0?)
-  *_verdict(...), below_gate_line(...)  the chapter's checks, each a stated rule and computed lines
+
+The chapter's measurements on the checkpoints and its three checks are in
+``organism_checks``.
 
 Loss units: the organism's tokens are bytes (one marker symbol aside), so nats/token is
 nats/byte. Not here: training (``recipes``), the tasks themselves, statistics beyond a
@@ -34,26 +34,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from tqdm.auto import tqdm
 
 from ropelib import corpus, geometry, models, organism, paths, recipes
-from ropelib.findings.length_sweep import quiet_transformers
-from ropelib.stats import proportion_interval
 from ropelib.geometry_plots import significant
-from ropelib.tasks.needle import needle_grid
-from ropelib.tasks.perplexity import long_documents, perplexity_by_length, sequence_losses
 from ropelib.tokenizer import ByteTokenizer, encode_document
 from ropelib.training import token_stream
 
 L0 = organism.L0
 GATE = recipes.RETRIEVAL_GATE
 ANALOGUE = {"S": "MiniMA-2-3B", "M": "LLaMA-2-7B", "L": "LLaMA-2-13B"}
-# a loss "far below" the unigram baseline: at most this fraction of it
-FAR_BELOW = 0.5
-# plain RoPE "visibly fails" at 4 L0: perplexity at least this many times its L0 value ...
-PPL_RATIO_FAIL = 2.0
-# ... and needle accuracy at most this fraction of its L0 value
-NEEDLE_RATIO_FAIL = 0.5
 
 
 # ---------------------------------------------------------------- input and retraining
@@ -205,10 +194,10 @@ def _manifest(name: str) -> dict:
     return json.loads((models.organism_dir(name) / models.MANIFEST).read_text())
 
 
-def _tokens_before(name: str) -> int:
+def tokens_before(name: str) -> int:
     """Tokens the checkpoint's ancestors were trained on (0 for a checkpoint from scratch)."""
     parent = _manifest(name)["parent"]
-    return 0 if parent is None else _manifest(parent)["tokens_seen"] + _tokens_before(parent)
+    return 0 if parent is None else _manifest(parent)["tokens_seen"] + tokens_before(parent)
 
 
 def training_curves(names) -> pd.DataFrame:
@@ -218,7 +207,7 @@ def training_curves(names) -> pd.DataFrame:
     """
     rows = []
     for name in names:
-        manifest, offset = _manifest(name), _tokens_before(name)
+        manifest, offset = _manifest(name), tokens_before(name)
         eval_length = manifest["recipe"]["stages"][-1]["length"]
         for point in manifest["curve"]:
             rows.append({"checkpoint": name, "line": f"{name} (at {eval_length})", "eval length": eval_length,
@@ -242,127 +231,3 @@ def plot_training_curves(curves: pd.DataFrame):
               title="Chapter 0: needle retrieval during training", ylim=(-0.03, 1.05))
     right.legend(title="checkpoint (eval length)", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=8)
     return figure
-
-
-# ---------------------------------------------------------------- running the tasks
-
-def wilson(successes: int, trials: int) -> tuple[float, float]:
-    """95% Wilson interval of a pass rate (``ropelib.stats.proportion_interval``)."""
-    estimate = proportion_interval(successes, trials)
-    return estimate.low, estimate.high
-
-
-def _loss_past(loaded, length: int, n_documents: int, start: int = L0) -> float:
-    """Mean loss on the tokens at positions >= ``start`` only: those a model trained at ``start`` never predicted.
-
-    Same documents as ``tasks.perplexity`` at this length; losses[i] predicts token i + 1.
-    """
-    docs = long_documents(loaded.tokenizer, length + 1, n_documents)
-    return float(np.mean([float(sequence_losses(loaded.model, ids[:length])[start - 1:].mean()) for _, ids in docs]))
-
-
-def _measure(loaded, lengths, depths, n_needles: int, n_documents: int, seed: int) -> list[dict]:
-    """Mean held-out loss, perplexity exp(mean loss), loss past L0, and greedy needle accuracy per length."""
-    with quiet_transformers():
-        ppl = perplexity_by_length(loaded.model, loaded.tokenizer, lengths, n_documents=n_documents, progress=False)
-        needles = needle_grid(loaded.model, loaded.tokenizer, lengths, depths=depths, needles_per_cell=n_needles,
-                              seed=seed, progress=False)
-    rows = []
-    for length in lengths:
-        loss = float(ppl.loc[ppl["length"] == length, "loss"].mean())
-        past = _loss_past(loaded, max(lengths), n_documents) if length == max(lengths) > L0 else math.nan
-        passed = needles.loc[needles["length"] == length, "passed"]
-        low, high = wilson(passed.sum(), len(passed))
-        rows.append({"length": length, "loss": loss, "ppl": math.exp(loss), "loss past L0": past,
-                     "needle accuracy": float(passed.mean()), "ci low": low, "ci high": high, "needles": len(passed),
-                     "entropy": float(needles.loc[needles["length"] == length, "entropy"].mean())})
-    return rows
-
-
-def _rope_text(rope: dict) -> str:
-    return rope["method"] + ("" if rope["factor"] == 1 else f" x{rope['factor']:g}")
-
-
-def sanity_table(names, depths, n_needles: int, n_documents: int, seed: int) -> pd.DataFrame:
-    """Every checkpoint, as trained (its own RoPE method), at L0: loss, perplexity, needle accuracy.
-
-    The "in training" columns are the manifest's final check: 32 random held-out chunks
-    (loss) and 64 teacher-forced needles (retrieval), at L0.
-    """
-    rows = []
-    for name in tqdm(names, desc="checkpoints at L0"):
-        loaded = models.load(name)
-        manifest = loaded.manifest
-        [measured] = _measure(loaded, [L0], depths, n_needles, n_documents, seed)
-        rows.append({
-            "checkpoint": name, "parameters": organism.parameter_count(loaded.model),
-            "RoPE": _rope_text(manifest["rope"]), "trained at": manifest["recipe"]["stages"][-1]["length"],
-            "tokens (M)": round((manifest["tokens_seen"] + _tokens_before(name)) / 1e6, 2),
-            "held-out loss": measured["loss"], "ppl": measured["ppl"],
-            "loss in training": manifest["final"]["heldout_loss_at_L0"],
-            "needle accuracy": measured["needle accuracy"], "ci low": measured["ci low"],
-            "ci high": measured["ci high"], "retrieval in training": manifest["final"]["retrieval_at_L0"],
-        })
-    return _rounded(pd.DataFrame(rows).set_index("checkpoint"))
-
-
-def beyond_table(names, depths, n_needles: int, n_documents: int, seed: int, factors=(1, 2, 4)) -> pd.DataFrame:
-    """Checkpoints as trained at L0, 2 L0, 4 L0 (same documents at every length)."""
-    rows = []
-    for name in tqdm(names, desc="lengths beyond L0"):
-        loaded = models.load(name)
-        for measured in _measure(loaded, [f * L0 for f in factors], depths, n_needles, n_documents, seed):
-            rows.append({"checkpoint": name, **measured})
-    return _rounded(pd.DataFrame(rows).set_index(["checkpoint", "length"]))
-
-
-def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
-    """Floats to 4 significant digits; rates (needle accuracy and its CI) to 3."""
-    rates = ("needle accuracy", "ci low", "ci high", "retrieval in training")
-    return frame.apply(lambda column: column.map(lambda x: significant(x, 3 if column.name in rates else 4))
-                       if column.dtype.kind == "f" else column)
-
-
-# ---------------------------------------------------------------- verdicts
-
-def gate_verdict(sanity: pd.DataFrame) -> str:
-    row = sanity.loc["base"]
-    verdict = "passes" if row["needle accuracy"] >= GATE else "FAILS"
-    return (f"base retrieves {row['needle accuracy']:.1%} of needles at L0 = {L0} "
-            f"(95% CI {row['ci low']:.1%}-{row['ci high']:.1%}; gate {GATE:.0%}): {verdict}")
-
-
-def below_gate_line(sanity: pd.DataFrame) -> str:
-    """Which checkpoints retrieve less than the gate at L0 (only base is gated; the rest is information)."""
-    low = sanity[sanity["needle accuracy"] < GATE]
-    if low.empty:
-        return f"every checkpoint retrieves at least {GATE:.0%} at L0"
-    listed = ", ".join(f"{name} {row['needle accuracy']:.0%}" for name, row in low.iterrows())
-    return f"{len(low)} of {len(sanity)} checkpoints retrieve less than {GATE:.0%} of needles at L0: {listed}"
-
-
-def loss_verdict(sanity: pd.DataFrame, unigram: float) -> str:
-    loss = sanity.loc["base", "held-out loss"]
-    verdict = "far below" if loss <= FAR_BELOW * unigram else "NOT far below"
-    return (f"base: held-out loss {significant(loss):g} vs unigram {significant(unigram):g} nats/byte "
-            f"(ratio {significant(loss / unigram, 3):g}; far below means <= {FAR_BELOW:g}x): {verdict}")
-
-
-def beyond_verdict(beyond: pd.DataFrame, name: str = "base") -> list[str]:
-    """Each component of "plain RoPE fails visibly at 4 L0" on its own line, then the verdict."""
-    at = beyond.loc[name]
-    first, last = at.loc[L0], at.loc[4 * L0]
-    ppl_ratio = last["ppl"] / first["ppl"]
-    ppl_fails = ppl_ratio >= PPL_RATIO_FAIL
-    needles_fail = 0 < first["needle accuracy"] and last["needle accuracy"] <= NEEDLE_RATIO_FAIL * first["needle accuracy"]
-    steps = ", ".join(f"{length}: {significant(r['ppl']):g}" for length, r in at.iterrows())
-    needles = ", ".join(f"{length}: {r['needle accuracy']:.0%}" for length, r in at.iterrows())
-    return [
-        f"{name} perplexity by length ({steps}): x{significant(ppl_ratio, 3):g} at 4 L0 "
-        f"(rule >= {PPL_RATIO_FAIL:g}x): {'fails' if ppl_fails else 'does not fail'}",
-        f"{name} loss on the tokens past L0 at 4 L0: {significant(last['loss past L0']):g} vs "
-        f"{significant(first['loss']):g} nats/byte over the first L0 tokens",
-        f"{name} needle accuracy by length ({needles}) (rule at 4 L0 <= {NEEDLE_RATIO_FAIL:g}x that at L0): "
-        f"{'fails' if needles_fail else 'does not fail'}",
-        f"plain RoPE beyond L0 (both must fail): {'fails visibly' if ppl_fails and needles_fail else 'does NOT fail visibly'}",
-    ]
