@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 
 from ropelib import results  # noqa: E402
 from ropelib.findings import needle_analysis as na  # noqa: E402
+from ropelib.findings import needle_verdicts as nv  # noqa: E402
 from ropelib.findings import needle_plots  # noqa: E402
 
 LENGTHS = [128, 256, 512, 1024]
@@ -68,7 +69,7 @@ def test_confounded_data_is_not_credited_within_length():
     pooled = table.iloc[-1]
     assert pooled["auroc_low"] > 0.5  # raw association, carried by length
     assert pooled["within_low"] < 0.5 < pooled["within_high"]
-    assert na.verdicts(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))["finding"] == "partly"
+    assert nv.verdicts(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))["finding"] == "partly"
 
 
 def test_logistic_table_separates_entropy_from_length(signal):
@@ -148,12 +149,12 @@ def test_borrowing_at_chance_level_is_not_credited(signal):
     trials = trials.assign(borrowed_by_chance=trials["borrowed"])  # found as often in an unseen context
     borrowed = na.borrowed_table(trials)
     assert np.isnan(borrowed.iloc[-1]["chance_p"])  # no discordant pairs
-    assert na.verdicts(table, na.topk_table(na.cells(trials)), borrowed)["borrowed"] == "partly"  # mass only
+    assert nv.verdicts(table, na.topk_table(na.cells(trials)), borrowed)["borrowed"] == "partly"  # mass only
 
 
 def test_glance_rows_have_verdicts_and_write(signal, tmp_path):
     trials, table = signal
-    rows = na.glance_rows(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))
+    rows = nv.glance_rows(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))
     assert [r["order"] for r in rows] == [2.0, 2.1, 2.2, 2.3, 2.4, 2.5]
     assert rows[0]["verdict"] == "replicated"  # signal within length
     assert rows[-1]["verdict"] == "replicated"  # 80% borrowed vs 20% by chance, more mass there than on the needle
@@ -166,9 +167,9 @@ def test_no_failures_is_not_replicated():
     trials = synthetic_trials(within_signal=True)
     trials["passed"], trials["failed"] = True, False
     table = na.association_table(trials, n_boot=20, n_perm=20)
-    verdict = na.verdicts(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))
+    verdict = nv.verdicts(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))
     assert verdict["finding"] == "not replicated" and verdict["borrowed"] == "not replicated"
-    assert len(na.glance_rows(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))) == 6
+    assert len(nv.glance_rows(table, na.topk_table(na.cells(trials)), na.borrowed_table(trials))) == 6
 
 
 def test_plots_draw_one_panel_per_method(signal):
