@@ -82,3 +82,18 @@ def test_sampler_is_seeded():
 def test_bad_mixture():
     with pytest.raises(ValueError, match="<= 1"):
         BatchSampler("train", seed=0, needle_fraction=0.8, repeat_fraction=0.3)
+
+
+def test_smoke_scaling_shortens_stages_but_keeps_their_mixture():
+    recipe = Recipe(stages=[recipes.CPT_WARMUP, Stage(1024, 400, 4)], warmup_steps=30, eval_every=50)
+    scaled = recipes._scaled(recipe, 0.01)
+    assert [s.steps for s in scaled.stages] == [2, 4]
+    assert scaled.stages[0].needle_fraction == recipes.CPT_WARMUP.needle_fraction == 0.8
+    assert [s.length for s in scaled.stages] == [128, 1024] and scaled.warmup_steps == 1
+
+
+def test_every_continual_pretraining_starts_with_the_same_warmup():
+    cpts = [spec for spec in recipes.SPECS.values() if spec.parent]
+    assert cpts and all(spec.recipe.stages[0] == recipes.CPT_WARMUP for spec in cpts)
+    four_x = [spec for spec in cpts if spec.factor == 4.0]
+    assert len({spec.recipe.tokens for spec in four_x}) == 1  # same tokens for every method and size
