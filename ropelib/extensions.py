@@ -13,12 +13,14 @@ Public API:
   frequencies(...)        inv_freq and attention scaling, no model needed
   apply(model, ...)       switch a loaded LLaMA-family model in place (weights untouched)
   describe(model)         the active method and its parameters
+  frozen_pairs(model, w)  scoped ablation: pairs with wavelength > w stop rotating
 
 Not here: training, evaluation, or any RoPE maths of our own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -258,3 +260,25 @@ def describe(model) -> dict:
 def wavelengths(inv_freq: torch.Tensor) -> torch.Tensor:
     """Wavelength 2*pi/theta_j of each pair, in tokens."""
     return 2 * math.pi / inv_freq
+
+
+@contextlib.contextmanager
+def frozen_pairs(model, min_wavelength: float):
+    """Within the block, the pairs with wavelength 2*pi/theta_j > ``min_wavelength`` do not rotate.
+
+    An ablation, not an extension: theta_j = 0 for those pairs removes the positional signal
+    they carry while their q.k content stays. The loss it costs inside the training length
+    measures how much a model relies on the rotation of the pairs that never complete a
+    period in training (the ones whose unseen angles past that length are blamed for the
+    extrapolation failure). Yields how many pairs are frozen; restores them on exit.
+    """
+    rotary = _rotary_module(model)
+    if _pretrained(model)["method"] == "dynamic_ntk":
+        raise ValueError("frozen_pairs: dynamic_ntk recomputes its frequencies at every call; use another method")
+    saved = rotary.inv_freq.clone()
+    frozen = wavelengths(saved) > min_wavelength
+    rotary.inv_freq = torch.where(frozen, torch.zeros_like(saved), saved)
+    try:
+        yield int(frozen.sum())
+    finally:
+        rotary.inv_freq = saved

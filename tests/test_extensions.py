@@ -26,9 +26,9 @@ def registry(rope_parameters: dict, max_position: int) -> tuple[torch.Tensor, fl
     return ROPE_INIT_FUNCTIONS[rope_parameters["rope_type"]](config)
 
 
-def tiny_llama(seed: int = 0, max_position: int = 16) -> LlamaForCausalLM:
+def tiny_llama(seed: int = 0, max_position: int = 16, layers: int = 2) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_position,
                          attn_implementation="sdpa")
     return LlamaForCausalLM(config).eval()
@@ -216,3 +216,42 @@ def test_a_model_without_rotary_embedding_is_refused():
         apply(gpt2, "pi", 2.0)
     with pytest.raises(ValueError, match="has no rotary embedding"):
         describe(gpt2)
+
+
+def test_frozen_pairs_stops_the_slow_pairs_only_inside_the_block():
+    model = tiny_llama()
+    rotary = model.model.rotary_emb
+    before = rotary.inv_freq.clone()
+    ids = torch.arange(3, 15).unsqueeze(0)
+    logits = model(ids).logits
+    pairs = before.numel()
+    threshold = 2 * math.pi / float(before[pairs // 2])  # the pairs after this one are slower
+    with extensions.frozen_pairs(model, threshold) as n_frozen:
+        inside = rotary.inv_freq.clone()
+        frozen_logits = model(ids).logits
+    slow = extensions.wavelengths(before) > threshold
+    assert n_frozen == int(slow.sum()) == pairs - pairs // 2 - 1
+    assert torch.all(inside[slow] == 0) and torch.equal(inside[~slow], before[~slow])
+    assert not torch.allclose(frozen_logits, logits)
+    assert torch.equal(rotary.inv_freq, before) and torch.equal(model(ids).logits, logits)
+
+
+def test_frozen_pairs_with_every_pair_frozen_ignores_position():
+    """theta = 0 for all pairs: no position signal, so in one layer the last token's prediction
+    depends on the set of tokens before it, not their order (attention sees only content)."""
+    model = tiny_llama(layers=1)
+    with extensions.frozen_pairs(model, 0.0) as n_frozen, torch.no_grad():
+        assert n_frozen == model.model.rotary_emb.inv_freq.numel()
+        a = model(torch.tensor([[5, 7, 7]])).logits[0, -1]
+        b = model(torch.tensor([[7, 5, 7]])).logits[0, -1]
+    assert torch.allclose(a, b, atol=1e-5)
+    with torch.no_grad():  # with rotation, the order shows
+        assert not torch.allclose(model(torch.tensor([[5, 7, 7]])).logits[0, -1],
+                                  model(torch.tensor([[7, 5, 7]])).logits[0, -1], atol=1e-5)
+
+
+def test_frozen_pairs_refuses_dynamic_ntk():
+    model = extensions.apply(tiny_llama(), "dynamic_ntk", 2.0)
+    with pytest.raises(ValueError, match="dynamic_ntk"):
+        with extensions.frozen_pairs(model, 1.0):
+            pass

@@ -7,6 +7,7 @@ checkpoints and states each check as a rule with computed lines:
   beyond_table(names, ...)      the same at L0, 2 L0, 4 L0 (does plain RoPE fail past L0?)
   position_profile(names, ...)  loss by token position at a long length: where a failure starts
   plot_position_profile(...)    that profile, one line per checkpoint
+  slow_pair_ablation(name, ...) loss with the pairs longer than L0 frozen: does the model use them?
   *_verdict(...), below_gate_line(...), profile_lines(...)  the checks, as computed lines
 
 Loss units: nats per byte (the organism's tokens are bytes). Not here: the chapter's
@@ -23,7 +24,7 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from ropelib import models, organism, recipes
+from ropelib import extensions, models, organism, recipes
 from ropelib.findings.length_sweep import quiet_transformers
 from ropelib.findings.organism_report import tokens_before
 from ropelib.geometry_plots import significant
@@ -230,3 +231,41 @@ def plot_position_profile(profile: pd.DataFrame, unigram: float | None = None):
              title="Loss by position: where each checkpoint stops predicting (cf. the paper's Fig. 1)")
     figure.tight_layout()
     return figure
+
+
+# ---------------------------------------------------------------- which pairs does the model use?
+
+def slow_pair_ablation(name: str, lengths, n_documents: int) -> pd.DataFrame:
+    """Mean held-out loss at each length as trained and with the pairs longer than L0 frozen
+    (``extensions.frozen_pairs``), on the same documents (long enough for the largest length).
+
+    Columns: length, loss, loss frozen, change (frozen - as trained), pairs frozen.
+    """
+    loaded = models.load(name)
+    docs = long_documents(loaded.tokenizer, max(lengths) + 1, n_documents)
+
+    def mean_loss(length):
+        return float(np.mean([float(sequence_losses(loaded.model, ids[:length]).mean()) for _, ids in docs]))
+
+    rows = []
+    with quiet_transformers():
+        for length in lengths:
+            plain = mean_loss(length)
+            with extensions.frozen_pairs(loaded.model, L0) as n_frozen:
+                frozen = mean_loss(length)
+            rows.append({"length": length, "loss": plain, "loss frozen": frozen, "change": frozen - plain,
+                         "pairs frozen": n_frozen})
+    frame = pd.DataFrame(rows).set_index("length")
+    return frame.map(lambda x: significant(x, 3) if isinstance(x, float) else x)
+
+
+def ablation_lines(ablation: pd.DataFrame, name: str = "base") -> list[str]:
+    """The ablation in words: the cost at L0, then the rise past L0 with and without the slow pairs."""
+    first, last = ablation.index[0], ablation.index[-1]
+    at, end = ablation.loc[first], ablation.loc[last]
+    return [
+        f"{name}, {int(at['pairs frozen'])} pairs longer than L0 frozen: loss at {first} "
+        f"{at['loss']:g} -> {at['loss frozen']:g} nats/byte ({at['change']:+.3g})",
+        f"{name}, rise from {first} to {last} tokens: {end['loss'] - at['loss']:+.3g} nats/byte as trained, "
+        f"{end['loss frozen'] - at['loss frozen']:+.3g} with those pairs frozen",
+    ]
