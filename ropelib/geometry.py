@@ -5,7 +5,7 @@ lambda_j = 2*pi * b^(2j/d) tokens. A pair with lambda_j > L (the training length
 completes a period during training; how many such pairs there are, and how far the
 longest one reaches beyond L, is what makes extrapolation hard.
 
-The organism cannot copy LLaMA-2's numbers exactly (16 pairs and 256 tokens instead of
+The organism cannot copy LLaMA-2's numbers exactly (32 pairs and 256 tokens instead of
 64 and 4096). :func:`mirror_base` picks its base so the *longest* wavelength reaches as
 far beyond the training length as LLaMA-2's does (13.3x); :func:`geometry_table` shows
 what that choice does to the other two statistics. Not here: the extensions themselves

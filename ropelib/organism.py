@@ -1,10 +1,18 @@
 """The model organism: tiny LLaMA-architecture models sized to train on two CPU cores.
 
-Sizes S, M, L stand in for the paper's 3B / 7B / 13B axis. All share head dim 32 and a
+Sizes S, M, L stand in for the paper's 3B / 7B / 13B axis. All share head dim 64 and a
 pretraining length L0 = 256 tokens, with the RoPE base from
 :func:`ropelib.geometry.mirror_base` so the slowest rotary pair spans as many training
 lengths as LLaMA-2-7B's (13.3x). ``build`` returns a random-init ``LlamaForCausalLM``
 (no download); nothing here trains (``training``) or loads (``models``).
+
+Why head dim 64 (the first organism had 32): with 32 pairs instead of 16 more of them are
+slow, as in LLaMA-2 (64 pairs), and the models lean on them. Measured on 16 held-out
+documents, perplexity at 4 L0 over perplexity at L0 for plain RoPE, same recipe and seed:
+head dim 32: 1.55 (1.83 with twice the L0 training; 1.34 with LLaMA-2's base 10,000 as
+is); head dim 64: 1.94, and 2.68 with twice the L0 training, whose loss past 4 L0 exceeds
+the unigram baseline: the explosion the paper starts from. Head dim 64 with the shorter
+training retrieved only 56% of needles at L0, hence the longer main stage in ``recipes``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from ropelib.geometry import mirror_base
 from ropelib.tokenizer import ByteTokenizer
 
 L0 = 256  # the organism's pretraining length, its "4K"
-HEAD_DIM = 32
+HEAD_DIM = 64
 BASE = mirror_base(HEAD_DIM, L0)
 
 
@@ -25,8 +33,8 @@ BASE = mirror_base(HEAD_DIM, L0)
 class OrganismConfig:
     hidden_size: int = 128
     num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 4
+    num_heads: int = 2
+    num_kv_heads: int = 2
     intermediate_size: int = 352
     head_dim: int = HEAD_DIM
     rope_base: float = BASE
@@ -56,9 +64,9 @@ class OrganismConfig:
 
 
 SIZES = {
-    "S": OrganismConfig(hidden_size=64, num_layers=3, num_heads=2, num_kv_heads=2, intermediate_size=176),
+    "S": OrganismConfig(hidden_size=64, num_layers=3, num_heads=1, num_kv_heads=1, intermediate_size=176),
     "M": OrganismConfig(),
-    "L": OrganismConfig(hidden_size=160, num_layers=5, num_heads=5, num_kv_heads=5, intermediate_size=432),
+    "L": OrganismConfig(hidden_size=192, num_layers=5, num_heads=3, num_kv_heads=3, intermediate_size=512),
 }
 
 

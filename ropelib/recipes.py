@@ -60,11 +60,11 @@ def _cpt(name, method, factor, stages, parent="base", size="M", purpose=""):
                           size=size, parent=parent, method=method, factor=factor)
 
 
-# Every CPT starts with this short, needle-heavy stage under the new positions: without it,
-# 300 steps at 4 L0 left PI with 6% and plain RoPE with 12% retrieval even at L0 (needles
-# re-formed at 1024 only for NTK/YaRN). With it, PI recovered to 94% at L0 and 78% at
-# 1024; a lower learning rate alone (2e-4) did not help (3%). Same stage for every CPT,
-# so the methods still see the same tokens.
+# Every CPT starts with this short, needle-heavy stage under the new positions. Measured on
+# the first organism (head dim 32): without it, 300 steps at 4 L0 left PI with 6% and plain
+# RoPE with 12% retrieval even at L0 (needles re-formed at 1024 only for NTK/YaRN); with it,
+# PI recovered to 94% at L0 and 78% at 1024; a lower learning rate alone (2e-4) did not help
+# (3%). Same stage for every CPT, so the methods still see the same tokens.
 CPT_WARMUP = Stage(L0 // 2, 200, 16, needle_fraction=0.8)  # 409,600 tokens
 CPT_4X = (CPT_WARMUP, Stage(4 * L0, 400, 4))  # then 1.6M tokens at 4 L0
 # finding 3: after the warm-up, the same 2,457,600 tokens at L0 or (after a short ramp) at 8 L0
@@ -72,12 +72,12 @@ SHORT_8X = (CPT_WARMUP, Stage(L0, 600, 16))
 LONG_8X = (CPT_WARMUP, Stage(4 * L0, 200, 4), Stage(8 * L0, 400, 2))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
-    _base("base", "M", 1500, "the organism's LLaMA-2: plain RoPE at L0", gate=RETRIEVAL_GATE),
-    _base("base-L", "L", 800, "size L (LLaMA-2-13B analogue)"),
+    _base("base", "M", 3000, "the organism's LLaMA-2: plain RoPE at L0", gate=RETRIEVAL_GATE),
+    _base("base-L", "L", 1600, "size L (LLaMA-2-13B analogue)"),
     CheckpointSpec("native-4x", "the organism's LLaMA-3: plain RoPE trained from scratch at 4 L0",
-                   Recipe(stages=[*CURRICULUM, Stage(L0, 600, 8), Stage(4 * L0, 400, 4)]),
+                   Recipe(stages=[*CURRICULUM, Stage(L0, 3000, 8), Stage(4 * L0, 400, 4)]),
                    pretrained_base=mirror_base(HEAD_DIM, 4 * L0), pretrained_length=4 * L0),
-    _base("base-S", "S", 1500, "size S (MiniMA-2-3B analogue)"),
+    _base("base-S", "S", 3000, "size S (MiniMA-2-3B analogue)"),
     *[_cpt(f"cpt-{m}", m, 4.0, CPT_4X) for m in ("rope", "pi", "ntk", "yarn")],
     _cpt("cpt-pi-S", "pi", 4.0, CPT_4X, parent="base-S", size="S"),
     _cpt("cpt-pi-L", "pi", 4.0, CPT_4X, parent="base-L", size="L"),

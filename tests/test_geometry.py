@@ -34,22 +34,22 @@ def test_mirror_base_reproduces_the_reference():
 
 def test_organism_base_mirrors_llama2_longest_wavelength():
     assert organism.BASE == mirror_base(organism.HEAD_DIM, organism.L0)
-    assert organism.BASE == pytest.approx(823.39, abs=0.01)
+    assert organism.BASE == pytest.approx(663.06, abs=0.01)
     assert longest_wavelength_ratio(organism.HEAD_DIM, organism.BASE, organism.L0) == pytest.approx(
         longest_wavelength_ratio(128, 10_000.0, 4096), rel=1e-12)
-    # 7 of 16 pairs longer than L0 (LLaMA-2: 18 of 64), 3 longer than 4 L0 (LLaMA-2: 9 of 64)
-    assert fraction_longer_than(organism.HEAD_DIM, organism.BASE, organism.L0) == 7 / 16
-    assert fraction_longer_than(organism.HEAD_DIM, organism.BASE, 4 * organism.L0) == 3 / 16
+    # 13 of 32 pairs longer than L0 (LLaMA-2: 18 of 64), 6 longer than 4 L0 (LLaMA-2: 9 of 64)
+    assert fraction_longer_than(organism.HEAD_DIM, organism.BASE, organism.L0) == 13 / 32
+    assert fraction_longer_than(organism.HEAD_DIM, organism.BASE, 4 * organism.L0) == 6 / 32
 
 
 def test_fraction_matching_base():
-    """The alternative the chapter shows: ~194 puts the L0 crossing where LLaMA-2's is, and no pair beyond 4 L0."""
+    """The alternative the chapter shows: ~194 puts the L0 crossing where LLaMA-2's is, and one pair beyond 4 L0."""
     assert fraction_matching_base(4096) == pytest.approx(10_000.0, rel=1e-12)
     base = fraction_matching_base(organism.L0)
     assert base == pytest.approx(194.3, abs=0.1)
     crossing = math.log(organism.L0 / (2 * math.pi)) / math.log(base)
     assert crossing == pytest.approx(math.log(4096 / (2 * math.pi)) / math.log(10_000.0))
-    assert fraction_longer_than(organism.HEAD_DIM, base, 4 * organism.L0) == 0
+    assert fraction_longer_than(organism.HEAD_DIM, base, 4 * organism.L0) == 1 / 32
 
 
 def test_geometry_table():
@@ -68,3 +68,13 @@ def test_bad_head_dim(head_dim):
 def test_llama3_reference_is_longer_than_llama2():
     assert geometry.LLAMA3_8B.train_length == 2 * LLAMA2_7B.train_length
     assert longest_wavelength_ratio(128, geometry.LLAMA3_8B.base, 8192) > 13.28
+
+
+def test_run_plan_shows_the_organism_geometry_it_trains():
+    """The rope-rescaling page for the organism must use the head dim and base the models have."""
+    from ropelib import plan
+
+    [run] = [r for r in plan.load() if r.chapter == "rope-rescaling" and r.parameters.get("label") == "organism"]
+    assert run.parameters["head_dim"] == organism.HEAD_DIM
+    assert run.parameters["base"] == pytest.approx(organism.BASE, rel=1e-12)
+    assert run.parameters["train_length"] == organism.L0

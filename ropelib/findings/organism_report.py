@@ -143,7 +143,7 @@ def base_geometries() -> list[geometry.RopeGeometry]:
         geometry.RopeGeometry("organism (chosen): longest wavelength as LLaMA-2", organism.HEAD_DIM, organism.BASE, L0),
         geometry.RopeGeometry("alternative: long-pair fraction as LLaMA-2", organism.HEAD_DIM,
                               fraction_matching_base(L0), L0),
-        geometry.RopeGeometry("alternative: base 700 (first trials)", organism.HEAD_DIM, 700.0, L0),
+        geometry.RopeGeometry("the first organism: head dim 32", 32, geometry.mirror_base(32, L0), L0),
         geometry.RopeGeometry("alternative: LLaMA-2's base as is", organism.HEAD_DIM, geometry.LLAMA2_7B.base, L0),
         geometry.LLAMA3_8B,
         geometry.RopeGeometry("organism native-4x (its LLaMA-3)", organism.HEAD_DIM, native.pretrained_base,
