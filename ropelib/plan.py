@@ -19,7 +19,7 @@ derived, never edited by hand). It does not execute anything: see ``runner``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -115,15 +115,16 @@ def load(layout: Layout | None = None) -> list[Run]:
             title=str(entry["title"]),
             parameters=entry.get("parameters") or {},
             part=str(entry["part"]) if entry.get("part") else None,
-            reads=tuple(entry["reads"]) if isinstance(entry.get("reads"), list) else entry.get("reads") or (),
         )
+        reads = entry.get("reads") or []
         label = f"{where} entry {number} ({run.output})"
         if run.chapter not in known:
             raise PlanError(f"{label}: unknown chapter {run.chapter!r}; templates in chapters/: {', '.join(sorted(known)) or 'none'}")
         if "/" in run.output or not run.output.endswith(".ipynb") or run.output.endswith(".tmp.ipynb"):
             raise PlanError(f"{label}: output must be a notebook file name in book/, like name.ipynb")
-        if not isinstance(run.reads, tuple) or not all(isinstance(g, str) and g and not g.startswith("/") for g in run.reads):
+        if not isinstance(reads, list) or not all(isinstance(g, str) and g and not g.startswith("/") for g in reads):
             raise PlanError(f"{label}: reads must be a list of glob patterns relative to the repository root")
+        run = replace(run, reads=tuple(reads))
         if not isinstance(run.parameters, dict):
             raise PlanError(f"{label}: parameters must be a mapping name: value")
         if run.output in {r.output for r in runs}:

@@ -101,16 +101,16 @@ def stored_key(output: Path) -> str | None:
     return nb.metadata.get("ropebook", {}).get("cache_key")
 
 
-def is_current(job: Job, layout: Layout) -> bool:
-    """True when ``job.output`` exists and was made from the same template, parameters and version."""
-    return job.output.exists() and stored_key(job.output) == job_key(job, layout)
+def is_current(job: Job, layout: Layout, key: str | None = None) -> bool:
+    """True when ``job.output`` exists and carries ``key`` (default: the job's key now)."""
+    return job.output.exists() and stored_key(job.output) == (key or job_key(job, layout))
 
 
 def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None = None) -> float | None:
     """Run ``job`` unless cached. Returns the wall time in seconds, or None when cached."""
     template = layout.template(job.chapter)
     key = job_key(job, layout)
-    if not force and is_current(job, layout):
+    if not force and is_current(job, layout, key):
         return None
 
     import papermill

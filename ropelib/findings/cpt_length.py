@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ropelib import metrics, models, results
+from ropelib import metrics, models, recipes, results
 from ropelib.organism import L0
+from ropelib.recipes import CPT_WARMUP
 from ropelib.tasks import needle
 from ropelib.training import Stage
 
@@ -168,19 +169,16 @@ def glance_rows(table: pd.DataFrame) -> list[dict]:
 
 
 def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
-                        warmup: Stage | None = None) -> tuple[tuple[Stage, ...], ...]:
+                        warmup: Stage = CPT_WARMUP) -> tuple[tuple[Stage, ...], ...]:
     """Stages of the short and the long CPT with the same tokens per step and the same steps.
 
-    Both start with the same needle-heavy ``warmup`` stage (default ``recipes.CPT_WARMUP``;
+    Both start with the same needle-heavy ``warmup`` stage (default ``recipes.CPT_WARMUP``,
     not counted in ``train_tokens``). Then a step holds T = max(16 L0, long_length) tokens, steps =
     round(train_tokens / T), batch size = T / length. As in the committed ``ntk8-long``,
     the long run first spends a third of its steps at long_length / 2 (a ramp) when that is
     still longer than short_length. With (256, 2048, 2,457,600) this reproduces
     ``SHORT_8X`` and ``LONG_8X`` exactly.
     """
-    if warmup is None:
-        from ropelib.recipes import CPT_WARMUP as warmup
-
     if not short_length < long_length:
         raise ValueError(f"short_length={short_length} must be below long_length={long_length}")
     step_tokens = max(TOKENS_PER_STEP, long_length)
@@ -199,15 +197,13 @@ def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
 
 
 def retrain(short_length: int, long_length: int, train_tokens: int, factor: float, directory: Path,
-            seed: int = 0, warmup: Stage | None = None) -> tuple[str, str]:
+            seed: int = 0, warmup: Stage = CPT_WARMUP) -> tuple[str, str]:
     """Train the short and the long NTK CPT of ``base`` into ``directory``; returns the two "ntk:path" variants.
 
     Same hyperparameters as the committed ``ntk8-short`` / ``ntk8-long`` (``recipes.SPECS``),
     stages from :func:`equal_token_recipes`, NTK base for ``factor``. Slow: the committed
     pair took minutes of CPU each; nothing under ``data/models`` is touched.
     """
-    from ropelib import recipes
-
     short_stages, long_stages = equal_token_recipes(short_length, long_length, train_tokens, warmup)
     variants = []
     for role, stages in (("short", short_stages), ("long", long_stages)):

@@ -56,8 +56,12 @@ def _loss_past(loaded, length: int, n_documents: int, start: int = L0) -> float:
 
     Same documents as ``tasks.perplexity`` at this length; losses[i] predicts token i + 1.
     """
-    docs = long_documents(loaded.tokenizer, length + 1, n_documents)
-    return float(np.mean([float(sequence_losses(loaded.model, ids[:length])[start - 1:].mean()) for _, ids in docs]))
+    return _mean_loss(loaded.model, long_documents(loaded.tokenizer, length + 1, n_documents), length, start)
+
+
+def _mean_loss(model, docs, length: int, start: int = 1) -> float:
+    """Mean over documents of the mean loss on positions >= ``start`` of their first ``length`` tokens."""
+    return float(np.mean([float(sequence_losses(model, ids[:length])[start - 1:].mean()) for _, ids in docs]))
 
 
 def _measure(loaded, lengths, depths, n_needles: int, n_documents: int, seed: int) -> list[dict]:
@@ -243,16 +247,12 @@ def slow_pair_ablation(name: str, lengths, n_documents: int) -> pd.DataFrame:
     """
     loaded = models.load(name)
     docs = long_documents(loaded.tokenizer, max(lengths) + 1, n_documents)
-
-    def mean_loss(length):
-        return float(np.mean([float(sequence_losses(loaded.model, ids[:length]).mean()) for _, ids in docs]))
-
     rows = []
     with quiet_transformers():
         for length in lengths:
-            plain = mean_loss(length)
+            plain = _mean_loss(loaded.model, docs, length)
             with extensions.frozen_pairs(loaded.model, L0) as n_frozen:
-                frozen = mean_loss(length)
+                frozen = _mean_loss(loaded.model, docs, length)
             rows.append({"length": length, "loss": plain, "loss frozen": frozen, "change": frozen - plain,
                          "pairs frozen": n_frozen})
     frame = pd.DataFrame(rows).set_index("length")
