@@ -1,12 +1,12 @@
 """The organism's text: Python's standard library as an offline stand-in for Proof-pile.
 
 Every machine that runs Python has the same ~30 MB of formal text (code and docstrings)
-at ``sysconfig.get_paths()["stdlib"]``. Files are listed in sorted order and split by a
-fixed rule: a file is held out when the first byte of sha256(relative path) is < 26
-(about 10%), so the split does not depend on which other files exist.
+at ``sysconfig.get_paths()["stdlib"]``. Files are listed in sorted order and split three
+ways by file, near-duplicates kept together (``corpus_split``): ``train`` (~80%), ``dev``
+(~10%: recipe tuning and training gates), ``test`` (~10%: every finding).
 
-``build_manifest`` records the interpreter version, file count and sha256 of the train
-and held-out bytes in ``data/corpus.json``; ``check_manifest`` warns when the running
+``build_manifest`` records the interpreter version, file counts and sha256 of each
+split's bytes in ``data/corpus.json``; ``check_manifest`` warns when the running
 interpreter's corpus differs from the one the committed models were trained on.
 ``load_documents`` reads a user's own corpus (a directory of text files or a JSONL file
 with a ``text`` field), e.g. a local Proof-pile or PG-19 copy.
@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ropelib import paths
+from ropelib import corpus_split, paths
 
-HELD_OUT_THRESHOLD = 26  # first byte of sha256(path) below this -> held out (26/256 ~ 10%)
 
 
 @dataclass(frozen=True)
@@ -42,27 +41,33 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def is_held_out(relative_path: str) -> bool:
-    return hashlib.sha256(relative_path.encode()).digest()[0] < HELD_OUT_THRESHOLD
+@lru_cache(maxsize=1)
+def stdlib_texts() -> dict[str, str]:
+    """relative path -> text of every non-empty ``.py`` file of the standard library, sorted."""
+    root = stdlib_root()
+    texts = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if "site-packages" in rel.split("/"):
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        if text.strip():
+            texts[rel] = text
+    return texts
+
+
+@lru_cache(maxsize=1)
+def stdlib_splits() -> dict[str, str]:
+    return corpus_split.assign(stdlib_texts())
 
 
 @lru_cache(maxsize=None)
 def stdlib_documents(split: str) -> tuple[Document, ...]:
     """Sorted ``.py`` files of the running interpreter's standard library, one split."""
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split={split!r}; expected 'train' or 'heldout'")
-    root = stdlib_root()
-    docs = []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if "site-packages" in rel.split("/"):
-            continue
-        if is_held_out(rel) != (split == "heldout"):
-            continue
-        text = path.read_bytes().decode("utf-8", errors="replace")
-        if text.strip():
-            docs.append(Document(rel, text))
-    return tuple(docs)
+    if split not in corpus_split.SPLITS:
+        raise ValueError(f"split={split!r}; expected one of {', '.join(corpus_split.SPLITS)}")
+    where = stdlib_splits()
+    return tuple(Document(name, text) for name, text in stdlib_texts().items() if where[name] == split)
 
 
 def _digest(docs) -> str:
@@ -73,17 +78,12 @@ def _digest(docs) -> str:
 
 
 def corpus_fingerprint() -> dict:
-    train, held = stdlib_documents("train"), stdlib_documents("heldout")
-    return {
-        "source": "python-stdlib",
-        "python_version": platform.python_version(),
-        "train_files": len(train),
-        "heldout_files": len(held),
-        "train_bytes": sum(len(d.text.encode()) for d in train),
-        "heldout_bytes": sum(len(d.text.encode()) for d in held),
-        "train_sha256": _digest(train),
-        "heldout_sha256": _digest(held),
-    }
+    fingerprint = {"source": "python-stdlib", "python_version": platform.python_version()}
+    for split in corpus_split.SPLITS:
+        docs = stdlib_documents(split)
+        fingerprint |= {f"{split}_files": len(docs), f"{split}_bytes": sum(len(d.text.encode()) for d in docs),
+                        f"{split}_sha256": _digest(docs)}
+    return fingerprint
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -109,10 +109,10 @@ def check_manifest(path: Path = paths.CORPUS_MANIFEST) -> bool:
         return False
     expected = json.loads(path.read_text())
     actual = corpus_fingerprint()
-    if expected.get("train_sha256") != actual["train_sha256"] or expected.get("heldout_sha256") != actual["heldout_sha256"]:
+    if any(expected.get(f"{split}_sha256") != actual[f"{split}_sha256"] for split in corpus_split.SPLITS):
         warnings.warn(
             f"this interpreter's standard library (Python {actual['python_version']}, "
-            f"{actual['train_files']}+{actual['heldout_files']} files) differs from the corpus the committed "
+            f"{sum(actual[f'{split}_files'] for split in corpus_split.SPLITS)} files) differs from the corpus the committed "
             f"models were trained on (Python {expected.get('python_version')}); held-out numbers will differ "
             "from the book's. Retrain with `make models` for an exact match."
         )

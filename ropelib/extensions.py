@@ -28,13 +28,16 @@ import torch
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-METHODS = ("rope", "pi", "ntk", "yarn", "dynamic_ntk", "llama3")
+METHODS = ("rope", "pi", "ntk", "ntk100", "yarn", "dynamic_ntk", "llama3")
+# Code Llama's NTK (the paper's): the base raised 100x (10,000 -> 1,000,000), whatever s is
+CODE_LLAMA_BASE_RATIO = 100.0
 
 # our name -> transformers' rope_type
 _ROPE_TYPE = {
     "rope": "default",
     "pi": "linear",
     "ntk": "default",  # a fixed, larger base: transformers' default RoPE at that base
+    "ntk100": "default",
     "yarn": "yarn",
     "dynamic_ntk": "dynamic",
     "llama3": "llama3",
@@ -89,6 +92,8 @@ def rope_parameters(
         if ntk_base < base:
             raise ValueError(f"ntk_base={ntk_base!r} must be >= the pretrained base {base}")
         params["rope_theta"] = float(ntk_base)
+    elif method == "ntk100":
+        params["rope_theta"] = float(base) * CODE_LLAMA_BASE_RATIO
     elif method in ("pi", "dynamic_ntk"):
         params["factor"] = float(factor)
     elif method == "yarn":
@@ -136,7 +141,9 @@ def frequencies(
 
     - ``rope``: theta_j = b^(-2j/d); scaling 1.
     - ``pi``: theta_j / s (position m -> m/s); scaling 1.
-    - ``ntk``: b' ^(-2j/d) with b' = ntk_base, or b * s^(d/(d-2)); scaling 1.
+    - ``ntk``: b' ^(-2j/d) with b' = ntk_base, or b * s^(d/(d-2)) (NTK-aware); scaling 1.
+    - ``ntk100``: b' = 100 b, Code Llama's NTK as the paper uses it (x4.2 for NTK-aware
+      at s = 4, d = 64); ``factor`` does not change it; scaling 1.
     - ``yarn``: per pair, gamma_j * theta_j + (1 - gamma_j) * theta_j / s, where the ramp
       gamma_j rises from 0 for pairs completing fewer than beta_slow rotations within L
       (interpolated like PI) to 1 for pairs completing more than beta_fast (kept as is);

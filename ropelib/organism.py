@@ -6,9 +6,9 @@ pretraining length L0 = 256 tokens, with the RoPE base from
 lengths as LLaMA-2-7B's (13.3x). ``build`` returns a random-init ``LlamaForCausalLM``
 (no download); nothing here trains (``training``) or loads (``models``).
 
-Why head dim 64 (the first organism had 32): with 32 pairs instead of 16 more of them are
-slow, as in LLaMA-2 (64 pairs), and the models lean on them. Measured on 16 held-out
-documents, perplexity at 4 L0 over perplexity at L0 for plain RoPE, same recipe and seed:
+Why head dim 64 (organism v1 had 32): with 32 pairs instead of 16 more of them are
+slow, as in LLaMA-2 (64 pairs), and the models lean on them. History (organism v2,
+measured 2026-11 on the old two-way split, 16 held-out documents): perplexity at 4 L0 over perplexity at L0 for plain RoPE, same recipe and seed:
 head dim 32: 1.55 (1.83 with twice the L0 training; 1.34 with LLaMA-2's base 10,000 as
 is); head dim 64: 1.94, and 2.68 with twice the L0 training, whose loss past 4 L0 exceeds
 the unigram baseline: the explosion the paper starts from. Head dim 64 with the shorter
@@ -66,7 +66,8 @@ class OrganismConfig:
 SIZES = {
     "S": OrganismConfig(hidden_size=64, num_layers=3, num_heads=1, num_kv_heads=1, intermediate_size=176),
     "M": OrganismConfig(),
-    "L": OrganismConfig(hidden_size=192, num_layers=5, num_heads=3, num_kv_heads=3, intermediate_size=512),
+    # v3: L has 4 layers (v2: 5) so that it trains on base's recipe and tokens within the budget
+    "L": OrganismConfig(hidden_size=192, num_layers=4, num_heads=3, num_kv_heads=3, intermediate_size=512),
 }
 
 

@@ -1,25 +1,35 @@
-"""The checkpoints the book needs, how each is trained, and ``train_all`` (``make models``).
+"""The checkpoints the book needs, how each is trained, its gate, and ``train_all`` (``make models``).
 
 | name           | paper analogue                                   | from          |
 |----------------|--------------------------------------------------|---------------|
 | base           | LLaMA-2-7B (pretrained at L0 with plain RoPE)    | scratch       |
-| base-S, base-L | MiniMA-2-3B, LLaMA-2-13B (appendix sizes)        | scratch       |
-| native-4x      | LLaMA-3 (trained natively on a longer context)   | scratch, 4 L0 |
-| cpt-{rope,pi,ntk,yarn} | CPT of LLaMA-2 at 4 L0 with each method  | base          |
+| base-S, base-L | MiniMA-2-3B, LLaMA-2-13B (appendix sizes)        | scratch, same recipe and tokens as base |
+| native-4x      | LLaMA-3 (trained natively on a longer context)   | scratch, >= 75% of tokens at 4 L0 |
+| cpt-{rope,pi,ntk,ntk100,yarn} | CPT of LLaMA-2 at 4 L0 with each method | base    |
 | cpt-pi-S, cpt-pi-L     | PI CPT at the other sizes (Figs. 5, 7)   | base-S/L      |
 | ntk8-short, ntk8-long  | finding 3: NTK CPT at L0 vs 8 L0, same tokens | base     |
 
+``ntk`` is NTK-aware (base x s^(d/(d-2)), x4.2 at s = 4); ``ntk100`` is the paper's
+(Code Llama's) NTK, the base raised 100x.
+
+**The gate.** Every checkpoint must retrieve needles at L0 and at its own training length:
+``GATE_NEEDLES`` needles from the dev split at each length, and the lower end of the 95%
+Wilson interval of the exact-match rate must be >= ``RETRIEVAL_GATE`` (so "retrieves >= 90%"
+holds at 95% confidence, not only on the point estimate). ``train_all`` trains everything,
+then fails naming every checkpoint that missed, unless ``KNOWN_MISSES`` lists it with the
+reason; chapters read the gate from the manifest and call a claim that needs a missing
+checkpoint "not testable".
+
 Every run is seeded and single-threaded (deterministic on a given machine); ``train_all``
-runs independent checkpoints in parallel processes, parents first. If ``base`` retrieves
-fewer than 90% of needles at L0 the run fails loudly: the findings need a model that can
-retrieve within its training length. The other sizes record their retrieval, ungated.
+runs independent checkpoints in parallel processes, each as soon as its parent exists,
+longest chain first.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from ropelib import corpus, extensions, organism
@@ -27,12 +37,19 @@ from ropelib.determinism import seed_everything
 from ropelib.geometry import mirror_base
 from ropelib.models import load_organism, organism_dir, save_organism
 from ropelib.organism import HEAD_DIM, L0, SIZES
-from ropelib.training import Recipe, Stage, train
+from ropelib.stats import proportion_interval
+from ropelib.training import Recipe, Stage, dev_loss, retrieval_hits, train
 
 RETRIEVAL_GATE = 0.9
+GATE_NEEDLES = 200
+GATE_SEED = 2468
+# checkpoint -> why it is allowed to miss its gate (measured numbers); empty: none may miss
+KNOWN_MISSES: dict[str, str] = {}
+
 # short, needle-heavy stages until retrieval forms (~1000 steps at 32 tokens, see training.py)
-CURRICULUM = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 600, 32, needle_fraction=0.6),
-              Stage(128, 400, 16))
+SHORT_PHASE = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 600, 32, needle_fraction=0.6))
+CURRICULUM = (*SHORT_PHASE, Stage(128, 400, 16))
+MIXED = 0.5  # share of needle prompts shorter than the stage length (training.py)
 
 
 @dataclass(frozen=True)
@@ -47,43 +64,72 @@ class CheckpointSpec:
     pretrained_base: float = organism.BASE
     pretrained_length: int = L0
     extra: dict = field(default_factory=dict)
-    gate: float | None = None  # minimum retrieval at L0, checked after training
+
+    @property
+    def trained_length(self) -> int:
+        """The longest length of its recipe: the gate's second length."""
+        return max(s.length for s in self.recipe.stages)
+
+    @property
+    def gate_lengths(self) -> tuple[int, ...]:
+        return tuple(sorted({L0, self.trained_length}))
 
 
-def _base(name, size, main_steps, purpose, gate=None):
-    return CheckpointSpec(name, purpose, Recipe(stages=[*CURRICULUM, Stage(L0, main_steps, 8)]), size=size, gate=gate)
+def _base(name, size, purpose):
+    return CheckpointSpec(name, purpose, Recipe(stages=[*CURRICULUM, Stage(L0, 3000, 8, short_needles=MIXED)]),
+                          size=size)
 
 
-def _cpt(name, method, factor, stages, parent="base", size="M", purpose=""):
+def _cpt(name, method, factor, stages, parent="base", size="M", purpose="", extra=None):
     return CheckpointSpec(name, purpose or f"{method} continual pretraining of {parent}",
                           Recipe(stages=list(stages), lr=5e-4, warmup_steps=30, eval_every=50),
-                          size=size, parent=parent, method=method, factor=factor)
+                          size=size, parent=parent, method=method, factor=factor, extra=extra or {})
 
 
 # Every CPT starts with this short, needle-heavy stage under the new positions. Measured on
-# the first organism (head dim 32): without it, 300 steps at 4 L0 left PI with 6% and plain
-# RoPE with 12% retrieval even at L0 (needles re-formed at 1024 only for NTK/YaRN); with it,
-# PI recovered to 94% at L0 and 78% at 1024; a lower learning rate alone (2e-4) did not help
-# (3%). Same stage for every CPT, so the methods still see the same tokens.
+# organism v1 (head dim 32, 2026-11): without it, 300 steps at 4 L0 left PI with 6% and plain
+# RoPE with 12% retrieval even at L0; with it, PI recovered to 94% at L0 and 78% at 1024.
+# Same stage for every CPT, so the methods still see the same tokens.
 CPT_WARMUP = Stage(L0 // 2, 200, 16, needle_fraction=0.8)  # 409,600 tokens
-CPT_4X = (CPT_WARMUP, Stage(4 * L0, 400, 4))  # then 1.6M tokens at 4 L0
+CPT_4X = (CPT_WARMUP, Stage(4 * L0, 400, 4, short_needles=MIXED))  # then 1.6M tokens at 4 L0
 # finding 3: after the warm-up, the same 2,457,600 tokens at L0 or (after a short ramp) at 8 L0
-SHORT_8X = (CPT_WARMUP, Stage(L0, 600, 16))
-LONG_8X = (CPT_WARMUP, Stage(4 * L0, 200, 4), Stage(8 * L0, 400, 2))
+SHORT_8X = (CPT_WARMUP, Stage(L0, 600, 16, short_needles=MIXED))
+LONG_8X = (CPT_WARMUP, Stage(4 * L0, 200, 4, short_needles=MIXED), Stage(8 * L0, 400, 2, short_needles=MIXED))
+# the natively long reference: the short phase only (retrieval forms there), then 4 L0 from
+# scratch: 10.24M of its 13.52M tokens (75.8%) at 4 L0
+NATIVE_4X = (*SHORT_PHASE, Stage(4 * L0, 2500, 4, short_needles=MIXED))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
-    _base("base", "M", 3000, "the organism's LLaMA-2: plain RoPE at L0", gate=RETRIEVAL_GATE),
-    _base("base-L", "L", 1600, "size L (LLaMA-2-13B analogue)"),
-    CheckpointSpec("native-4x", "the organism's LLaMA-3: plain RoPE trained from scratch at 4 L0",
-                   Recipe(stages=[*CURRICULUM, Stage(L0, 3000, 8), Stage(4 * L0, 400, 4)]),
+    _base("base-L", "L", "size L (LLaMA-2-13B analogue): the base recipe and tokens"),
+    _base("base", "M", "the organism's LLaMA-2: plain RoPE at L0"),
+    CheckpointSpec("native-4x", "the organism's LLaMA-3: plain RoPE, most of its tokens at 4 L0 from scratch",
+                   Recipe(stages=list(NATIVE_4X), eval_every=250),  # an evaluation at 4 L0 costs ~7 s
                    pretrained_base=mirror_base(HEAD_DIM, 4 * L0), pretrained_length=4 * L0),
-    _base("base-S", "S", 3000, "size S (MiniMA-2-3B analogue)"),
-    *[_cpt(f"cpt-{m}", m, 4.0, CPT_4X) for m in ("rope", "pi", "ntk", "yarn")],
-    _cpt("cpt-pi-S", "pi", 4.0, CPT_4X, parent="base-S", size="S"),
+    _base("base-S", "S", "size S (MiniMA-2-3B analogue): the base recipe and tokens"),
     _cpt("cpt-pi-L", "pi", 4.0, CPT_4X, parent="base-L", size="L"),
+    *[_cpt(f"cpt-{m}", m, 4.0, CPT_4X) for m in ("rope", "pi", "ntk", "ntk100", "yarn")],
+    _cpt("cpt-pi-S", "pi", 4.0, CPT_4X, parent="base-S", size="S"),
     _cpt("ntk8-short", "ntk", 8.0, SHORT_8X, purpose="finding 3: NTK (8x base) CPT at L0"),
     _cpt("ntk8-long", "ntk", 8.0, LONG_8X, purpose="finding 3: NTK (8x base) CPT at 8 L0, same tokens"),
 ]}
+
+
+def gate(model, spec: CheckpointSpec, n: int = GATE_NEEDLES) -> list[dict]:
+    """Retrieval on ``n`` dev-split needles at L0 and at the training length, with Wilson CIs."""
+    rows = []
+    for length in spec.gate_lengths:
+        hits = retrieval_hits(model, length, n=n, seed=GATE_SEED, split="dev")
+        estimate = proportion_interval(hits, n)
+        rows.append({"length": length, "hits": hits, "needles": n, "rate": round(estimate.value, 4),
+                     "ci_low": round(estimate.low, 4), "ci_high": round(estimate.high, 4),
+                     "passed": bool(estimate.low >= RETRIEVAL_GATE)})
+    return rows
+
+
+def gate_passed(manifest: dict) -> bool:
+    """Did this checkpoint pass its gate at every length? (False for smoke runs and old manifests)."""
+    rows = manifest.get("gate") or []
+    return bool(rows) and all(r["passed"] for r in rows)
 
 
 def _scaled(recipe: Recipe, scale: float) -> Recipe:
@@ -103,7 +149,7 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
     """
     spec = spec or SPECS[name]
     if scale != 1.0:
-        spec = replace(spec, recipe=_scaled(spec.recipe, scale), gate=None)
+        spec = replace(spec, recipe=_scaled(spec.recipe, scale))
     seed_everything(seed, threads=1)
     if spec.parent:
         model = load_organism(organism_dir(spec.parent)).model
@@ -118,9 +164,11 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
     extensions.apply(model, spec.method, spec.factor, **spec.extra)
     eval_length = spec.recipe.stages[-1].length
     log = train(model, spec.recipe, eval_length=eval_length, desc=name)
-    from ropelib.training import retrieval_accuracy, heldout_loss
-
-    final = {"retrieval_at_L0": retrieval_accuracy(model, L0, n=64), "heldout_loss_at_L0": heldout_loss(model, L0, n=32)}
+    gate_rows = gate(model, spec, n=GATE_NEEDLES if scale == 1.0 else 16)
+    final = {"retrieval_at_L0": gate_rows[0]["rate"], "dev_loss_at_L0": dev_loss(model, L0, n=32)}
+    lm_tokens_at = {}
+    for stage in spec.recipe.stages:
+        lm_tokens_at[stage.length] = lm_tokens_at.get(stage.length, 0) + stage.length * stage.steps * stage.batch_size
     manifest = {
         "name": name,
         "purpose": spec.purpose,
@@ -139,6 +187,11 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
         },
         "recipe": spec.recipe.as_dict(),
         "tokens_seen": log.tokens_seen,
+        "tokens_by_length": {str(k): v for k, v in sorted(lm_tokens_at.items())},
+        "trained_length": spec.trained_length,
+        "gate": gate_rows if scale == 1.0 else [],
+        "gate_rule": f"95% Wilson lower bound >= {RETRIEVAL_GATE} on {GATE_NEEDLES} dev needles at each length",
+        "known_miss": KNOWN_MISSES.get(name),
         "seed": seed,
         "threads": 1,
         "corpus": {k: v for k, v in corpus.corpus_fingerprint().items() if k.endswith(("sha256", "version"))},
@@ -149,34 +202,64 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
         "torch": __import__("torch").__version__,
         "machine": platform.machine(),
     }
-    if spec.gate is not None and final["retrieval_at_L0"] < spec.gate:
-        raise RuntimeError(f"{name}: retrieval at L0 = {final['retrieval_at_L0']:.2f} < gate {spec.gate}; "
-                           "the organism cannot retrieve within its training length, findings would be meaningless")
     return save_organism(model, directory or organism_dir(name), manifest)
 
 
-def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0) -> None:
-    """Retrain ``names`` (default: all), ``jobs`` processes at a time, each after its parent."""
+def gate_failures(manifests: dict[str, dict]) -> list[str]:
+    """One line per full-scale checkpoint that missed its gate and is not a known miss."""
+    lines = []
+    for name, manifest in manifests.items():
+        if manifest.get("smoke_scale", 1.0) != 1.0 or gate_passed(manifest) or name in KNOWN_MISSES:
+            continue
+        missed = [f"{r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] at {r['length']}"
+                  for r in manifest["gate"] if not r["passed"]]
+        lines.append(f"{name}: retrieval {'; '.join(missed)} (gate: 95% lower bound >= {RETRIEVAL_GATE})")
+    return lines
+
+
+def _chain_length(name: str) -> int:
+    """Steps on the longest chain of descendants starting at ``name`` (scheduling priority)."""
+    children = [s.name for s in SPECS.values() if s.parent == name]
+    own = sum(st.steps * st.length * st.batch_size for st in SPECS[name].recipe.stages)
+    return own + max((_chain_length(c) for c in children), default=0)
+
+
+def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0) -> dict[str, dict]:
+    """Retrain ``names`` (default: all), ``jobs`` processes at a time, each as soon as its parent
+    exists, longest chain first; then fail naming every checkpoint that missed its gate."""
     names = names or list(SPECS)
     unknown = [n for n in names if n not in SPECS]
     if unknown:
         raise ValueError(f"unknown checkpoint(s) {unknown}; expected some of {', '.join(SPECS)}")
     corpus.build_manifest()
-    start, pending, running, done = time.perf_counter(), list(names), {}, set()
+    start = time.perf_counter()
+    pending = sorted(names, key=_chain_length, reverse=True)
+    running, manifests = {}, {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         def submit_ready():
             for name in list(pending):
                 parent = SPECS[name].parent
-                if parent is None or parent not in names or parent in done:
-                    running[pool.submit(train_one, name, 0, scale)] = name
+                if len(running) < jobs and (parent is None or parent not in names or parent in manifests):
+                    running[pool.submit(train_one, name, 0, scale)] = (name, time.perf_counter() - start)
                     pending.remove(name)
 
         submit_ready()
         while running:
-            future = next(as_completed(running))
-            name = running.pop(future)
-            manifest = future.result()  # re-raises a failed gate: the whole run fails
-            done.add(name)
-            print(f"{name}: {manifest['final']} in {manifest['wall_seconds']} s", flush=True)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name, started = running.pop(future)
+                manifest = future.result()
+                manifest["started_at_seconds"] = round(started, 1)
+                manifest["finished_at_seconds"] = round(time.perf_counter() - start, 1)
+                manifests[name] = manifest
+                gates = ", ".join(f"{r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] at {r['length']}"
+                                  for r in manifest["gate"]) or "no gate (smoke)"
+                print(f"{name}: gate {gates}; dev loss {manifest['final']['dev_loss_at_L0']:.4f}; "
+                      f"{manifest['wall_seconds']} s", flush=True)
             submit_ready()
-    print(f"all checkpoints trained in {time.perf_counter() - start:.0f} s")
+    print(f"all checkpoints trained in {time.perf_counter() - start:.0f} s", flush=True)
+    failures = gate_failures(manifests)
+    if failures:
+        raise RuntimeError("checkpoints missed their retrieval gate (list them in recipes.KNOWN_MISSES "
+                           "with the reason, or fix the recipe):\n  " + "\n  ".join(failures))
+    return manifests

@@ -15,8 +15,15 @@ recipe that inserted needles only at line boundaries "learned" retrieval at 64 t
 short haystacks rarely have a line break, so the needle sat at position 1 and the model
 learned to copy from there, which failed at every longer length.)
 
+Mixed needle lengths (organism v3): with probability ``Stage.short_needles`` a needle
+prompt is shorter than the stage length (uniform in [``MIN_NEEDLE_LENGTH``, length]) and
+the rest of the row is a new document (BOS + text). Without it, checkpoints trained last
+at 4 L0 lost retrieval at L0 (organism v2, 2026-11: plain-RoPE CPT 0.69, the long-trained
+reference 0.16 at L0): every needle they had seen was asked ~1000 tokens after the BOS.
+
 Continual pretraining (CPT) is the same loop started from a parent checkpoint after
-``extensions.apply``. Exact-match retrieval is measured teacher-forced, which equals
+``extensions.apply``. Every evaluation during training and every gate reads the ``dev``
+split; the findings read ``test``. Exact-match retrieval is measured teacher-forced, which equals
 greedy decoding's exact match (greedy fails at the first wrong digit, and so does this).
 Not here: which checkpoints the book needs (``recipes``), saving/loading (``models``).
 """
@@ -39,6 +46,7 @@ from ropelib.haystack import NeedleFormat, answer_ids, build_prompt
 from ropelib.tokenizer import ByteTokenizer
 
 TOKENIZER = ByteTokenizer()
+MIN_NEEDLE_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class Stage:
     steps: int
     batch_size: int
     needle_fraction: float | None = None  # overrides the recipe's mixture for this stage
+    short_needles: float = 0.0  # share of needle prompts shorter than `length` (mixed lengths)
 
 
 @dataclass
@@ -87,6 +96,7 @@ class BatchSampler:
         self.rng = random.Random(seed)
         self.needle_fraction = needle_fraction
         self.repeat_fraction = repeat_fraction
+        self.short_needles = 0.0
         self.fmt = fmt
 
     def _chunk(self, n: int) -> list[int]:
@@ -97,11 +107,18 @@ class BatchSampler:
         return [TOKENIZER.bos_token_id] + self._chunk(length)
 
     def needle_example(self, length: int) -> list[int]:
+        """A needle prompt + answer; shorter ones (``short_needles``) are followed by a new document."""
         value = self.fmt.value(self.rng)
         answer = answer_ids(TOKENIZER, value)
-        prompt = build_prompt(TOKENIZER, self._chunk(length + 1), length + 1 - len(answer),
+        prompt_length = length
+        if length > MIN_NEEDLE_LENGTH and self.rng.random() < self.short_needles:
+            prompt_length = self.rng.randint(MIN_NEEDLE_LENGTH, length)
+        prompt = build_prompt(TOKENIZER, self._chunk(prompt_length + 1), prompt_length + 1 - len(answer),
                               self.rng.uniform(0, 100), value, self.fmt, at_line_boundary=False)
-        return prompt.input_ids + answer
+        row = prompt.input_ids + answer
+        if len(row) < length + 1:
+            row += [TOKENIZER.bos_token_id] + self._chunk(length - len(row))
+        return row
 
     def repeat_example(self, length: int) -> list[int]:
         """A text segment followed by itself: the plainest signal for an induction (copy) circuit."""
@@ -129,20 +146,27 @@ def lm_loss(model, tokens: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def heldout_loss(model, length: int, n: int = 16, seed: int = 1234) -> float:
-    sampler = BatchSampler("heldout", seed, needle_fraction=0.0)
+def dev_loss(model, length: int, n: int = 16, seed: int = 1234, split: str = "dev") -> float:
+    sampler = BatchSampler(split, seed, needle_fraction=0.0)
     return float(lm_loss(model, sampler.batch(length, n)))
 
 
 @torch.no_grad()
-def retrieval_accuracy(model, length: int, n: int = 32, seed: int = 4321, split: str = "heldout") -> float:
-    """Exact-match rate of the 5-digit needle value, teacher-forced, at ``length`` tokens."""
+def retrieval_hits(model, length: int, n: int = 32, seed: int = 4321, split: str = "dev",
+                   batch_size: int = 16) -> int:
+    """Needles (5-digit values) retrieved exactly, teacher-forced, at ``length`` tokens, out of ``n``."""
     sampler = BatchSampler(split, seed, needle_fraction=1.0)
-    tokens = sampler.batch(length, n)
-    n_answer = sampler.fmt.digits
-    logits = model(tokens[:, :-1]).logits[:, -n_answer:]  # predictions for the answer tokens
-    hits = (logits.argmax(-1) == tokens[:, -n_answer:]).all(-1)
-    return float(hits.float().mean())
+    n_answer, hits = sampler.fmt.digits, 0
+    for start in range(0, n, batch_size):
+        tokens = sampler.batch(length, min(batch_size, n - start))  # (batch, length + 1)
+        logits = model(tokens[:, :-1]).logits[:, -n_answer:]  # predictions for the answer tokens
+        hits += int((logits.argmax(-1) == tokens[:, -n_answer:]).all(-1).sum())
+    return hits
+
+
+def retrieval_accuracy(model, length: int, n: int = 32, seed: int = 4321, split: str = "dev") -> float:
+    """Exact-match rate of the needle value at ``length`` tokens (see :func:`retrieval_hits`)."""
+    return retrieval_hits(model, length, n, seed, split) / n
 
 
 def _lr_at(step: int, total: int, recipe: Recipe) -> float:
@@ -172,6 +196,7 @@ def train(model, recipe: Recipe, eval_length: int, desc: str = "train", log_ever
     for stage in recipe.stages:
         sampler.needle_fraction = recipe.needle_fraction if stage.needle_fraction is None else stage.needle_fraction
         sampler.repeat_fraction = min(recipe.repeat_fraction, 1 - sampler.needle_fraction)
+        sampler.short_needles = stage.short_needles
         for _ in range(stage.steps):
             model.train()
             for group in optimizer.param_groups:
@@ -191,13 +216,13 @@ def train(model, recipe: Recipe, eval_length: int, desc: str = "train", log_ever
                     "tokens": log.tokens_seen,
                     "stage_length": stage.length,
                     "train_loss": round(float(loss.detach()), 4),
-                    "heldout_loss": round(heldout_loss(model, eval_length), 4),
+                    "dev_loss": round(dev_loss(model, eval_length), 4),
                     "retrieval": round(retrieval_accuracy(model, eval_length), 4),
                     "retrieval_at_stage_length": round(retrieval_accuracy(model, stage.length), 4),
                     "seconds": round(time.perf_counter() - start, 1),
                 }
                 log.curve.append(point)
-                bar.set_postfix(loss=point["heldout_loss"], retrieval=point["retrieval"])
+                bar.set_postfix(loss=point["dev_loss"], retrieval=point["retrieval"])
                 if bar.disable:  # no live bar (a log file): one line per evaluation instead
                     print(f"{desc}: {point}", flush=True)
     bar.close()

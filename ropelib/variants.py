@@ -29,7 +29,7 @@ class Variant:
         return self.label
 
 
-DISPLAY = {"rope": "RoPE", "pi": "PI", "ntk": "NTK", "yarn": "YaRN", "dynamic_ntk": "Dynamic NTK", "llama3": "Llama-3"}
+DISPLAY = {"rope": "RoPE", "pi": "PI", "ntk": "NTK", "ntk100": "NTK x100 base", "yarn": "YaRN", "dynamic_ntk": "Dynamic NTK", "llama3": "Llama-3"}
 
 
 def parse(specs: list[str], name: str = "variants") -> list[Variant]:
