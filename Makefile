@@ -42,6 +42,8 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
+# nbval re-executes the committed pages; their tables go to a temporary folder
+# ($$ROPEBOOK_RESULTS, ropelib.results), so `make test` never rewrites data/results.
 # pytest exits with 5 when it collects nothing: for either run that means the suite or
 # the executed pages are missing, which is an error, never a pass.
 test: venv chromium
@@ -50,6 +52,7 @@ test: venv chromium
 	exit $$status
 	@notebooks=$$(ls book/*.ipynb 2>/dev/null || true); \
 	if [ -z "$$notebooks" ]; then echo "make test: no executed notebooks in book/ (run make book)" >&2; exit 1; fi; \
-	status=0; $(BIN)/pytest $(NBVAL) $$notebooks || status=$$?; \
+	results=$$(mktemp -d); status=0; \
+	ROPEBOOK_RESULTS=$$results $(BIN)/pytest $(NBVAL) $$notebooks || status=$$?; rm -rf "$$results"; \
 	if [ $$status -eq 5 ]; then echo "make test: nbval collected no cells from book/*.ipynb" >&2; exit 1; fi; \
 	exit $$status

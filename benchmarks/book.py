@@ -54,7 +54,9 @@ def page_times(layout: plan.Layout) -> tuple[list[dict], list[str]]:
     for run in plan.load(layout):
         key = f"book/{run.output}"
         if key in timings:
-            pages.append({"output": key, "chapter": run.chapter, "part": run.part, "seconds": timings[key]})
+            entry = timings[key]
+            seconds = entry["seconds"] if isinstance(entry, dict) else entry
+            pages.append({"output": key, "chapter": run.chapter, "part": run.part, "seconds": seconds})
         else:
             missing.append(key)
     return pages, missing

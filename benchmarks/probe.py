@@ -3,9 +3,16 @@
 One forward pass of the same random-init model (seed 0) at each length, three cases:
   sdpa   plain ``attn_implementation="sdpa"``
   probe  SDPA + ``ropelib.probe.capture`` of the last 16 queries (rows kept in memory)
-  eager  ``attn_implementation="eager"`` with ``output_attentions=True`` (skipped when its
-         estimated memory, layers*heads*L^2*4 B stored + 2*heads*L^2*4 B transient, is over the cap)
+  eager  ``attn_implementation="eager"`` with ``output_attentions=True`` (skipped when
+         ``ropelib.memory`` estimates that the pass adds more than the cap or the free memory)
 All passes use ``use_cache=False, logits_to_keep=1`` (the same for every case).
+
+Shapes (``--shape``): ``organism``, today's organism M (``ropelib.organism.SIZES["M"]``);
+``llama2-7b-2layers``, LLaMA-2-7B's layer (hidden 4096, 32 heads of 128, intermediate 11008,
+vocab 32000) with 2 decoder layers: the CPU proxy of the 7B model, whose per-layer costs it
+has exactly; ``llama2-7b``, the full model (a GPU; see also ``benchmarks/real_scale.py``).
+Each case's record has ``estimate_extra_gb``, ``ropelib.memory``'s estimate of what the pass
+adds, next to the measured ``extra_memory_gb``.
 
 Time: one subprocess per length runs the cases' passes interleaved (sdpa, probe, eager,
 sdpa, ...) after a 16-token warm-up; the minimum over ``--repeats`` passes per case, so
@@ -21,9 +28,11 @@ so that glibc hands every freed block over 64 KiB back at once and the resident 
 live tensors. CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before.
 ``kept_gb`` is what the case returns (probed rows or attention maps).
 
-  python benchmarks/probe.py                       # CPU, organism-sized LLaMA, 1K..16K
-  python benchmarks/probe.py --device cuda --model-shape llama2-7b --dtype bfloat16 \\
-      --lengths 8192,16384,32768,65536,131072 --memory-cap-gb 100   # -> results/probe-cuda.json
+  python benchmarks/probe.py                       # CPU, organism M, 1K..16K -> results/probe-cpu.json
+  python benchmarks/probe.py --shape llama2-7b-2layers --lengths 2048,4096,8192 --repeats 1 \\
+      --memory-cap-gb 14                           # -> results/probe-cpu-7b-layer.json
+  python benchmarks/probe.py --device cuda --shape llama2-7b --dtype bfloat16 \\
+      --lengths 8192,16384,32768,65536,131072 --memory-cap-gb 100   # -> results/probe-cuda-7b.json
 """
 
 from __future__ import annotations
@@ -38,31 +47,56 @@ import sys
 import time
 from pathlib import Path
 
-SHAPES = {  # LlamaConfig keyword arguments
-    "organism": dict(hidden_size=128, intermediate_size=352, num_hidden_layers=4, num_attention_heads=4,
-                     num_key_value_heads=4, head_dim=32, vocab_size=259, rope_theta=10_000.0),
-    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                      num_key_value_heads=32, head_dim=128, vocab_size=32000, rope_theta=10_000.0),
+_LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                  num_key_value_heads=32, head_dim=128, vocab_size=32000, tie_word_embeddings=False)
+SHAPES = {  # name -> LlamaConfig keyword arguments (organism: ropelib.organism.SIZES["M"].to_llama())
+    "organism": None,
+    "llama2-7b": _LLAMA2_7B,
+    "llama2-7b-2layers": {**_LLAMA2_7B, "num_hidden_layers": 2},
 }
+OUTPUTS = {"organism": "probe-{device}.json", "llama2-7b-2layers": "probe-{device}-7b-layer.json",
+           "llama2-7b": "probe-{device}-7b.json"}
 CASES = ("sdpa", "probe", "eager")
 GB = 1e9
+ESTIMATE_OPTIONS = {"sdpa": {}, "probe": {"probe_queries": 16},
+                    "eager": {"attention": "eager", "output_attentions": True}}
 
 
-def eager_bytes(shape: dict, length: int) -> float:
-    """Estimated extra memory of eager output_attentions: all layers' maps kept + 2 transient maps, float32."""
-    maps = shape["num_attention_heads"] * length**2 * 4
-    return (shape["num_hidden_layers"] + 2) * maps
+def model_config(shape: str, max_length: int = 4096):
+    """The LlamaConfig of a shape name (SDPA attention)."""
+    from transformers import LlamaConfig
+
+    if shape == "organism":
+        from ropelib.organism import SIZES
+
+        config = SIZES["M"].to_llama(max_position=max_length)
+    else:
+        config = LlamaConfig(**SHAPES[shape], max_position_embeddings=max_length,
+                             rope_parameters={"rope_type": "default", "rope_theta": 10_000.0})
+    config._attn_implementation = "sdpa"
+    return config
+
+
+def shape_record(shape: str) -> dict:
+    config = model_config(shape)
+    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+            "head_dim", "vocab_size", "tie_word_embeddings")
+    return {**{k: getattr(config, k) for k in keys}, "rope_parameters": dict(config.rope_parameters)}
+
+
+def estimate_extra_bytes(args, case: str, length: int) -> int:
+    """ropelib.memory's estimate of what one pass of ``case`` adds to the resident model."""
+    from ropelib import memory
+
+    return memory.estimate(model_config(args.model_shape, length), length, dtype=args.dtype, device=args.device,
+                           full_logits=False, use_cache=False, **ESTIMATE_OPTIONS[case]).working
 
 
 def build_model(args):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    shape = dict(SHAPES[args.model_shape])
-    theta = shape.pop("rope_theta")
-    config = LlamaConfig(**shape, max_position_embeddings=max(args.lengths),
-                         rope_parameters={"rope_type": "default", "rope_theta": theta},
-                         attn_implementation="sdpa")
+    config = model_config(args.model_shape, max(args.lengths))
     torch.manual_seed(0)
     with torch.device(args.device):
         model = LlamaForCausalLM._from_config(config, dtype=getattr(torch, args.dtype))
@@ -185,11 +219,15 @@ def _run_child(args, phase: str, cases: list[str], length: int) -> dict:
 
 def measure(args, length: int) -> dict:
     """{case: record} at one length: times from one interleaved child, memory from one child per case."""
-    estimate = eager_bytes(SHAPES[args.model_shape], length)
-    cases = list(CASES) if estimate <= args.memory_cap_gb * GB else ["sdpa", "probe"]
-    results = {case: {} for case in CASES}
+    from ropelib import memory
+
+    estimates = {case: estimate_extra_bytes(args, case, length) for case in CASES}
+    cap = min(args.memory_cap_gb * GB, memory.available_bytes(args.device))
+    cases = list(CASES) if estimates["eager"] <= cap else ["sdpa", "probe"]
+    results = {case: {"estimate_extra_gb": estimates[case] / GB} for case in CASES}
     if "eager" not in cases:
-        results["eager"] = {"skipped": f"over cap: estimated {estimate / GB:.1f} GB > {args.memory_cap_gb} GB"}
+        results["eager"]["skipped"] = (f"does not fit: ropelib.memory estimates {estimates['eager'] / GB:.1f} GB "
+                                       f"> {cap / GB:.1f} GB (cap or free memory)")
     try:
         for case, record in _run_child(args, "time", cases, length).items():
             results[case].update(record)
@@ -224,7 +262,7 @@ def summarize(rows: list[dict]) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--model-shape", default="organism", choices=sorted(SHAPES))
+    parser.add_argument("--shape", "--model-shape", dest="model_shape", default="organism", choices=sorted(SHAPES))
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--lengths", default="1024,2048,4096,8192,16384")
     parser.add_argument("--queries", type=int, default=16)
@@ -262,7 +300,7 @@ def main(argv=None) -> None:
         rows.append(row)
     report = {
         "benchmark": "one forward pass: sdpa vs sdpa + probe (last queries) vs eager output_attentions",
-        "device": args.device, "model_shape": args.model_shape, "model": SHAPES[args.model_shape],
+        "device": args.device, "model_shape": args.model_shape, "model": shape_record(args.model_shape),
         "dtype": args.dtype, "threads": args.threads, "probe_queries": args.queries, "repeats": args.repeats,
         "memory_cap_gb": args.memory_cap_gb,
         "time_method": "min over repeats of one forward pass's wall time (seconds) and of the process's CPU "
@@ -278,7 +316,7 @@ def main(argv=None) -> None:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         "results": rows,
     }
-    out = Path(args.out or Path(__file__).parent / "results" / f"probe-{args.device}.json")
+    out = Path(args.out or Path(__file__).parent / "results" / OUTPUTS[args.model_shape].format(device=args.device))
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".json.tmp")
     partial.write_text(json.dumps(report, indent=2) + "\n")

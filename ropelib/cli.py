@@ -25,9 +25,9 @@ from pathlib import Path
 
 from ropelib import params as _params
 from ropelib import plan as _plan
-from ropelib import runner
+from ropelib import runner, sources
 
-BAD_INPUT, FAILED = 2, 1
+BAD_INPUT, FAILED, INTERRUPTED = 2, 1, 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,12 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     layout = _plan.Layout(Path(args.root).resolve()) if args.root else _plan.default_layout()
     try:
         return args.command(args, layout) or 0
-    except (_params.ParameterError, _plan.PlanError) as error:
+    except (_params.ParameterError, _plan.PlanError, sources.SourceError) as error:
         print(f"ropebook: error: {error}", file=sys.stderr)
         return BAD_INPUT
     except runner.RunFailed as error:
         print(f"ropebook: failed: {error}", file=sys.stderr)
         return FAILED
+    except runner.Interrupted as stopped:
+        print(f"ropebook: {stopped}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print("ropebook: interrupted; nothing half-written", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="set a parameter (VALUE is read as YAML: 4096, 1e6, true, [128, 256])")
     run.add_argument("-o", "--output", help="where to write the one-off notebook (default book/CHAPTER-<hash>.ipynb)")
     run.add_argument("--force", action="store_true", help="execute even when the cached output is current")
+    run.add_argument("--scheduler", metavar="SCHEDULER",
+                     help="run the pages as Dask tasks: local[:N] (N worker processes, default 2), "
+                          "tcp://HOST:PORT (an existing scheduler) or slurm (see ropelib/cluster.py)")
+    run.add_argument("--cluster-config", metavar="PATH", help="YAML of SLURMCluster arguments for --scheduler slurm")
+    run.add_argument("--worker-resources", metavar="NAME=N[,...]",
+                     help="what each local worker offers, e.g. GPU=1 (pages' runs.yml resources are then enforced)")
     run.set_defaults(command=_run)
 
     build = commands.add_parser("build", help="build the HTML book with jupyter-book (warnings are errors)")
@@ -84,10 +96,23 @@ def _run(args, layout: _plan.Layout) -> int:
         resolved = _plan.check(runs, layout)
         if _plan.write_toc(runs, layout):
             print(f"updated {layout.toc.name} from the run plan")
-        jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title, reads=r.reads) for r in runs]
+        for r in runs:
+            sources.check_parameters(resolved[r.output], r.output)
+        jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title, reads=r.reads,
+                           results=layout.root / "data" / "results") for r in runs]
+        # reading order is the TOC's; pages that read other pages' tables (the glance page,
+        # second in the book) execute after every other page
+        jobs.sort(key=lambda job: bool(job.reads))
     else:
         jobs = [_one_off(args, runs, layout)]
-    runner.execute_all(jobs, layout, force=args.force)
+    if args.scheduler or args.cluster_config or args.worker_resources:
+        from ropelib import cluster  # lazy: dask loads only for a distributed run
+
+        cluster.execute_distributed(jobs, layout, args.scheduler, force=args.force, cluster_config=args.cluster_config,
+                                    worker_resources=args.worker_resources,
+                                    resources=cluster.plan_resources(jobs, runs, layout))
+    else:
+        runner.execute_all(jobs, layout, force=args.force)
     return 0
 
 
@@ -100,6 +125,7 @@ def _one_off(args, runs, layout):
     declarations = _params.declared(template)
     given = {name: _params.from_cli(declarations, name, text, args.chapter) for name, text in args.parameter}
     parameters = _params.validate(declarations, given, args.chapter)
+    sources.check_parameters(parameters, args.chapter)  # a bad model never reaches papermill
     if args.output:
         output = Path(args.output).resolve()
     else:

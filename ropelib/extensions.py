@@ -28,7 +28,7 @@ import torch
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-METHODS = ("rope", "pi", "ntk", "ntk100", "yarn", "dynamic_ntk", "llama3")
+from ropelib.sources import METHODS  # the names live with the light-weight checks
 # Code Llama's NTK (the paper's): the base raised 100x (10,000 -> 1,000,000), whatever s is
 CODE_LLAMA_BASE_RATIO = 100.0
 

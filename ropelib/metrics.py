@@ -148,3 +148,33 @@ def bootstrap_ci(values, stat: Callable = np.mean, n_boot: int = 1000, seed: int
 
 def _numpy(x) -> np.ndarray:
     return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)
+
+
+# --- attention sinks (StreamingLLM, arXiv 2309.17453) ------------------------------------------
+
+def sink_mass(rows, sink: int = 0):
+    """Share of each row's attention on key column ``sink`` (the first token by default): p_sink.
+
+    rows: (..., n_keys) tensor or array of probe rows (key column j at position key_offset + j,
+    so column 0 is the first token when key_offset = 0). Returns (...) in [0, 1], one value
+    per layer / example / head / query: StreamingLLM's surplus mass on the first token.
+    """
+    return (rows if isinstance(rows, torch.Tensor) else np.asarray(rows, dtype=float))[..., sink]
+
+
+def without_sink(rows, sink: int = 0):
+    """Rows with key column ``sink`` dropped and the rest renormalised: p_j / (1 - p_sink), j != sink.
+
+    Returns (..., n_keys - 1), each row summing to 1 (a row with all its mass on the sink
+    becomes all zeros). Dropping column 0 shifts the key positions by one: pass
+    key_offset + 1 to :func:`distance_profile`. Entropy and JS of these rows are the sink-free
+    statistics.
+    """
+    if isinstance(rows, torch.Tensor):
+        kept = torch.cat([rows[..., :sink], rows[..., sink + 1:]], dim=-1)
+        total = kept.sum(dim=-1, keepdim=True)
+        return torch.where(total > 0, kept / torch.where(total > 0, total, 1), 0)
+    rows = np.asarray(rows, dtype=float)
+    kept = np.delete(rows, sink, axis=-1)
+    total = kept.sum(axis=-1, keepdims=True)
+    return np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)

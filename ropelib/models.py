@@ -3,8 +3,10 @@
 ``load(name_or_path)`` accepts
   - an organism name (``base``, ``cpt-pi``, ...) -> ``data/models/<name>/``,
   - a local organism directory (``model.safetensors`` + ``manifest.json``),
-  - a local Hugging Face model directory, or a model id already in the local HF cache.
-It reads safetensors only (never pickle), uses ``trust_remote_code=False`` unless the
+  - a local Hugging Face model directory (``config.json`` + ``*.safetensors``).
+Anything else (a hub id, a path that does not exist) is refused with what to do: ropebook
+never downloads. Checks are ``sources.check_source``'s, the same the CLI runs before a
+kernel starts. It reads safetensors only (never pickle), uses ``trust_remote_code=False`` unless the
 caller opts in, verifies an organism's weight sha256 against its manifest, and never
 touches the network. It returns a :class:`LoadedModel` (model in eval mode, tokenizer,
 and where it came from).
@@ -20,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ropelib import extensions, paths
+from ropelib import extensions, paths, sources
 from ropelib.corpus import write_json_atomic
 from ropelib.organism import OrganismConfig
 from ropelib.tokenizer import ByteTokenizer
@@ -68,21 +70,16 @@ def organism_dir(name: str) -> Path:
     return paths.MODELS / name
 
 
-def _resolve(name_or_path: str) -> tuple[str, Path | None]:
+def _resolve(name_or_path: str) -> tuple[str, Path]:
+    """("organism" | "huggingface", directory); FileNotFoundError naming what is missing."""
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return ("organism" if (path / MANIFEST).exists() else "huggingface"), path
-    if organism_dir(str(name_or_path)).is_dir():
-        return "organism", organism_dir(str(name_or_path))
-    if "/" in str(name_or_path) and not path.exists():
-        return "huggingface", None  # maybe a model id in the local HF cache
-    known = sorted(p.name for p in paths.MODELS.glob("*") if (p / MANIFEST).exists())
-    raise FileNotFoundError(
-        f"model {name_or_path!r} not found: not a directory and not an organism name "
-        f"(known: {', '.join(known) or 'none'}). Train the organism with `make models`, or pass the local "
-        "path of a Hugging Face checkpoint (download it yourself, e.g. `huggingface-cli download "
-        "meta-llama/Llama-2-7b-hf --local-dir ...`)."
-    )
+    if sources.is_path(str(name_or_path)) and path.is_dir() and (path / MANIFEST).exists():
+        return "organism", path  # an organism checkpoint elsewhere (e.g. the finding-3 retraining)
+    try:
+        directory = sources.check_source(str(name_or_path), f"model {name_or_path!r}", verify_weights=False)
+    except sources.SourceError as error:
+        raise FileNotFoundError(str(error)) from None
+    return ("organism" if (directory / MANIFEST).exists() else "huggingface"), directory
 
 
 def load_organism(directory: Path, verify: bool = True) -> LoadedModel:
@@ -120,12 +117,11 @@ def _require_safetensors(directory: Path) -> None:
         )
 
 
-def load_huggingface(source: str, trust_remote_code: bool = False, device: str = "cpu", dtype=None,
-                     allow_network: bool = False) -> LoadedModel:
+def load_huggingface(source: str, trust_remote_code: bool = False, device: str = "cpu", dtype=None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _require_safetensors(Path(source).expanduser())
-    kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=not allow_network)
+    kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", attn_implementation="sdpa", **kwargs)
@@ -140,11 +136,11 @@ def load_huggingface(source: str, trust_remote_code: bool = False, device: str =
 
 
 def load(name_or_path: str, *, trust_remote_code: bool = False, device: str = "cpu", dtype=None,
-         allow_network: bool = False, verify: bool = True) -> LoadedModel:
+         verify: bool = True) -> LoadedModel:
     """Model + tokenizer from an organism name or a local path (see module docstring)."""
     kind, path = _resolve(str(name_or_path))
     if kind == "organism":
         loaded = load_organism(path, verify=verify)
         loaded.model.to(device)
         return loaded
-    return load_huggingface(str(path or name_or_path), trust_remote_code, device, dtype, allow_network)
+    return load_huggingface(str(path), trust_remote_code, device, dtype)

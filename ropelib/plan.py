@@ -9,6 +9,8 @@
       parameters: {head_dim: 128, base: 10000.0, train_length: 4096, factor: 4.0}
       reads: []                          # optional: globs of data files the page reads
                                          # (part of its cache key, see ``runner``)
+      resources: {GPU: 1}                # optional: what one execution needs on a Dask
+                                         # worker (``ropebook run --scheduler``, ``cluster``)
 
 One chapter may appear several times with different parameters (that is how the book
 shows a finding at several lengths). Entries of one ``part`` must be consecutive.
@@ -26,7 +28,7 @@ import yaml
 
 from ropelib import params as _params
 
-_KEYS = {"chapter", "output", "title", "parameters", "part", "reads"}
+_KEYS = {"chapter", "output", "title", "parameters", "part", "reads", "resources"}
 _REQUIRED = ("chapter", "output", "title")
 TOC_HEADER = "# Generated from book/runs.yml by `ropebook toc`: edit the run plan, not this file.\n"
 
@@ -78,6 +80,7 @@ class Run:
     parameters: dict = field(default_factory=dict)
     part: str | None = None
     reads: tuple[str, ...] = ()  # globs, relative to the root, of files the page reads
+    resources: dict = field(default_factory=dict)  # e.g. {"GPU": 1}: Dask worker resources per execution
 
 
 def default_layout() -> Layout:
@@ -124,7 +127,7 @@ def load(layout: Layout | None = None) -> list[Run]:
             raise PlanError(f"{label}: output must be a notebook file name in book/, like name.ipynb")
         if not isinstance(reads, list) or not all(isinstance(g, str) and g and not g.startswith("/") for g in reads):
             raise PlanError(f"{label}: reads must be a list of glob patterns relative to the repository root")
-        run = replace(run, reads=tuple(reads))
+        run = replace(run, reads=tuple(reads), resources=_resources(entry.get("resources"), label))
         if not isinstance(run.parameters, dict):
             raise PlanError(f"{label}: parameters must be a mapping name: value")
         if run.output in {r.output for r in runs}:
@@ -135,6 +138,18 @@ def load(layout: Layout | None = None) -> list[Run]:
         if part is not None and part in parts[:i] and parts[i - 1] != part:
             raise PlanError(f"{where}: entries of part {part!r} must be consecutive")
     return runs
+
+
+def _resources(value, label: str) -> dict:
+    """The ``resources`` of an entry: a mapping of resource name -> positive number (default none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(name, str) and name and isinstance(amount, (int, float)) and not isinstance(amount, bool)
+        and 0 < amount < float("inf") for name, amount in value.items()
+    ):
+        raise PlanError(f"{label}: resources must be a mapping of name: positive number, like {{GPU: 1}}")
+    return dict(value)
 
 
 def check(runs: list[Run], layout: Layout | None = None) -> dict[str, dict]:

@@ -16,7 +16,13 @@ For each run (template + parameters -> output notebook):
    the ``remove-cell`` tag (hidden in the HTML); a markdown cell with a parameters table
    and links to the template goes at the top; the ``# Title`` becomes the run's title.
 4. The wall time of every executed run-plan page is recorded in ``book/timings.json``
-   (one-off runs only print theirs).
+   with when it ran, its cache key and the ropelib version (one-off runs only print theirs).
+5. Where the page writes its tables: ``$ROPEBOOK_RESULTS`` is set for the kernel to the
+   job's ``results`` folder: ``data/results/`` for run-plan pages, ``<output>.results/``
+   beside a one-off page (``ropelib.results``). Nothing else chooses it.
+
+Ctrl-C stops between or inside pages: the page in flight leaves no file (its temp file
+is deleted), and :class:`Interrupted` says how many pages were done and how many are left.
 
 Parameter validation happens before this module is called (``plan.check`` /
 ``params.validate``); this module does not parse the plan or build HTML.
@@ -40,6 +46,7 @@ from ropelib import params as _params
 from ropelib.plan import Layout
 
 KERNEL = "python3"
+RESULTS_ENV = "ROPEBOOK_RESULTS"  # read by ropelib.results in the kernel
 MODEL_MANIFESTS = "data/models/*/manifest.json"  # read (through models.load) by every page
 REPOSITORY = "https://github.com/ropebook/ropebook"
 BRANCH = "main"
@@ -47,6 +54,14 @@ BRANCH = "main"
 
 class RunFailed(RuntimeError):
     """A chapter raised while executing; the message says which cell and why (one line)."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C: ``done`` pages finished, ``left`` not (they run next time: the cache keeps the rest)."""
+
+    def __init__(self, done: int, left: int):
+        super().__init__(f"interrupted: {done} page(s) done, {left} left for next time; nothing half-written")
+        self.done, self.left = done, left
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,11 @@ class Job:
     title: str | None = None
     orphan: bool = False  # a one-off page, outside the TOC
     reads: tuple[str, ...] = ()  # globs of data files in the cache key (plan.Run.reads)
+    results: Path | None = None  # where the page writes its tables; None: beside the output
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results) if self.results else self.output.with_suffix(".results")
 
 
 def cache_key(template: Path, parameters: dict, version: str | None = None,
@@ -120,6 +140,8 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
     job.output.parent.mkdir(parents=True, exist_ok=True)
     temp = job.output.with_name(f".{job.output.stem}.tmp.ipynb")
     start = time.perf_counter()
+    saved_env = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(job.results_dir)  # the kernel inherits it (ropelib.results)
     try:
         try:
             nb = papermill.execute_notebook(
@@ -142,8 +164,12 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
         os.replace(temp, job.output)
     finally:
         temp.unlink(missing_ok=True)
+        if saved_env is None:
+            os.environ.pop(RESULTS_ENV, None)
+        else:
+            os.environ[RESULTS_ENV] = saved_env
     if not job.orphan:  # the performance record is of the book's own pages, not experiments
-        _record_timing(layout, job.output, seconds)
+        _record_timing(layout, job.output, seconds, key)
     return seconds
 
 
@@ -196,16 +222,17 @@ def _parameters_markdown(job: Job, declarations: dict) -> str:
     return "**Parameters of this page**\n\n" + "\n".join(rows) + "\n\n" + links
 
 
-def _record_timing(layout: Layout, output: Path, seconds: float) -> None:
-    """Update ``book/timings.json`` (seconds per output) atomically."""
+def _record_timing(layout: Layout, output: Path, seconds: float, key: str = "") -> None:
+    """Update ``book/timings.json`` atomically: per output, seconds, when (UTC), cache key, ropelib version."""
     path = layout.timings
     try:
         timings = json.loads(path.read_text())
     except (OSError, ValueError):
         timings = {}
     name = output.resolve()
-    key = str(name.relative_to(layout.root.resolve())) if name.is_relative_to(layout.root.resolve()) else str(name)
-    timings[key] = round(seconds, 1)
+    name_key = str(name.relative_to(layout.root.resolve())) if name.is_relative_to(layout.root.resolve()) else str(name)
+    timings[name_key] = {"seconds": round(seconds, 1), "ran_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "cache_key": key[:16], "ropelib": ropelib.__version__}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".timings.", suffix=".json")
     with os.fdopen(handle, "w") as file:
@@ -225,14 +252,16 @@ def execute_all(jobs: list[Job], layout: Layout, force: bool = False, echo=print
     total_start = time.perf_counter()
     for number, job in enumerate(jobs, 1):
         label = f"[{number}/{len(jobs)}] {_shown(job.output, layout)} ({job.chapter})"
-        if not force and is_current(job, layout):
-            echo(f"{label} cached", flush=True)
-            continue
-        echo(f"{label} ...", flush=True)
         try:
+            if not force and is_current(job, layout):
+                echo(f"{label} cached", flush=True)
+                continue
+            echo(f"{label} ...", flush=True)
             seconds = execute(job, layout, force=True)
         except RunFailed as error:
             raise RunFailed(f"{_shown(job.output, layout)}: {error}") from None
+        except KeyboardInterrupt:
+            raise Interrupted(number - 1, len(jobs) - number + 1) from None
         executed += 1
         echo(f"{label} done in {seconds:.1f} s", flush=True)
     echo(f"{executed} of {len(jobs)} executed, {len(jobs) - executed} cached, "

@@ -7,7 +7,11 @@ every function takes plain arrays, ``scores`` (higher = predicted positive) and
   auroc(scores, positive)                   Mann-Whitney AUROC, ties count 1/2
   stratified_auroc(scores, positive, strata) AUROC over pairs drawn from the same stratum
   auroc_interval(...)                       percentile bootstrap CI, resampling within (stratum, class)
+  cluster_auroc_interval(...)               the same resampling whole clusters (e.g. one prompt read by
+                                            several models), the unit that is really independent
   permutation_pvalue(...)                   one-sided permutation test, labels shuffled within strata
+  topk_permutation(...)                     top-k hits against scores shuffled within strata (e.g. within a
+                                            length: what length alone produces is kept in the null)
   logistic_regression(X, y)                 maximum likelihood by Newton/IRLS, Wald CIs
   topk_hits(scores, failed, groups, k)      "are the failing items among the top-k scores of their group?"
   proportion_interval(successes, n)         Wilson interval of a share
@@ -111,6 +115,29 @@ def auroc_interval(scores, positive, strata=None, n_boot: int = 1000, seed: int 
         draws[b] = stratified_auroc(scores[index], positive[index], strata[index])
     alpha = (1 - level) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return Estimate(value, float(low), float(high))
+
+
+def cluster_auroc_interval(scores, positive, strata, clusters, n_boot: int = 1000, seed: int = 0,
+                           level: float = 0.95) -> Estimate:
+    """Stratified AUROC with a cluster bootstrap CI: each resample draws whole clusters with
+    replacement and keeps all their rows, so rows that share a cluster (the same prompt read
+    by several models) are never counted as independent. NaN CI with fewer than 2 clusters."""
+    scores, positive, strata = _arrays(scores, positive, strata)
+    value = stratified_auroc(scores, positive, strata)
+    codes = np.unique(np.asarray(clusters).ravel(), return_inverse=True)[1]
+    members = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)] if len(codes) else []
+    if not np.isfinite(value) or len(members) < 2:
+        return Estimate(value, float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        index = np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
+        draw = stratified_auroc(scores[index], positive[index], strata[index])
+        if np.isfinite(draw):
+            draws.append(draw)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha]) if draws else (np.nan, np.nan)
     return Estimate(value, float(low), float(high))
 
 
@@ -235,6 +262,26 @@ def topk_hits(scores, failed, groups, k: int = 0) -> TopK:
         return TopK(0, 0, 0, float("nan"), float("nan"), float("nan"))
     p_value = float(min(1.0, null[hits:].sum()))
     return TopK(n_groups, failing, hits, hits / failing, expected / failing, p_value)
+
+
+def topk_permutation(scores, failed, groups, strata, k: int = 0, n_perm: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """(null mean hit rate, one-sided p) of :func:`topk_hits` when ``scores`` are shuffled
+    within ``strata`` (groups and outcomes fixed). With strata = lengths, a length's entropy
+    level is kept in every shuffle, so hits that length alone produces are not evidence."""
+    scores, failed, strata = _arrays(scores, failed, strata)
+    observed = topk_hits(scores, failed, groups, k)
+    if not np.isfinite(observed.hit_rate):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    shuffled, rates, exceed = scores.copy(), [], 0
+    for _ in range(n_perm):
+        for m in members:
+            shuffled[m] = rng.permutation(scores[m])
+        rate = topk_hits(shuffled, failed, groups, k).hit_rate
+        rates.append(rate)
+        exceed += rate >= observed.hit_rate - 1e-12
+    return float(np.mean(rates)), (1 + exceed) / (1 + n_perm)
 
 
 def proportion_interval(successes: int, n: int, level: float = 0.95) -> Estimate:

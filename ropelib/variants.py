@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ropelib import extensions, models
+from ropelib import extensions, models, sources
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Variant:
         return self.label
 
 
-DISPLAY = {"rope": "RoPE", "pi": "PI", "ntk": "NTK", "ntk100": "NTK x100 base", "yarn": "YaRN", "dynamic_ntk": "Dynamic NTK", "llama3": "Llama-3"}
+DISPLAY = sources.DISPLAY
 
 
 def parse(specs: list[str], name: str = "variants") -> list[Variant]:
@@ -41,9 +41,7 @@ def parse(specs: list[str], name: str = "variants") -> list[Variant]:
         method, sep, source = str(spec).partition(":")
         if not sep or not source:
             raise ValueError(f"{name} entry {spec!r}: expected 'method:source', e.g. 'pi:cpt-pi'")
-        if method not in extensions.METHODS:
-            raise ValueError(f"{name} entry {spec!r}: method {method!r} is not one of {', '.join(extensions.METHODS)}")
-        models._resolve(source)  # a missing checkpoint fails here, with what to do
+        sources.check_variant(spec, f"{name} entry", verify_weights=False)  # models.load verifies weights
         out.append(Variant(method, source, f"{DISPLAY[method]} ({source.rstrip('/').split('/')[-1]})"))
     labels = [v.label for v in out]
     if len(set(labels)) != len(labels):

@@ -1,4 +1,6 @@
-"""ropelib.findings.perplexity: the extrapolation-limit rule, the curve summary and the Fig. 1 verdicts."""
+"""Fig. 1: the curve summary (both aggregations, new positions) and the verdict rules, with
+synthetic tables that must NOT replicate (a failure hidden by averaging, an undetermined
+limit, a control as good as the extension, a checkpoint that misses its gate)."""
 
 import math
 
@@ -7,16 +9,26 @@ import pandas as pd
 import pytest
 
 from ropelib.findings import perplexity as fig1
+from ropelib.findings import perplexity_verdicts as rules
 from ropelib.variants import Variant
 
 LENGTHS = [128, 256, 512, 1024, 2048]
 
 
-def curve_of(ppl_by_variant: dict[str, tuple[str, list[float]]]) -> pd.DataFrame:
-    """A hand-made curves() table: variant -> (method, ppl at LENGTHS)."""
-    rows = [{"variant": variant, "method": method, "length": length, "ppl": ppl, "ci_low": ppl, "ci_high": ppl}
-            for variant, (method, values) in ppl_by_variant.items() for length, ppl in zip(LENGTHS, values)]
+def curve_of(ppl_by_variant: dict, spread: float = 0.0) -> pd.DataFrame:
+    """A hand-made curves() table: variant -> (method, ppl_new at LENGTHS); CI = ppl_new * (1 -/+ spread)."""
+    rows = []
+    for variant, (method, values) in ppl_by_variant.items():
+        for length, ppl in zip(LENGTHS, values):
+            rows.append({"variant": variant, "method": method, "source": variant.lower(), "length": length,
+                         "ppl": ppl, "ci_low": ppl, "ci_high": ppl, "ppl_new": ppl,
+                         "new_ci_low": ppl * (1 - spread), "new_ci_high": ppl * (1 + spread)})
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def every_gate_passes(monkeypatch):
+    monkeypatch.setattr(rules, "not_testable_reason", lambda variants: "")
 
 
 def test_limit_is_the_last_length_before_the_first_failure():
@@ -24,85 +36,90 @@ def test_limit_is_the_last_length_before_the_first_failure():
         "original": ("rope", [10, 8, 12, 8, 8]),  # sets the bar 1.2 * 8 = 9.6; fails at 512, recovery ignored
         "graceful": ("pi", [10, 8, 9, 9.5, 20]),  # holds to 1024, fails at 2048
         "flat": ("ntk", [10, 7, 7, 6, 5]),  # never fails: censored at the longest length
-        "at-the-bar": ("yarn", [10, 9.6, 9.6, 9.6, 9.61]),  # <= the bar holds, just above it fails
+        "at-the-bar": ("yarn", [10, 9.6, 9.6, 9.6, 9.61]),
         "poor": ("pi", [30, 25, 25, 25, 25]),  # over the bar at L0 already: no limit
     })
-    limits = fig1.extrapolation_limits(curve, pretrained_length=256, reference="original").set_index("variant")
+    limits = rules.extrapolation_limits(curve, pretrained_length=256, reference="original").set_index("variant")
     assert limits["bar"].eq(9.6).all()
-    assert limits.loc["original", ["limit", "limit_x", "first_failure"]].tolist() == [256, 1.0, 512]
-    assert limits.loc["graceful", ["limit", "limit_x", "censored", "first_failure"]].tolist() == [1024, 4.0, False, 2048]
-    assert limits.loc["graceful", "ratio_at_failure"] == pytest.approx(20 / 8)
+    assert limits.loc["original", ["limit", "limit_x"]].tolist() == [256, 1.0]
+    assert limits.loc["graceful", ["limit", "limit_x", "censored"]].tolist() == [1024, 4.0, False]
     assert limits.loc["flat", "limit"] == 2048 and limits.loc["flat", "censored"]
-    assert math.isnan(limits.loc["flat", "first_failure"])
-    assert limits.loc["at-the-bar", ["limit", "first_failure"]].tolist() == [1024, 2048]
-    assert math.isnan(limits.loc["poor", "limit"]) and limits.loc["poor", "limit_x"] == 0
-    assert limits.loc["poor", ["first_failure", "ppl_at_L0"]].tolist() == [256, 25]
+    assert limits.loc["at-the-bar", "limit"] == 1024
+    assert limits.loc["poor", "limit"] == 0 and limits.loc["poor", "limit_x"] == 0
+    assert limits["determined"].all()  # no CI spread here
+
+
+def test_an_interval_that_straddles_the_bar_leaves_the_limit_undetermined():
+    curve = curve_of({"original": ("rope", [10, 8, 20, 20, 20]), "pi": ("pi", [10, 8, 8, 9.3, 20])}, spread=0.05)
+    limits = rules.extrapolation_limits(curve, 256, "original").set_index("variant")
+    row = limits.loc["pi"]  # 9.3 * 1.05 = 9.77 > 9.6 > 9.3 * 0.95: 1024 is undetermined
+    assert (row["limit_low"], row["limit_high"], row["determined"]) == (512, 1024, False)
+    assert rules.shown_limit(row) == "2x-4x"
 
 
 def test_limit_needs_the_original_model_at_l0():
     curve = curve_of({"a": ("rope", [1, 1, 1, 1, 1])})
     with pytest.raises(ValueError, match="pretrained length 300"):
-        fig1.extrapolation_limits(curve, pretrained_length=300, reference="a")
-    with pytest.raises(ValueError, match="'b'"):
-        fig1.extrapolation_limits(curve, pretrained_length=256, reference="b")
+        rules.extrapolation_limits(curve, pretrained_length=300, reference="a")
 
 
-def test_tolerance_is_a_parameter():
-    curve = curve_of({"a": ("pi", [10, 8, 9, 9.5, 20])})
-    assert fig1.extrapolation_limits(curve, 256, "a", tolerance=1.1).loc[0, "limit"] == 256  # 9 > 8.8 already
-    assert fig1.extrapolation_limits(curve, 256, "a", tolerance=3.0).loc[0, "censored"]
-
-
-def test_curves_are_exp_of_the_mean_loss_with_a_bootstrap_band():
-    losses = [1.0, 2.0, 3.0, 2.5]
-    table = pd.DataFrame({"variant": "v", "method": "pi", "length": 256, "document": list("abcd"), "loss": losses})
+def test_curves_report_both_aggregations_and_the_new_positions():
+    losses, new = [1.0, 2.0, 3.0, 2.5], [1.5, 2.5, 3.5, 3.0]
+    table = pd.DataFrame({"variant": "v", "method": "pi", "source": "s", "length": 256, "document": list("abcd"),
+                          "loss": losses, "loss_new": new})
     row = fig1.curves(table, n_boot=200).iloc[0]
     assert row["ppl"] == pytest.approx(math.exp(np.mean(losses)))
-    assert row["ci_low"] <= row["ppl"] <= row["ci_high"]
-    assert math.exp(min(losses)) <= row["ci_low"] and row["ci_high"] <= math.exp(max(losses))
-    single = fig1.curves(table.iloc[:1]).iloc[0]
-    assert single["ppl"] == pytest.approx(math.e) and math.isnan(single["ci_low"])
+    assert row["ppl_new"] == pytest.approx(math.exp(np.mean(new)))
+    assert row["ppl_doc_mean"] == pytest.approx(np.mean(np.exp(losses))) and row["ppl_doc_mean"] >= row["ppl"]
+    assert row["new_ci_low"] <= row["ppl_new"] <= row["new_ci_high"]
 
 
-def test_limits_table_shows_censoring_and_the_papers_limits():
-    curve = curve_of({"RoPE (base)": ("rope", [10, 8, 20, 30, 40]), "RoPE (cpt-rope)": ("rope", [10, 8, 8, 8, 30]),
-                      "NTK (cpt-ntk)": ("ntk", [10, 8, 7, 6, 5]), "PI (base)": ("pi", [30, 25, 25, 25, 25])})
-    shown = fig1.limits_table(fig1.extrapolation_limits(curve, 256, "RoPE (base)"), reference="RoPE (base)")
-    assert shown.loc["RoPE (base)", ["limit (tokens)", "ours (x L0)"]].tolist() == ["256", "1x"]
-    assert shown.loc["RoPE (base)", "paper, after CPT (x L0)"] == "1x"
-    assert shown.loc["RoPE (cpt-rope)", "paper, after CPT (x L0)"] == "-"  # not in the paper
-    assert shown.loc["NTK (cpt-ntk)", ["limit (tokens)", "ours (x L0)"]].tolist() == [">= 2048", ">= 8x"]
-    assert shown.loc["NTK (cpt-ntk)", "paper, after CPT (x L0)"] == "32x"
-    assert shown.loc["PI (base)", ["limit (tokens)", "ours (x L0)", "first length over the bar"]].tolist() == \
-        ["none", "none", "256"]
-    assert shown.loc["RoPE (base)", "first length over the bar"] == "512"
+ROPE_FAILS = [10, 8, 20, 30, 40]
 
 
-@pytest.mark.parametrize("rope, pi, yarn, ntk, expected", [
-    ([10, 8, 20, 30, 40], [10, 8, 8, 8, 20], [10, 8, 8, 8, 20], [10, 8, 8, 8, 8], ("replicated", "replicated")),
-    # NTK only ties PI and YaRN: "NTK furthest" is not shown
-    ([10, 8, 20, 30, 40], [10, 8, 8, 8, 20], [10, 8, 8, 8, 20], [10, 8, 8, 8, 20], ("replicated", "partly")),
-    # RoPE holds to 2 L0 (partly); NTK one doubling further than PI and YaRN
-    ([10, 8, 8.5, 30, 40], [10, 8, 8, 8, 30], [10, 8, 8, 8, 30], [10, 8, 8, 8, 8], ("partly", "replicated")),
-    # an extension no better than RoPE
-    ([10, 8, 8, 8, 40], [10, 8, 20, 30, 30], [10, 8, 8, 8, 8], [10, 8, 8, 8, 8], ("not replicated", "not replicated")),
-])
-def test_glance_verdicts_follow_the_stated_rules(rope, pi, yarn, ntk, expected):
-    curve = curve_of({"RoPE (base)": ("rope", rope), "PI (cpt-pi)": ("pi", pi), "YaRN (cpt-yarn)": ("yarn", yarn),
-                      "NTK (cpt-ntk)": ("ntk", ntk)})
-    limits = fig1.extrapolation_limits(curve, 256, "RoPE (base)")
-    rows = fig1.glance_rows(limits, "RoPE (base)", 256, cpt_length=512, chapter="test")
-    assert [row["order"] for row in rows] == [1.1, 1.2]
-    assert tuple(row["verdict"] for row in rows) == expected
-    assert all(row["rule"] and row["finding"] == "Finding 1" for row in rows)
+def _rows(curve, cpt_length=512):
+    limits = rules.extrapolation_limits(curve, 256, "RoPE (base)")
+    return {row["order"]: row for row in rules.glance_rows(limits, "RoPE (base)", 256, cpt_length, chapter="t")}
 
 
-def test_extensions_must_outlast_the_cpt_length():
-    curve = curve_of({"RoPE (base)": ("rope", [10, 8, 20, 30, 40]), "PI (cpt-pi)": ("pi", [10, 8, 8, 20, 20]),
-                      "YaRN (cpt-yarn)": ("yarn", [10, 8, 8, 20, 20]), "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])})
-    limits = fig1.extrapolation_limits(curve, 256, "RoPE (base)")
-    verdict = fig1.glance_rows(limits, "RoPE (base)", 256, cpt_length=512, chapter="test")[1]["verdict"]
-    assert verdict == "partly"  # PI and YaRN hold to 512 = the CPT length, not beyond
+def test_paper_rows_and_the_control_follow_their_rules():
+    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", [10, 8, 8, 20, 20]),
+                           "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20]), "YaRN (cpt-yarn)": ("yarn", [10, 8, 8, 8, 20]),
+                           "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])}))
+    assert [rows[o]["verdict"] for o in (1.1, 1.2, 1.25)] == ["replicated", "replicated", "replicated"]
+    assert rows[1.25]["kind"] == "control" and rows[1.1]["kind"] == "paper"
+
+
+def test_a_failure_hidden_by_averaging_all_positions_is_still_a_failure():
+    # all-position ppl stays low at 512, but the positions 256..512 alone are over the bar
+    curve = curve_of({"RoPE (base)": ("rope", ROPE_FAILS)})
+    curve["ppl"] = 8.5
+    assert rules.extrapolation_limits(curve, 256, "RoPE (base)").loc[0, "limit"] == 256
+
+
+def test_a_control_as_good_as_the_extensions_does_not_replicate():
+    same = [10, 8, 8, 8, 20]
+    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", same),
+                           "PI (cpt-pi)": ("pi", same), "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])}))
+    assert rows[1.25]["verdict"] == "partly"  # NTK beats it, PI does not
+    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", same),
+                           "PI (cpt-pi)": ("pi", same)}))
+    assert rows[1.25]["verdict"] == "not replicated"
+
+
+def test_undetermined_limits_cannot_earn_ntk_furthest():
+    curve = curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 9.3, 20]),
+                      "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 9.3, 9.3])}, spread=0.05)
+    assert _rows(curve)[1.2]["verdict"] == "partly"  # NTK's 1024+ is not sure, PI's 1024 not excluded
+
+
+def test_no_control_or_a_failed_gate_is_not_testable(monkeypatch):
+    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20])}))
+    assert rows[1.25]["verdict"] == "not testable"
+    monkeypatch.setattr(rules, "not_testable_reason", lambda variants: "cpt-pi retrieves 0.50 at 1024")
+    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20])}))
+    assert {row["verdict"] for row in rows.values()} == {"not testable"}
+    assert "0.50" in rows[1.2]["details"]
 
 
 def test_reference_variant_checks_before_any_model_loads():

@@ -267,7 +267,8 @@ def test_executed_page_is_post_processed(book):
     assert {t for c in hidden for t in c.metadata["tags"]} >= {"parameters", "injected-parameters"}
     assert nb.cells[-1].outputs[0]["text"] == "hihi 3.0 False 3 8\n"
     timings = json.loads(book.timings.read_text())
-    assert timings["book/tiny-a.ipynb"] > 0
+    assert timings["book/tiny-a.ipynb"]["seconds"] > 0
+    assert set(timings["book/tiny-a.ipynb"]) == {"seconds", "ran_at", "cache_key", "ropelib"}
     assert not list(book.book.glob("*.tmp.ipynb"))
 
 

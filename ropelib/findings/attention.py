@@ -2,7 +2,7 @@
 
 The paper leaves its attention statistics under-specified; this module fixes them:
 
-- **Sequences**: the first ``n_sequences`` held-out documents with >= ``length`` tokens,
+- **Sequences**: the first ``n_sequences`` test-split documents with >= ``length`` tokens,
   truncated to ``length`` (one BOS first), the same for every model.
 - **Queries**: per sequence, the last token plus ``n_queries - 1`` positions drawn without
   replacement from the last quarter [length - length // 4, length - 1), seeded by
@@ -18,6 +18,12 @@ The paper leaves its attention statistics under-specified; this module fixes the
   d < 3 L0 / 4. Every query of an L0-token sequence (all in its last quarter) sees all of
   them, and none of them is the first token (an attention sink, at d = query position), so
   a model's local curve at any length can be set against the original model's at L0.
+
+- **Attention sink** (StreamingLLM, arXiv 2309.17453): ``sink`` (layer, sequence, head) is
+  the attention on position 0 (the BOS), averaged over the queries; ``mass_no_sink`` is
+  ``mass`` with position 0 removed from every row and the row renormalised; ``entropy`` and
+  ``entropy_no_sink`` are the rows' entropies (nats) with and without it. Every statistic
+  below can be recomputed without the sink, to see whether a finding rests on it.
 
 Statistics, each with a percentile bootstrap 95% CI over sequences
 (``metrics.bootstrap_ci``), both models resampled with the same sequence indices (they
@@ -42,8 +48,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from ropelib.progress import progress as progress_bar
 from ropelib import metrics, probe, variants as variants_lib
 from ropelib.tasks.common import check_memory
 from ropelib.tasks.perplexity import long_documents
@@ -61,6 +67,10 @@ class Profiles:
     mass: np.ndarray
     density: np.ndarray
     local: np.ndarray
+    mass_no_sink: np.ndarray
+    sink: np.ndarray  # (layer, sequence, head): attention on position 0, mean over queries
+    entropy: np.ndarray  # (layer, sequence, head): row entropy (nats), mean over queries
+    entropy_no_sink: np.ndarray
 
 
 @dataclass
@@ -72,10 +82,19 @@ class Capture:
     reference_at_l0: Profiles
 
 
-def parse_models(variant_specs: list[str], reference: str, long_reference: str) -> tuple[list[Variant], Variant, Variant]:
-    """The chapter's variants, the original model and the natively long model, checked before loading."""
-    return (variants_lib.parse(variant_specs), variants_lib.parse([reference], "reference")[0],
-            variants_lib.parse([long_reference], "long_reference")[0])
+def parse_models(variant_specs: list[str], reference: str,
+                 long_reference: str) -> tuple[list[Variant], Variant, Variant | None]:
+    """The chapter's variants, the original model and the natively long model (None when not
+    given: the comparison with it is skipped), checked before loading."""
+    native = variants_lib.parse([long_reference], "long_reference")[0] if long_reference else None
+    return variants_lib.parse(variant_specs), variants_lib.parse([reference], "reference")[0], native
+
+
+def without_sink(rows: torch.Tensor) -> torch.Tensor:
+    """Rows (..., keys) with key 0 removed (set to 0) and renormalised to sum 1."""
+    rows = rows.clone()
+    rows[..., 0] = 0
+    return rows / rows.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
 def query_positions(length: int, n_queries: int, seed: int | tuple[int, ...]) -> np.ndarray:
@@ -100,31 +119,37 @@ def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_
     device = next(model.parameters()).device
     per_sequence = []
     docs = long_documents(tokenizer, length, n_sequences, documents)
-    for index, (_, ids) in enumerate(tqdm(docs, desc=f"attention {label}".strip(), disable=not progress)):
+    for index, (_, ids) in enumerate(progress_bar(docs, desc=f"attention {label}".strip(), disable=None if progress else True)):
         positions = query_positions(length, n_queries, (seed, index))
 
         def reduce(rows: torch.Tensor) -> torch.Tensor:
             rows = rows[0].cpu()  # (head, query, key): batch of one
+            free = without_sink(rows)
+            per_head = torch.stack([rows[..., 0].mean(-1), metrics.entropy(rows).mean(-1),
+                                    metrics.entropy(free).mean(-1)], dim=-1)  # (head, 3)
             return torch.cat([metrics.distance_profile(rows, positions, edges),
                               metrics.distance_profile(rows, positions, edges, density=True),
-                              metrics.distance_profile(rows, positions, local_edges, density=True)], dim=-1)
+                              metrics.distance_profile(rows, positions, local_edges, density=True),
+                              metrics.distance_profile(free, positions, edges), per_head], dim=-1)
 
         with torch.no_grad(), probe.capture(model, queries=positions.tolist(), reduce=reduce) as rec:
             model(torch.tensor([ids[:length]], device=device), use_cache=False, logits_to_keep=1)
         per_sequence.append(torch.stack(rec.attention).numpy())  # (layer, head, 2 * bins + local bins)
-    stacked = np.stack(per_sequence, axis=1)  # (layer, sequence, head, 2 * bins + local bins)
-    n = len(edges) - 1
-    return Profiles(label, method, length, edges, local_edges,
-                    stacked[..., :n], stacked[..., n:2 * n], stacked[..., 2 * n:])
+    stacked = np.stack(per_sequence, axis=1)  # (layer, sequence, head, 3 * bins + local bins + 3)
+    n, k = len(edges) - 1, len(local_edges) - 1
+    return Profiles(label, method, length, edges, local_edges, stacked[..., :n], stacked[..., n:2 * n],
+                    stacked[..., 2 * n:2 * n + k], stacked[..., 2 * n + k:3 * n + k],
+                    stacked[..., -3], stacked[..., -2], stacked[..., -1])
 
 
-def capture(variants: list[Variant], reference: Variant, long_reference: Variant, factor: float, length: int,
+def capture(variants: list[Variant], reference: Variant, long_reference: Variant | None, factor: float, length: int,
             pretrained_length: int, n_sequences: int, n_queries: int, n_bins: int, seed: int,
             device: str = "cpu", documents=None, progress: bool = True) -> Capture:
     """Profiles of every variant at ``length``, of ``long_reference`` there too when length > L0,
     and of ``reference`` at L0 (Fig. 2's overlay). Each model is captured once per length."""
     cache = ModelCache(device)
-    wanted = list(variants) + ([long_reference] if length > pretrained_length else [])
+    native = [long_reference] if long_reference is not None and length > pretrained_length else []
+    wanted = list(variants) + native
     if reference not in wanted:
         wanted.insert(0, reference)
     local_length = pretrained_length - pretrained_length // 4  # the first query position of an L0 sequence
@@ -141,7 +166,7 @@ def capture(variants: list[Variant], reference: Variant, long_reference: Variant
         loaded = cache.get(reference, factor)
         at_l0 = profiles(loaded.model, loaded.tokenizer, pretrained_length, label=reference.label,
                          method=reference.method, **settings)
-    shown = [v.label for v in variants] + ([long_reference.label] if length > pretrained_length else [])
+    shown = [v.label for v in variants] + [v.label for v in native]
     return Capture(length, {label: at_length[label] for label in dict.fromkeys(shown)}, at_l0)
 
 
@@ -183,12 +208,33 @@ def _row(label, profiles, compared_with, statistic, value, low, high):
             "value": value, "ci_low": low, "ci_high": high}
 
 
-def js_table(capture: Capture, target: str, labels: list[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Table 1, ours: JS (bits) of each label's mean attention distribution vs ``target``'s, same length."""
+def js_table(capture: Capture, target: str, labels: list[str], n_boot: int = 1000, seed: int = 0,
+             sink: bool = True) -> pd.DataFrame:
+    """Table 1, ours: JS (bits) of each label's mean attention distribution vs ``target``'s, same
+    length; ``sink=False`` uses the distributions with position 0 removed."""
+    field = "mass" if sink else "mass_no_sink"
+    statistic = "JS (bits)" if sink else "JS without sink (bits)"
     return pd.DataFrame([
-        _row(label, capture.at_length[label], target, "JS (bits)",
-             *paired(js_of_means, capture.at_length[label].mass, capture.at_length[target].mass, n_boot, seed))
+        _row(label, capture.at_length[label], target, statistic,
+             *paired(js_of_means, getattr(capture.at_length[label], field), getattr(capture.at_length[target], field),
+                     n_boot, seed))
         for label in labels])
+
+
+def sink_table(capture: Capture, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per model at this length: attention on the first token, and row entropy with and without it,
+    each the mean over layers, heads and sequences with a bootstrap 95% CI over sequences."""
+    rows = []
+    for label, profiles in capture.at_length.items():
+        row = {"variant": label, "method": profiles.method}
+        for name, values in (("sink mass", profiles.sink), ("entropy (nats)", profiles.entropy),
+                             ("entropy without sink (nats)", profiles.entropy_no_sink)):
+            per_sequence = values.mean(axis=(0, 2))  # (sequence,)
+            low, high = metrics.bootstrap_ci(per_sequence, n_boot=n_boot, seed=seed) if len(per_sequence) > 1 \
+                else (np.nan, np.nan)
+            row |= {name: float(per_sequence.mean()), f"{name} low": low, f"{name} high": high}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def gap_table(capture: Capture, labels: list[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:

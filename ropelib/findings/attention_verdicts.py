@@ -13,7 +13,14 @@ method, compared with, statistic, value, ci_low, ci_high).
 The paper's ordering at L0: PI's divergence from the original model above YaRN's and NTK's.
 Beyond L0: plain RoPE's (the original model's, extrapolating) above PI's, YaRN's and NTK's,
 both for the divergence from the natively long model (Table 1) and for the gap from the
-original model's L0 pattern (Fig. 2). Not here: capturing or computing the statistics.
+original model's L0 pattern (Fig. 2).
+
+Controls the paper lacks (rows 1.35, 1.55): beyond L0, does each extension beat plain RoPE
+continually pretrained at the same length with the same tokens (``cpt-rope``), i.e. is the
+control's gap (or JS to the natively long model) above every extension's, by the same
+rule? A row is "not testable" when a checkpoint it needs missed its retrieval gate
+(``ropelib.verdicts``) or is absent (no native model, no cpt-rope).
+Not here: capturing or computing the statistics.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
+from ropelib.verdicts import not_testable_reason
 
-EXTENSIONS = ("pi", "ntk", "yarn")
+EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")
 # The paper's Table 1, units as printed there (the paper does not say which).
 PAPER_TABLE1 = {
     "at L0": {"pi": 1.29, "yarn": 0.05, "ntk": 0.06, "rope": 0.00},  # at 2K, vs LLaMA-2 at 2K
@@ -90,6 +98,14 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     }).set_index("variant")
 
 
+def sink_formatted(sinks: pd.DataFrame) -> pd.DataFrame:
+    """``attention.sink_table`` as printed: each statistic with its 95% CI, 4 significant digits."""
+    names = ("sink mass", "entropy (nats)", "entropy without sink (nats)")
+    return pd.DataFrame({name: [f"{_shown(v)} [{_shown(lo)}, {_shown(hi)}]" for v, lo, hi in
+                                zip(sinks[name], sinks[f"{name} low"], sinks[f"{name} high"])] for name in names},
+                        index=pd.Index(sinks["variant"], name="variant"))
+
+
 def beside_paper(table: pd.DataFrame, length: int, pretrained_length: int, reference: str) -> pd.DataFrame:
     """Ours beside the paper's Table 1 value of the same method (``reference`` is the paper's RoPE row).
 
@@ -98,7 +114,8 @@ def beside_paper(table: pd.DataFrame, length: int, pretrained_length: int, refer
     paper = PAPER_TABLE1[setting(length, pretrained_length)]
 
     def paper_value(row):
-        key = "rope" if row.variant == reference else row.method if row.method in EXTENSIONS else None
+        method = "ntk" if row.method == "ntk100" else row.method  # the paper's NTK is Code Llama's base raise
+        key = "rope" if row.variant == reference else method if method in EXTENSIONS else None
         return f"{paper[key]:.2f}" if key else "-"
 
     shown = formatted(table)
@@ -114,35 +131,77 @@ def _summary(table: pd.DataFrame, leader: str, others: list[str]) -> str:
     return f"{values} (first = {ratios(table, leader, others)})"
 
 
-def glance_rows(js: pd.DataFrame, gap: pd.DataFrame | None, length: int, pretrained_length: int, reference: str,
-                long_reference: str, chapter: str) -> list[dict]:
+def control_roles(table: pd.DataFrame, reference: str) -> tuple[str, list[str]] | None:
+    """(plain-RoPE CPT variant, extensions) for the control rows, or None when there is no such model."""
+    controls = table[(table["method"] == "rope") & (table["variant"] != reference)]["variant"].tolist()
+    extensions = table[table["method"].isin(EXTENSIONS)]["variant"].tolist()
+    return (controls[0], extensions) if controls and extensions else None
+
+
+def _verdict(table, roles, needs) -> tuple[str, str]:
+    """(verdict, details): "not testable" with the reason when a needed checkpoint misses its gate."""
+    reason = not_testable_reason(needs)
+    if reason:
+        return "not testable", reason
+    return dominates(table, *roles), _summary(table, *roles)
+
+
+def glance_rows(js: pd.DataFrame | None, gap: pd.DataFrame | None, length: int, pretrained_length: int,
+                reference: str, long_reference: str | None, chapter: str, sources: dict[str, str]) -> list[dict]:
     """This page's verdicts for the glance page (rule: :func:`dominates`, repeated in each row).
 
     At L0: row 1.4, Table 1's ordering vs the original model. Beyond L0: row 1.3, plain RoPE's
-    curve further from the original model's L0 pattern than the extensions' (``gap``);
-    row 1.5, Table 1's ordering vs the natively long-trained model.
+    curve further from the original model's L0 pattern than the extensions' (``gap``), and
+    its control 1.35; row 1.5, Table 1's ordering vs the natively long model (``js``, None
+    when there is none: not testable), and its control 1.55. ``sources``: label ->
+    "method:source" of every model on the page, for the gate check.
     """
+    def needs(*labels):
+        return [sources[label] for label in labels if label in sources]
+
+    def row(order, claim, paper, table, roles, rule, kind="paper"):
+        verdict, details = _verdict(table, roles, needs(*([roles[0], *roles[1]]), reference, long_reference or ""))
+        return results.glance_row(order, "Finding 1", claim, paper, _summary(table, *roles), verdict, rule, chapter,
+                                  kind=kind, details=details)
+
+    def untestable(order, claim, paper, why, kind="paper"):
+        return results.glance_row(order, "Finding 1", claim, paper, "-", "not testable", why, chapter, kind=kind,
+                                  details=why)
+
     rows = []
     if setting(length, pretrained_length) == "at L0":
         roles = ordering_roles(js, length, pretrained_length, reference)
         if roles:
-            rows.append(results.glance_row(
-                1.4, "Finding 1", f"Table 1 at L0: PI changes in-length attention more than YaRN and NTK do (JS vs {reference})",
-                "PI 1.29 >> YaRN 0.05, NTK 0.06", _summary(js, *roles), dominates(js, *roles),
-                f"JS (bits) of mean distance-binned attention, PI first; {RULE}", chapter))
+            rows.append(row(1.4, f"Table 1 at L0: PI changes in-length attention more than YaRN and NTK do "
+                            f"(JS vs {reference})", "PI 1.29 >> YaRN 0.05, NTK 0.06", js, roles,
+                            f"JS (bits) of mean distance-binned attention, PI first; {RULE}"))
         return rows
-    roles = ordering_roles(gap, length, pretrained_length, reference) if gap is not None else None
-    if roles:
-        rows.append(results.glance_row(
-            1.3, "Finding 1", f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
-            "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", _summary(gap, *roles),
-            dominates(gap, *roles), "gap = mean |log10| ratio of attention per key to the original's at L0 "
-            f"over distances < 3 L0 / 4, plain RoPE first; {RULE}", chapter))
-    roles = ordering_roles(js, length, pretrained_length, reference)
-    if roles:
-        rows.append(results.glance_row(
-            1.5, "Finding 1", f"Table 1 beyond L0: the extensions' attention is closer to the natively long model's "
-            f"({long_reference}) than plain RoPE's", "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68",
-            _summary(js, *roles), dominates(js, *roles),
-            f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}", chapter))
+    control_claim = ("Control: at {length} tokens each extension is {what} than plain RoPE continually pretrained "
+                     "at the same length with the same tokens")
+    if gap is not None and (roles := ordering_roles(gap, length, pretrained_length, reference)):
+        rows.append(row(1.3, f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
+                        "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", gap, roles,
+                        "gap = mean |log10| ratio of attention per key to the original's at L0 over distances "
+                        f"< 3 L0 / 4, plain RoPE first; {RULE}"))
+        claim = control_claim.format(length=length, what="closer to the original L0 pattern")
+        if (control := control_roles(gap, reference)):
+            rows.append(row(1.35, claim, "not tested in the paper", gap, control,
+                            f"gap as in 1.3, plain-RoPE CPT first; {RULE}", kind="control"))
+        else:
+            rows.append(untestable(1.35, claim, "not tested in the paper", "no plain-RoPE CPT model", "control"))
+    claim = (f"Table 1 beyond L0: the extensions' attention is closer to the natively long model's "
+             f"({long_reference or 'none given'}) than plain RoPE's")
+    if js is None or not long_reference:
+        rows.append(untestable(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68",
+                               "no natively long-trained model was given (long_model)"))
+        return rows
+    if (roles := ordering_roles(js, length, pretrained_length, reference)):
+        rows.append(row(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68", js, roles,
+                        f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}"))
+        claim = control_claim.format(length=length, what="closer to the natively long model")
+        if (control := control_roles(js, reference)):
+            rows.append(row(1.55, claim, "not tested in the paper", js, control,
+                            f"JS as in 1.5, plain-RoPE CPT first; {RULE}", kind="control"))
+        else:
+            rows.append(untestable(1.55, claim, "not tested in the paper", "no plain-RoPE CPT model", "control"))
     return rows

@@ -1,54 +1,96 @@
-"""Finding 3 (the paper's Figs. 4e-f): continual pretraining on longer sequences lowers attention entropy.
+"""Finding 3 (the paper's Figs. 4e-f): what is compared, checked before any work, and the retraining.
 
-The comparison: one NTK-extended model continually pretrained at a short length (the
-pretraining length L0 in the committed ``ntk8-short``), one at a long length (``ntk8-long``,
-8 L0), both on the same number of tokens, and the base model with the same NTK switch and
-no training. Cells of the needle grid are paired across models (same prompts), so every
-test below is paired by cell (length, depth):
+The comparison: the base model with the NTK switch and no training ("the original"), an NTK
+continual pretraining (CPT) at a short length and one at a long length with the same tokens
+(the organism's ``ntk8-short`` at L0 and ``ntk8-long`` at 8 L0).
 
-  paired_cells(trials, first, second, beyond)  cells with length > beyond, both models' pass rate and entropy
-  compare(pairs)       d = second - first per cell: mean entropy and pass-rate differences,
-                       bootstrap 95% CIs over cells, one-sided Wilcoxon signed-rank p for "second lower"
-  verdict_*            the three stated rules (see each function); glance_rows writes them out
-  equal_token_recipes  the CPT recipes of a (short, long) length pair with the same tokens
-  retrain              trains that pair from ``base`` into a directory (never ``data/models``)
+  resolve_roles(model, short_model, long_model, ...)  -> Roles: base "ntk:<model>" when ``model`` is
+                      set (reference "rope:<model>"), the pair from ``short_model`` / ``long_model``
+                      (both or neither; without them only the base sweep runs); otherwise the
+                      ``*_variant`` parameters. L0 comes from the base (``lineup.geometry``).
+  cpt_variant(source) "ntk:" for an organism CPT, "rope:" (as saved) for a Hugging Face one
+  check_setup(...)    lengths, organism training lengths (manifest ``trained_length``), retraining
+  testability(roles)  role -> why it cannot be used: missing, or missed its retrieval gate
+  grid_lengths, setup_line, marks   the grid (default RATIOS x L0), the page's line, figure marks
+  equal_token_recipes, retrain      the pair retrained from ``base`` into a directory (never data/models)
 
-Not here: running the models (``length_sweep``), plots.
+Not here: the statistics, rules and glance rows (``cpt_length_verdicts``), running the models
+(``length_sweep``), plots.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import scipy.stats
-
-from ropelib import metrics, models, recipes, results
+from ropelib import lineup, recipes, variants
+from ropelib.findings import length_sweep
 from ropelib.organism import L0
 from ropelib.recipes import CPT_WARMUP
-from ropelib.tasks import needle
+from ropelib.tasks.common import check_lengths
 from ropelib.training import Stage
 
-ALPHA = 0.05  # one-sided Wilcoxon level for "lower entropy"
-# "much lower entropy" needs an effect, not only significance: 0.1 nats shrinks the effective
-# number of attended keys, exp(H), by about 10% (exp(-0.1) = 0.905). Fixed before any real run.
-MIN_ENTROPY_DROP = 0.1
-MARGIN = 0.15  # equivalence margin on a pass-rate difference for "little to no change"
 TOKENS_PER_STEP = 16 * L0  # tokens per optimizer step in the committed SHORT_8X / LONG_8X recipes
 CHAPTER = "cpt-length"
 
 
+# --- who is compared ------------------------------------------------------------------
+
+
+@dataclass
+class Roles:
+    base: variants.Variant
+    short: variants.Variant | None
+    long: variants.Variant | None
+    references: list = field(default_factory=list)
+    pretrained_length: int = L0
+
+    @property
+    def evaluated(self) -> list:
+        """Every variant, in evaluation (and figure) order: references, base, short, long."""
+        return [*self.references, self.base, *(v for v in (self.short, self.long) if v is not None)]
+
+    @property
+    def has_pair(self) -> bool:
+        return self.short is not None and self.long is not None
+
+
+def cpt_variant(source: str) -> str:
+    """How a CPT checkpoint runs: "ntk:" for an organism one (its manifest records the NTK switch
+    it was trained with), "rope:" for a Hugging Face one, whose config.json already holds the
+    base it was trained with (the NTK switch on top would raise the base twice)."""
+    return f"{'ntk' if length_sweep.manifest_of(source) else 'rope'}:{source}"
+
+
+def resolve_roles(model: str, short_model: str, long_model: str, base_variant: str, short_variant: str,
+                  long_variant: str, reference_variants: list[str]) -> Roles:
+    """The chapter's line-up from its parameters, validated before any model is loaded.
+
+    ``model`` set: base "ntk:<model>", reference "rope:<model>", the pair from ``short_model``
+    / ``long_model`` (both or neither). ``model`` empty: the ``*_variant`` parameters, with
+    ``short_model`` / ``long_model`` replacing the pair when given.
+    """
+    if bool(short_model) != bool(long_model):
+        raise ValueError(f"short_model={short_model!r}, long_model={long_model!r}: give both CPT checkpoints or neither")
+    if model:
+        base_variant, reference_variants = f"ntk:{model}", [f"rope:{model}"]
+        short_variant = long_variant = ""
+    if short_model:
+        short_variant, long_variant = cpt_variant(short_model), cpt_variant(long_model)
+    specs = [*reference_variants, base_variant, *(v for v in (short_variant, long_variant) if v)]
+    parsed = variants.parse(specs, "the chapter's variants")
+    pair = parsed[len(reference_variants) + 1:]
+    short, long = pair if pair else (None, None)
+    return Roles(parsed[len(reference_variants)], short, long, parsed[:len(reference_variants)],
+                 lineup.geometry(parsed[len(reference_variants)].source).pretrained_length)
+
+
 def cpt_length(source: str) -> int | None:
-    """Length of the last training stage of an organism checkpoint (None for other checkpoints)."""
-    kind, path = models._resolve(source)
-    if kind != "organism":
+    """Training length of an organism checkpoint (its manifest's ``trained_length``); None for others."""
+    manifest = length_sweep.manifest_of(source)
+    if not manifest:
         return None
-    manifest = json.loads((path / models.MANIFEST).read_text())
-    return int(manifest["recipe"]["stages"][-1]["length"])
+    return int(manifest.get("trained_length") or max(s["length"] for s in manifest["recipe"]["stages"]))
 
 
 def check_cpt_length(source: str, expected: int, name: str) -> None:
@@ -59,110 +101,79 @@ def check_cpt_length(source: str, expected: int, name: str) -> None:
                          f"set {name}={found} or retrain=True")
 
 
-def paired_cells(trials: pd.DataFrame, first: str, second: str, beyond: int) -> pd.DataFrame:
-    """Per cell (length > beyond, depth) measured for both methods: pass rate and entropy of each, second - first."""
-    cells = needle.cell_table(trials)
-    cells = cells[cells["length"] > beyond].set_index(["length", "depth"])
-    columns = ["pass_rate", "entropy"]
-    a = cells[cells["method"] == first][columns]
-    b = cells[cells["method"] == second][columns]
-    pairs = a.add_suffix("_first").join(b.add_suffix("_second"), how="inner")
-    pairs["d_pass"] = pairs["pass_rate_second"] - pairs["pass_rate_first"]
-    pairs["d_entropy"] = pairs["entropy_second"] - pairs["entropy_first"]
-    return pairs.reset_index()
+def testability(roles: Roles) -> dict[str, str]:
+    """role -> "" when usable, else why not ("short"/"long": missing or missed its gate; "base" likewise).
+
+    A checkpoint without a manifest (Hugging Face) has no gate and counts as usable.
+    """
+    reasons = {}
+    for role in ("base", "short", "long"):
+        variant = getattr(roles, role)
+        if variant is None:
+            reasons[role] = f"no {role} CPT checkpoint given (short_model / long_model): the comparison is skipped"
+            continue
+        passed, text = length_sweep.gate_status(variant.source)
+        reasons[role] = "" if passed in (True, None) else f"{variant.source}: retrieval gate not passed ({text})"
+    return reasons
 
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    if values.size < 2:
-        return float("nan"), float("nan")
-    if np.all(values == values[0]):  # a constant difference: the bootstrap interval is that value
-        return float(values[0]), float(values[0])
-    return tuple(metrics.bootstrap_ci(values))
+RATIOS = (1, 2, 4, 8, 16)  # default grid: these multiples of L0 (the organism: 256 ... 4096)
 
 
-def wilcoxon_less(differences) -> float:
-    """One-sided Wilcoxon signed-rank p for "the differences are centred below 0" (1.0 if all are 0)."""
-    d = np.asarray(differences, dtype=float)
-    if not np.any(d != 0):
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns about ties and zeros; the p-value stays valid
-        return float(scipy.stats.wilcoxon(d, alternative="less").pvalue)
+def grid_lengths(lengths: list[int], pretrained_length: int) -> list[int]:
+    """The grid's lengths, sorted: as given, or ``RATIOS`` x L0 when empty."""
+    return check_lengths(sorted(lengths) or [r * pretrained_length for r in RATIOS])
 
 
-def compare(pairs: pd.DataFrame) -> dict:
-    """Mean per-cell differences (second - first) with bootstrap 95% CIs over cells, and the Wilcoxon p."""
-    d_entropy, d_pass = pairs["d_entropy"].to_numpy(float), pairs["d_pass"].to_numpy(float)
-    e_low, e_high = _ci(d_entropy)
-    p_low, p_high = _ci(d_pass)
-    return {"cells": len(pairs), "d_entropy": float(d_entropy.mean()) if len(pairs) else float("nan"),
-            "entropy_ci_low": e_low, "entropy_ci_high": e_high, "p_entropy_lower": wilcoxon_less(d_entropy),
-            "d_pass": float(d_pass.mean()) if len(pairs) else float("nan"), "pass_ci_low": p_low, "pass_ci_high": p_high}
+def check_setup(roles: Roles, lengths: list[int], short_length: int, long_length: int, retrain: bool,
+                train_tokens: int, factor: float) -> None:
+    """Every check that needs no model, before any work (one-line ValueErrors).
+
+    The pair: short_length < long_length; organism checkpoints trained at exactly those
+    lengths (their manifests' ``trained_length``) with the NTK factor the page applies
+    (re-applying another factor would evaluate a model it was not trained as); at least two
+    grid lengths >= short_length (a slope) and one above it. Retraining starts from the
+    organism's ``base``, so ``model`` must be empty then.
+    """
+    if retrain and roles.base.source != "base":
+        raise ValueError(f"retrain=True trains the organism's pair from 'base'; base is {roles.base.source!r} "
+                         "(leave model empty, or give short_model and long_model instead)")
+    if not (retrain or roles.has_pair):
+        return
+    if not short_length < long_length:
+        raise ValueError(f"short_length={short_length} must be below long_length={long_length}")
+    if retrain:
+        equal_token_recipes(short_length, long_length, train_tokens)  # bad lengths fail here
+    else:
+        check_cpt_length(roles.short.source, short_length, "short_length")
+        check_cpt_length(roles.long.source, long_length, "long_length")
+        for variant in (roles.short, roles.long):
+            rope = length_sweep.manifest_of(variant.source).get("rope", {})
+            if rope and (rope["method"], float(rope["factor"])) != ("ntk", float(factor)):
+                raise ValueError(f"factor={factor:g} but {variant.source!r} was trained with {rope['method']} "
+                                 f"x{rope['factor']:g}; set factor={rope['factor']:g}")
+    if sum(length >= short_length for length in lengths) < 2 or max(lengths) <= short_length:
+        raise ValueError(f"lengths={lengths}: need at least two lengths >= short_length={short_length}, "
+                         "one of them above it (the slope against ln L)")
 
 
-RULE_ENTROPY = (f"replicated if the long-CPT model's entropy is lower than the short-CPT model's over cells beyond "
-                f"the short CPT length by at least {MIN_ENTROPY_DROP} nats (mean paired difference) with a one-sided "
-                f"Wilcoxon p < {ALPHA}; partly if lower but by less or not significantly; not replicated otherwise")
-RULE_PASSES = ("replicated if the long-CPT model passes more needles beyond the short CPT length (mean paired "
-               "pass-rate difference > 0, bootstrap 95% CI over cells above 0); partly if > 0 with the CI "
-               "including 0; not replicated otherwise")
-RULE_LITTLE_CHANGE = (f"replicated if the 95% CI of the short-CPT minus base pass rate beyond the short CPT length "
-                      f"lies within +-{MARGIN} (equivalence margin); partly if the mean does; not replicated otherwise")
+def setup_line(roles: Roles, short_length: int, long_length: int, factor: float) -> str:
+    """What the page compares, in one line (says plainly when the pair is missing)."""
+    head = f"base {roles.base.label}, L0 = {roles.pretrained_length} (from its manifest or config.json), NTK s = {factor:g}"
+    if not roles.has_pair:
+        return (f"{head}; no short/long CPT pair given: the base sweep only, the short-vs-long comparison is "
+                "skipped and every finding-3 claim is not testable")
+    return f"{head}; short CPT {roles.short.label} at {short_length}, long CPT {roles.long.label} at {long_length}"
 
 
-def verdict_lower_entropy(c: dict) -> str:
-    if c["d_entropy"] <= -MIN_ENTROPY_DROP and c["p_entropy_lower"] < ALPHA:
-        return "replicated"
-    return "partly" if c["d_entropy"] < 0 else "not replicated"
-
-
-def verdict_more_passes(c: dict) -> str:
-    if c["d_pass"] > 0 and c["pass_ci_low"] > 0:
-        return "replicated"
-    return "partly" if c["d_pass"] > 0 else "not replicated"
-
-
-def verdict_little_change(c: dict, margin: float = MARGIN) -> str:
-    if -margin <= c["pass_ci_low"] and c["pass_ci_high"] <= margin:
-        return "replicated"
-    return "partly" if abs(c["d_pass"]) <= margin else "not replicated"
-
-
-def comparisons(trials: pd.DataFrame, base: str, short: str, long: str, beyond: int,
-                references: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The chapter's paired comparisons, one row each: short -> long, base -> short, and each
-    further reference -> short (shown, not judged)."""
-    rows = []
-    pairs = [("long vs short", short, long), ("short vs base", base, short)]
-    pairs += [(f"short vs {reference}", reference, short) for reference in references]
-    for name, first, second in pairs:
-        rows.append({"comparison": name, "first": first, "second": second, "beyond": beyond,
-                     **compare(paired_cells(trials, first, second, beyond))})
-    return pd.DataFrame(rows)
-
-
-def glance_rows(table: pd.DataFrame) -> list[dict]:
-    """Finding 3's rows of the glance page from :func:`comparisons`' table."""
-    long_short = table.set_index("comparison").loc["long vs short"].to_dict()
-    short_base = table.set_index("comparison").loc["short vs base"].to_dict()
-    where = f"{int(long_short['cells'])} cells beyond {int(long_short['beyond'])} tokens"
-    return [
-        results.glance_row(3.1, "Finding 3", "Long-context CPT lowers attention entropy beyond the short CPT length",
-                           "much lower entropy at long lengths (below 5 nats at ~64K)",
-                           f"{long_short['d_entropy']:.3g} nats (long - short), Wilcoxon p = "
-                           f"{long_short['p_entropy_lower']:.2g}, {where}",
-                           verdict_lower_entropy(long_short), RULE_ENTROPY, CHAPTER,
-                           long_short["entropy_ci_low"], long_short["entropy_ci_high"]),
-        results.glance_row(3.2, "Finding 3", "Long-context CPT passes more needles beyond the short CPT length",
-                           "far more needles passed", f"{long_short['d_pass']:+.3g} pass rate (long - short), {where}",
-                           verdict_more_passes(long_short), RULE_PASSES, CHAPTER,
-                           long_short["pass_ci_low"], long_short["pass_ci_high"]),
-        results.glance_row(3.3, "Finding 3", "Short-context CPT barely changes the base model",
-                           "little to no change from the original", f"{short_base['d_pass']:+.3g} pass rate "
-                           f"(short - base), {short_base['d_entropy']:+.3g} nats entropy",
-                           verdict_little_change(short_base), RULE_LITTLE_CHANGE, CHAPTER,
-                           short_base["pass_ci_low"], short_base["pass_ci_high"]),
-    ]
+def marks(roles: Roles, short_length: int, long_length: int) -> dict[str, int]:
+    """Vertical lines for the figures: L0, and the CPT lengths when there is a pair."""
+    lines = {f"L0 = {roles.pretrained_length}": roles.pretrained_length}
+    if roles.has_pair:
+        if short_length != roles.pretrained_length:
+            lines[f"short CPT = {short_length}"] = short_length
+        lines[f"long CPT = {long_length}"] = long_length
+    return lines
 
 
 # --- retraining the pair -------------------------------------------------------------
@@ -176,8 +187,9 @@ def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
     not counted in ``train_tokens``). Then a step holds T = max(16 L0, long_length) tokens, steps =
     round(train_tokens / T), batch size = T / length. As in the committed ``ntk8-long``,
     the long run first spends a third of its steps at long_length / 2 (a ramp) when that is
-    still longer than short_length. With (256, 2048, 2,457,600) this reproduces
-    ``SHORT_8X`` and ``LONG_8X`` exactly.
+    still longer than short_length. Every compared stage mixes short needles like the
+    committed ones (``recipes.MIXED``). With (256, 2048, 2,457,600) this reproduces
+    ``recipes.SHORT_8X`` and ``recipes.LONG_8X`` exactly.
     """
     if not short_length < long_length:
         raise ValueError(f"short_length={short_length} must be below long_length={long_length}")
@@ -186,13 +198,14 @@ def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
         if step_tokens % length:
             raise ValueError(f"length {length} must divide the {step_tokens} tokens of a step (use powers of two)")
     steps = max(1, round(train_tokens / step_tokens))
-    short = (warmup, Stage(short_length, steps, step_tokens // short_length))
+    mixed = {"short_needles": recipes.MIXED}
+    short = (warmup, Stage(short_length, steps, step_tokens // short_length, **mixed))
     ramp_length, ramp_steps = long_length // 2, steps // 3
     if ramp_length > short_length and ramp_steps > 0:
-        long = (warmup, Stage(ramp_length, ramp_steps, step_tokens // ramp_length),
-                Stage(long_length, steps - ramp_steps, step_tokens // long_length))
+        long = (warmup, Stage(ramp_length, ramp_steps, step_tokens // ramp_length, **mixed),
+                Stage(long_length, steps - ramp_steps, step_tokens // long_length, **mixed))
     else:
-        long = (warmup, Stage(long_length, steps, step_tokens // long_length))
+        long = (warmup, Stage(long_length, steps, step_tokens // long_length, **mixed))
     return short, long
 
 
@@ -201,11 +214,11 @@ def retrain(short_length: int, long_length: int, train_tokens: int, factor: floa
     """Train the short and the long NTK CPT of ``base`` into ``directory``; returns the two "ntk:path" variants.
 
     Same hyperparameters as the committed ``ntk8-short`` / ``ntk8-long`` (``recipes.SPECS``),
-    stages from :func:`equal_token_recipes`, NTK base for ``factor``. Slow: the committed
-    pair took minutes of CPU each; nothing under ``data/models`` is touched.
+    stages from :func:`equal_token_recipes`, NTK base for ``factor``. Slow (minutes of CPU
+    each); writes only under ``directory``, never ``data/models``.
     """
     short_stages, long_stages = equal_token_recipes(short_length, long_length, train_tokens, warmup)
-    variants = []
+    out = []
     for role, stages in (("short", short_stages), ("long", long_stages)):
         template = recipes.SPECS[f"ntk8-{role}"]
         name = f"ntk{factor:g}-{role}-{stages[-1].length}"
@@ -213,5 +226,5 @@ def retrain(short_length: int, long_length: int, train_tokens: int, factor: floa
                        purpose=f"finding 3 retrained: NTK ({factor:g}x) CPT at {stages[-1].length}, "
                                f"{sum(s.length * s.steps * s.batch_size for s in stages)} tokens")
         recipes.train_one(name, seed=seed, spec=spec, directory=Path(directory) / name)
-        variants.append(f"ntk:{Path(directory) / name}")
-    return variants[0], variants[1]
+        out.append(f"ntk:{Path(directory) / name}")
+    return out[0], out[1]

@@ -7,9 +7,13 @@ takes the first long-enough held-out documents), so any two variants can be comp
 cell by cell or document by document.
 
   checkpoint_table(variants)       size, training length, tokens and retrieval at L0 from the manifests
+  manifest_of(source), gate_status(source), gate_table(variants)
+                                   an organism checkpoint's manifest and its retrieval gate (``recipes.gate``)
   evaluate(variants, factor, ...)  -> Sweep: trials (one row per needle), perplexity (per document)
   pass_by_length(trials)           passes / trials per (method, length), Wilson 95% interval (``stats``)
   entropy_by_length(trials)        mean answer entropy per (method, length), bootstrap 95% CI over trials
+  prompt_table(trials, column)     one row per prompt (length, depth, needle), one column per method
+  slope_fit(trials, methods, ...)  OLS slope of mean ``column`` against ln L per method, paired bootstrap by prompt
   ppl_by_length(ppl)               exp(mean loss over documents), CI = exp(bootstrap CI of the mean loss)
   cells_in_order(trials)           per-cell pass rate and entropy, methods in evaluation order
   wide(summary, value)             one row per method, one column per length, rounded (what pages print)
@@ -31,7 +35,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ropelib import metrics, models, organism, stats
+from ropelib import metrics, models, organism, recipes, stats
 from ropelib.tasks import needle, perplexity
 from ropelib.variants import ModelCache, Variant
 
@@ -102,6 +106,94 @@ def checkpoint_table(variants: list[Variant]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("variant")
 
 
+def manifest_of(source: str) -> dict:
+    """The manifest of an organism checkpoint; {} for a Hugging Face checkpoint (it has none)."""
+    kind, path = models._resolve(source)
+    return json.loads((path / models.MANIFEST).read_text()) if kind == "organism" else {}
+
+
+def gate_status(source: str) -> tuple[bool | None, str]:
+    """(passed, one line) of a checkpoint's retrieval gate, read from its manifest.
+
+    passed = ``recipes.gate_passed(manifest)``: every gate length's 95% Wilson lower bound
+    >= ``recipes.RETRIEVAL_GATE``. None for a checkpoint without a manifest (a Hugging Face
+    directory: nobody gated it). A smoke run or a pre-v3 manifest has no gate rows: False.
+    """
+    manifest = manifest_of(source)
+    if not manifest:
+        return None, "no manifest (not an organism checkpoint): not gated"
+    rows = manifest.get("gate") or []
+    if not rows:
+        return False, "no gate recorded (a smoke run or a manifest older than organism v3)"
+    text = "; ".join(f"{r['hits']}/{r['needles']} = {r['rate']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}] at "
+                     f"{r['length']}" for r in rows)
+    passed = recipes.gate_passed(manifest)
+    miss = f"; known miss: {manifest['known_miss']}" if manifest.get("known_miss") else ""
+    return passed, f"{'passed' if passed else 'MISSED'}: {text}{miss}"
+
+
+def gate_table(variants: list[Variant]) -> pd.DataFrame:
+    """One row per variant: its checkpoint's gate (passed / missed / not gated) and the rates behind it."""
+    rows = []
+    for variant in variants:
+        passed, text = gate_status(variant.source)
+        rows.append({"variant": variant.label, "gate": {True: "passed", False: "missed", None: "not gated"}[passed],
+                     "retrieval at L0 and training length (95% Wilson CI)": text})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def prompt_table(trials: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One row per prompt (length, depth, needle = its rank in the cell), one column per method: ``column``.
+
+    ``tasks.needle`` seeds each cell by (seed, length, depth), so the k-th needle of a cell
+    is the same prompt for every method: a row is one prompt answered by all of them.
+    Prompts some method lacks (or has NaN for) are dropped.
+    """
+    numbered = trials.assign(needle=trials.groupby(["method", "length", "depth"], sort=False).cumcount())
+    table = numbered.pivot_table(index=["length", "depth", "needle"], columns="method", values=column,
+                                 aggfunc="first", dropna=False)
+    table = table[list(dict.fromkeys(trials["method"]))]  # evaluation order
+    table.columns.name = None
+    return table.dropna()
+
+
+@dataclass
+class SlopeFit:
+    lengths: list[int]  # the lengths fitted (>= min_length)
+    methods: list[str]
+    means: pd.DataFrame  # (length, method): mean of the column over the length's prompts
+    slopes: pd.Series  # method -> OLS slope of the means against ln L (nats per unit of ln L)
+    boot_means: np.ndarray  # (n_boot, lengths, methods): the same means on resampled prompts
+    boot_slopes: np.ndarray  # (n_boot, methods)
+
+
+def slope_fit(trials: pd.DataFrame, methods: list[str], min_length: int, column: str = "entropy_teacher",
+              n_boot: int = 2000, seed: int = 0) -> SlopeFit:
+    """Per method, the OLS slope of the mean of ``column`` against ln L over lengths L >= ``min_length``.
+
+    slope = sum_j w_j * mean_j with w_j = (x_j - xbar) / sum_k (x_k - xbar)^2, x_j = ln L_j.
+    Paired bootstrap: at every length, the length's prompts (``prompt_table``) are drawn
+    with replacement, the same draw for every method (seeded by ``seed``), ``n_boot`` times;
+    a difference of two methods' slopes is taken within each draw, so its interval is paired.
+    """
+    prompts = prompt_table(trials[trials["method"].isin(methods)], column)[list(methods)]
+    prompts = prompts[prompts.index.get_level_values("length") >= min_length]
+    lengths = sorted(set(prompts.index.get_level_values("length")))
+    if len(lengths) < 2:
+        raise ValueError(f"a slope against ln L needs at least 2 lengths >= {min_length}; got {lengths}")
+    x = np.log(np.asarray(lengths, dtype=float))
+    weights = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    means = prompts.groupby(level="length").mean().loc[lengths]
+    rng = np.random.default_rng(seed)
+    boot = np.empty((n_boot, len(lengths), len(methods)))
+    for j, length in enumerate(lengths):
+        values = prompts.xs(length, level="length").to_numpy(float)  # (prompts, methods)
+        draws = rng.integers(0, len(values), size=(n_boot, len(values)))
+        boot[:, j, :] = values[draws].mean(axis=1)
+    return SlopeFit(lengths, list(methods), means, pd.Series(weights @ means.to_numpy(float), index=list(methods)),
+                    boot, np.einsum("j,bjm->bm", weights, boot))
+
+
 def _bootstrap(values) -> tuple[float, float]:
     values = np.asarray(values, dtype=float)
     if values.size < 2:
@@ -120,12 +212,17 @@ def pass_by_length(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def entropy_by_length(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, length): mean answer-token attention entropy (nats) and its bootstrap CI over trials."""
+def entropy_by_length(trials: pd.DataFrame, column: str = "entropy") -> pd.DataFrame:
+    """Per (method, length): mean answer-token attention entropy (nats) and its bootstrap CI over trials.
+
+    ``column``: which of ``tasks.needle``'s entropies (``entropy``: Appendix C's all-token
+    mean during decoding; ``entropy_teacher``; ``entropy_first``); the result's column is
+    called ``entropy`` whichever it is.
+    """
     rows = []
     for (method, length), group in trials.groupby(["method", "length"], sort=False):
-        low, high = _bootstrap(group["entropy"])
-        rows.append({"method": method, "length": length, "entropy": float(group["entropy"].mean()),
+        low, high = _bootstrap(group[column])
+        rows.append({"method": method, "length": length, "entropy": float(group[column].mean()),
                      "ci_low": low, "ci_high": high, "ln_length": float(np.log(length))})
     return pd.DataFrame(rows)
 
@@ -148,10 +245,15 @@ def wide(summary: pd.DataFrame, value: str, digits: int = 3) -> pd.DataFrame:
     return table.round(digits)
 
 
-def cells_in_order(trials: pd.DataFrame) -> pd.DataFrame:
-    """``needle.cell_table`` with the methods in the order they were evaluated (it sorts them by name)."""
+def cells_in_order(trials: pd.DataFrame, entropy_column: str = "entropy") -> pd.DataFrame:
+    """``needle.cell_table`` with the methods in the order they were evaluated (it sorts them by name).
+
+    ``entropy_column`` (e.g. ``entropy_teacher``) replaces the ``entropy`` column, which the heatmaps print.
+    """
     order = {method: i for i, method in enumerate(dict.fromkeys(trials["method"]))}
     cells = needle.cell_table(trials)
+    if entropy_column != "entropy":
+        cells["entropy"] = cells[entropy_column]
     return cells.sort_values(["method", "length", "depth"], key=lambda c: c.map(order) if c.name == "method" else c,
                              kind="stable").reset_index(drop=True)
 
@@ -163,7 +265,7 @@ def _mark_lengths(ax, marks: dict[str, int]) -> None:
 
 
 def plot_curves(entropy: pd.DataFrame, passes: pd.DataFrame, ppl: pd.DataFrame, marks: dict[str, int],
-                title: str):
+                title: str, entropy_label: str = "mean attention entropy of the answer (nats)"):
     """Three panels against length (log2 x): entropy with CI band, pass rate with Wilson bars, perplexity (log y).
 
     ``marks``: vertical lines, e.g. {"L0 = 256": 256, "long CPT = 2048": 2048}.
@@ -182,7 +284,7 @@ def plot_curves(entropy: pd.DataFrame, passes: pd.DataFrame, ppl: pd.DataFrame, 
         axes[2].fill_between(q["length"], q["ci_low"], q["ci_high"], color=colors[method], alpha=0.2)
     lengths = sorted(set(entropy["length"]))
     axes[0].plot(lengths, np.log(lengths), color="grey", linewidth=1, label="ln L (uniform attention)")
-    labels = {0: "mean attention entropy of the answer (nats)", 1: "needle pass rate (Wilson 95% CI)",
+    labels = {0: entropy_label, 1: "needle pass rate (Wilson 95% CI)",
               2: "perplexity (log scale)"}
     for i, ax in enumerate(axes):
         ax.set_xscale("log", base=2)

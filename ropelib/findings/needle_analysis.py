@@ -1,10 +1,17 @@
 """Finding 2, tested: does high attention entropy go with a failed needle?
 
 Input: trial tables of ``tasks.needle.needle_grid`` (one row per needle: method, length,
-depth, passed, entropy, needle_mass, borrowed, borrowed_mass, answer, value), several
+depth, prompt, passed, three entropies, needle_mass, borrowed, answer, value), several
 methods concatenated. A trial *fails* when the answer does not start with the needle's
 value; a cell (method, length, depth) *fails* when fewer than half of its needles pass.
 "Pooled" rows use every method at once, with (method, length) as the strata.
+
+Entropy ``measure``: ``entropy_first`` (before anything is generated) and
+``entropy_teacher`` (the true value fed) carry cause before effect and decide the verdicts;
+``entropy`` (Appendix C's mean over generated tokens, conditioned on a wrong digit once one
+is produced) is shown beside them. Units that are really independent: a prompt is read
+by every method, so pooled intervals resample prompts (cluster bootstrap), never trials.
+A stratum counts only with >= ``MIN_OUTCOME_TRIALS`` trials of each outcome.
 
   collect_trials(variants, ...)  the grid for every variant (the chapter's one heavy step)
   cells(trials)                  per-cell pass rate and mean entropy (``needle.cell_table``) + failed flag
@@ -30,12 +37,16 @@ import scipy.stats
 
 from ropelib import extensions, stats
 from ropelib.findings.length_sweep import quiet_transformers
+from ropelib.verdicts import MIN_OUTCOME_TRIALS
 from ropelib.tasks import needle
 from ropelib.variants import ModelCache, Variant
 
 POOLED = "pooled"
 CHAPTER = "needle-entropy"
 ALPHA = 0.05
+MEASURES = {"entropy_first": "first answer token", "entropy_teacher": "teacher-forced",
+            "entropy": "all answer tokens (Appendix C)"}
+CAUSAL_MEASURES = ("entropy_first", "entropy_teacher")
 
 
 def collect_trials(variants: list[Variant], factor: float, lengths: list[int], depths: list[float],
@@ -74,29 +85,52 @@ def _groups(frame: pd.DataFrame):
     yield POOLED, frame, strata.to_numpy()
 
 
-def association_table(frame: pd.DataFrame, n_boot: int = 1000, n_perm: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """AUROC of ``entropy`` for ``failed``, per method and pooled; rows are trials or cells.
+def by_measure(table_of, frame: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    """``table_of(frame, measure, **kwargs)`` for every entropy measure, concatenated."""
+    return pd.concat([table_of(frame, measure, **kwargs) for measure in MEASURES], ignore_index=True)
 
-    auroc: all rows of the method (length left free to act as a confounder);
-    within: stratified AUROC, pairs only within one length (and method), i.e. "at a fixed
-    length, do failures have higher entropy?"; strata = lengths having both outcomes.
-    Intervals: 95% bootstrap within (stratum, class); p: one-sided permutation test
-    (labels shuffled within the strata for ``within``).
+
+def entropy_by_length(trials: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each entropy measure (nats) per (method, length), passed and failed trials apart."""
+    table = trials.assign(outcome=np.where(trials["failed"], "failed", "passed"))
+    return (table.groupby(["method", "length", "outcome"], sort=False)[list(MEASURES)].mean()
+            .rename(columns=MEASURES).round(3))
+
+
+def qualifying(failed: np.ndarray, strata: np.ndarray, minimum: int = MIN_OUTCOME_TRIALS) -> np.ndarray:
+    """Mask of the rows whose stratum has >= ``minimum`` trials of each outcome."""
+    frame = pd.DataFrame({"failed": failed.astype(bool), "stratum": strata})
+    counts = frame.groupby("stratum")["failed"].agg(["sum", "size"])
+    ok = counts[(counts["sum"] >= minimum) & (counts["size"] - counts["sum"] >= minimum)].index
+    return frame["stratum"].isin(ok).to_numpy()
+
+
+def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boot: int = 1000, n_perm: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """AUROC of ``measure`` for ``failed``, per method and pooled; rows are trials or cells.
+
+    auroc: all rows (length left free to act as a confounder); within: stratified AUROC,
+    pairs only within one length (and method), over the strata with >= MIN_OUTCOME_TRIALS
+    of each outcome ("strata" counts them). Intervals: cluster bootstrap over prompts
+    (column ``prompt``; rows are their own cluster without it); p: one-sided permutation
+    test, labels shuffled within the strata for ``within``.
     """
     rows = []
     for label, group, strata in _groups(frame):
-        scores, failed = group["entropy"].to_numpy(), group["failed"].to_numpy()
-        raw = stats.auroc_interval(scores, failed, None, n_boot, seed)
-        within = stats.auroc_interval(scores, failed, strata, n_boot, seed)
-        informative = sum(0 < failed[strata == s].sum() < (strata == s).sum() for s in np.unique(strata))
-        rows.append({
-            "method": label, "n": len(group), "failed": int(failed.sum()),
-            "auroc": raw.value, "auroc_low": raw.low, "auroc_high": raw.high,
-            "auroc_p": stats.permutation_pvalue(scores, failed, None, n_perm, seed),
-            "within": within.value, "within_low": within.low, "within_high": within.high,
-            "within_p": stats.permutation_pvalue(scores, failed, strata, n_perm, seed),
-            "strata": int(informative),
-        })
+        scores, failed = group[measure].to_numpy(float), group["failed"].to_numpy(bool)
+        clusters = group["prompt"].to_numpy() if "prompt" in group else np.arange(len(group))
+        raw = stats.cluster_auroc_interval(scores, failed, None, clusters, n_boot, seed)
+        keep = qualifying(failed, strata)
+        row = {"method": label, "measure": measure, "n": len(group), "failed": int(failed.sum()),
+               "auroc": raw.value, "auroc_low": raw.low, "auroc_high": raw.high,
+               "auroc_p": stats.permutation_pvalue(scores, failed, None, n_perm, seed),
+               "within": np.nan, "within_low": np.nan, "within_high": np.nan, "within_p": np.nan,
+               "strata": int(len(np.unique(strata[keep])))}
+        if keep.any():
+            within = stats.cluster_auroc_interval(scores[keep], failed[keep], strata[keep], clusters[keep], n_boot, seed)
+            row.update(within=within.value, within_low=within.low, within_high=within.high,
+                       within_p=stats.permutation_pvalue(scores[keep], failed[keep], strata[keep], n_perm, seed))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -107,7 +141,7 @@ def _informative(failed: np.ndarray, strata: np.ndarray) -> np.ndarray:
     return (share > 0) & (share < 1)
 
 
-def logistic_table(trials: pd.DataFrame) -> pd.DataFrame:
+def logistic_table(trials: pd.DataFrame, measure: str = "entropy_first") -> pd.DataFrame:
     """Per method and pooled, two logistic regressions of failure on entropy (``stats.logistic_regression``).
 
     entropy_coef: logit P(fail) = b0 + b_H * entropy + b_L * log2(length), all trials; b_H is
@@ -121,7 +155,7 @@ def logistic_table(trials: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for label, group, strata in _groups(trials):
         failed = group["failed"].to_numpy(bool)
-        X = np.column_stack([group["entropy"], np.log2(group["length"])])
+        X = np.column_stack([group[measure], np.log2(group["length"])])
         fit = stats.logistic_regression(X, failed, names=["entropy", "log2_length"])
         h, length = fit.coefficient("entropy"), fit.coefficient("log2_length")
         row = {"method": label, "n": fit.n, "entropy_coef": h.value, "entropy_coef_low": h.low,
@@ -131,7 +165,7 @@ def logistic_table(trials: pd.DataFrame) -> pd.DataFrame:
         keep = _informative(failed, strata)
         if keep.any():
             dummies = pd.get_dummies(pd.Series(strata[keep]).astype(str), drop_first=True, dtype=float)
-            X = np.column_stack([group["entropy"].to_numpy()[keep], dummies.to_numpy()])
+            X = np.column_stack([group[measure].to_numpy()[keep], dummies.to_numpy()])
             within = stats.logistic_regression(X, failed[keep], names=["entropy", *dummies.columns])
             h = within.coefficient("entropy")
             row.update(n_within=within.n, entropy_within=h.value, entropy_within_low=h.low,
@@ -146,19 +180,29 @@ STATEMENTS = {
 }
 
 
-def topk_table(cell_frame: pd.DataFrame, k: int = 0) -> pd.DataFrame:
-    """The paper's two statements on cells (``stats.topk_hits``), per method and pooled.
+def topk_table(cell_frame: pd.DataFrame, measure: str = "entropy_first", k: int = 0, n_perm: int = 1000,
+               seed: int = 0) -> pd.DataFrame:
+    """The paper's two statements on cells, per method and pooled, with length controlled.
 
-    "Fixed depth": each (method, depth) row of the heatmap is a group, its cells (one
-    per length) ranked by mean entropy; "fixed length": each column, depths ranked.
-    k = 0: k is the number of failing cells of the group.
+    "Fixed depth": each (method, depth) row of the heatmap is a group, its cells (one per
+    length) ranked by mean ``measure``; "fixed length": each column, depths ranked. k = 0:
+    k is the number of failing cells of the group. Beside the hits: ``chance`` (random
+    ranking, exact hypergeometric), ``length_only`` (the hit rate of ranking by length
+    alone) and ``null``/``p_value`` from :func:`stats.topk_permutation` with the cell
+    entropies shuffled within each (method, length): under that null a length keeps its
+    entropy level, so the hits length alone produces are not evidence.
     """
     rows = []
     for statement, (fixed, _) in STATEMENTS.items():
         for label, group, _ in _groups(cell_frame):
             keys = (group["method"].astype(str) + "@" + group[fixed].astype(str)).to_numpy()
-            top = stats.topk_hits(group["entropy"], group["failed"], keys, k)
-            rows.append({"statement": statement, "method": label, **top._asdict()})
+            strata = (group["method"].astype(str) + "@" + group["length"].astype(str)).to_numpy()
+            top = stats.topk_hits(group[measure], group["failed"], keys, k)
+            by_length = stats.topk_hits(group["length"], group["failed"], keys, k)
+            null, p_value = stats.topk_permutation(group[measure], group["failed"], keys, strata, k, n_perm, seed)
+            rows.append({"statement": statement, "measure": measure, "method": label, **top._asdict(),
+                         "length_only": by_length.hit_rate if fixed == "depth" else np.nan, "null": null, "p_value": p_value,
+                         "exact_p": top.p_value})
     return pd.DataFrame(rows)
 
 

@@ -1,10 +1,25 @@
 """Finding 2's rules, verdicts and words, from the tables of ``needle_analysis``.
 
-  RULES                          each statement's rule, fixed before any real run
-  verdicts(association, ...)     the verdict of each statement, pooled over methods
-  summary(...)                   the pooled results in words (the page's "Verdict" lines)
-  glance_rows(...)               the finding-2 rows of the glance page
+Fixed in code before any real run; each has a unit test with a synthetic table that must
+NOT replicate (length alone, post-error tokens, tiny strata, a checkpoint that misses its
+gate). Every rule is "not testable" when a model of the page misses its retrieval gate
+(``ropelib.verdicts``), or when no stratum has >= 5 trials of each outcome.
 
+- 2.1 **Large attention entropy goes with retrieval errors.** On the two measures where
+  cause precedes effect (first answer token, teacher-forced), pooled over methods, within
+  a fixed length (strata (method, length), clustered by prompt): replicated if for BOTH
+  measures the AUROC's 95% CI lies above 0.5 and its permutation p < 0.05; partly if for
+  one; not replicated otherwise. The all-token mean (Appendix C) is shown, not judged.
+- 2.3 / 2.4 **Failing lengths (depths) are among the top-k entropies at a fixed depth
+  (length).** On each causal measure: replicated if the hit rate beats the null of
+  entropies shuffled within each (method, length) (p < 0.05) and, at a fixed depth, also
+  beats ranking by length alone; partly if it beats the null's mean but not significantly;
+  the statement is replicated if both measures replicate, partly if either does at least
+  partly.
+- 2.5 **Wrong answers are borrowed from the context**: replicated if failures find their
+  wrong answer in their own context more often than in an unseen context of the same
+  length (McNemar p < 0.05) and the borrowed places get more attention than the needle
+  (signed-rank p < 0.05); partly if one holds.
 Not here: computing the tables (``needle_analysis``), plots (``needle_plots``).
 """
 
@@ -14,107 +29,114 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
-from ropelib.findings.needle_analysis import ALPHA, CHAPTER, POOLED, STATEMENTS, pooled_row
-
-
-def _direction(low: float, high: float) -> str:
-    if not np.isfinite(low):
-        return "cannot be tested (no stratum has both outcomes)"
-    if low > 0.5:
-        return "failures have higher entropy"
-    if high < 0.5:
-        return "failures have LOWER entropy"
-    return "no detectable difference"
-
-
-def summary(association: pd.DataFrame, logistic: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[str]:
-    """The pooled results in words, one line per test (what the page prints under "Verdict")."""
-    a, g = pooled_row(association), pooled_row(logistic)
-    lines = [
-        f"all trials: AUROC {a['auroc']:.3f} [{a['auroc_low']:.3f}, {a['auroc_high']:.3f}]: "
-        f"{_direction(a['auroc_low'], a['auroc_high'])}",
-        f"within a length: AUROC {a['within']:.3f} [{a['within_low']:.3f}, {a['within_high']:.3f}] "
-        f"over {a['strata']} (method, length) strata: {_direction(a['within_low'], a['within_high'])}",
-        f"logistic, per-length intercepts: {g['entropy_within']:+.2f} [{g['entropy_within_low']:+.2f}, "
-        f"{g['entropy_within_high']:+.2f}] log-odds of failure per nat"
-        + ("" if g["converged_within"] else " (did not converge)"),
-    ]
-    for statement in STATEMENTS:
-        t = pooled_row(topk, statement=statement)
-        lines.append(f"{statement}: hit rate {t['hit_rate']:.3f} vs chance {t['chance']:.3f} "
-                     f"({t['hits']} of {t['failing']} failing cells, p = {t['p_value']:.3g})")
-    if (borrowed["method"] == POOLED).any():
-        b = pooled_row(borrowed)
-        lines.append(f"wrong answers: {b['borrowed']:.3f} found elsewhere in the context (unseen context: "
-                     f"{b['by_chance']:.3f}); {b['garbled']:.3f} are the needle's own digits garbled "
-                     f"(another needle's digits: {b['garbled_chance']:.3f})")
-    return lines
-
+from ropelib.findings.needle_analysis import ALPHA, CAUSAL_MEASURES, CHAPTER, MEASURES, POOLED, STATEMENTS, pooled_row
+from ropelib.verdicts import agree
 
 RULES = {
-    "auroc": "replicated if the 95% CI of the AUROC lies above 0.5, else not replicated",
-    "topk": (f"replicated if the hit rate exceeds chance with exact p < {ALPHA}; partly if above chance "
-             "with larger p; not replicated otherwise"),
+    "association": ("within a length, pooled over methods, clustered by prompt, strata with >= 5 trials of each "
+                    "outcome: replicated if on both the first-token and the teacher-forced entropy the AUROC's 95% "
+                    f"CI lies above 0.5 and the permutation p < {ALPHA}; partly if on one"),
+    "topk": (f"on the first-token and teacher-forced entropies: the hit rate must beat entropies shuffled within "
+             f"each length (p < {ALPHA}) and, at a fixed depth, ranking by length alone; replicated if both "
+             "measures do, partly if either beats the null's mean"),
     "borrowed": (f"replicated if failures find their wrong answer in their own context more often than in an "
-                 f"unseen context of the same length (McNemar p < {ALPHA}) and the borrowed places get more "
-                 f"attention than the needle (signed-rank p < {ALPHA}); partly if one of the two holds; "
-                 "not replicated otherwise"),
-    "finding": ("replicated if the AUROC of entropy for failure is above 0.5 (95% CI) both over all trials and "
-                "within a fixed length; partly if only over all trials (the association is carried by length); "
-                "not replicated otherwise"),
+                 f"unseen one (McNemar p < {ALPHA}) and the borrowed places get more attention than the needle "
+                 f"(signed-rank p < {ALPHA}); partly if one of the two holds"),
 }
 
 
-def _above_half(low: float) -> bool:
-    return bool(np.isfinite(low) and low > 0.5)
+def association_verdict(association: pd.DataFrame) -> tuple[str, str]:
+    """(verdict, details) of 2.1 from ``association_table`` rows of every measure."""
+    passed, details = [], []
+    for measure in MEASURES:
+        rows = association[(association["method"] == POOLED) & (association["measure"] == measure)]
+        if rows.empty:
+            continue
+        row = rows.iloc[0]
+        details.append(f"{MEASURES[measure]}: within-length AUROC {row['within']:.3f} [{row['within_low']:.3f}, "
+                       f"{row['within_high']:.3f}], p = {row['within_p']:.3g}, {row['strata']} strata; all trials "
+                       f"{row['auroc']:.3f} [{row['auroc_low']:.3f}, {row['auroc_high']:.3f}]")
+        if measure in CAUSAL_MEASURES:
+            passed.append(None if row["strata"] == 0 else agree(row["within_low"], row["within_high"],
+                                                                row["within_p"], 0.5))
+    if not passed or any(p is None for p in passed):
+        return "not testable", "no (method, length) stratum has >= 5 trials of each outcome; " + "; ".join(details)
+    verdict = "replicated" if all(passed) else "partly" if any(passed) else "not replicated"
+    return verdict, "; ".join(details)
 
 
-def verdicts(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> dict[str, str]:
-    """Verdict of each finding-2 statement (pooled over methods) by :data:`RULES`."""
-    pooled = pooled_row(association)
-    out = {"auroc": "replicated" if _above_half(pooled["auroc_low"]) else "not replicated",
-           "within": "replicated" if _above_half(pooled["within_low"]) else "not replicated"}
-    out["finding"] = ("replicated" if out["auroc"] == out["within"] == "replicated"
-                      else "partly" if out["auroc"] == "replicated" else "not replicated")
-    for statement in STATEMENTS:
-        row = pooled_row(topk, statement=statement)
-        above = np.isfinite(row["hit_rate"]) and row["hit_rate"] > row["chance"]
-        out[statement] = "replicated" if above and row["p_value"] < ALPHA else "partly" if above else "not replicated"
+def topk_verdict(topk: pd.DataFrame, statement: str) -> tuple[str, str]:
+    """(verdict, details) of a top-k statement from ``topk_table`` rows of every measure."""
+    grades, details = [], []
+    for measure in MEASURES:
+        rows = topk[(topk["method"] == POOLED) & (topk["statement"] == statement) & (topk["measure"] == measure)]
+        if rows.empty:
+            continue
+        row = rows.iloc[0]
+        if not np.isfinite(row["hit_rate"]):
+            details.append(f"{MEASURES[measure]}: no group has both outcomes")
+            if measure in CAUSAL_MEASURES:
+                grades.append(None)
+            continue
+        beats_length = not np.isfinite(row["length_only"]) or row["hit_rate"] > row["length_only"]
+        details.append(f"{MEASURES[measure]}: hit rate {row['hit_rate']:.3f} ({row['hits']} of {row['failing']}), "
+                       f"shuffled within length {row['null']:.3f} (p = {row['p_value']:.3g}), random ranking "
+                       f"{row['chance']:.3f}" + ("" if not np.isfinite(row["length_only"]) else
+                                                 f", length alone {row['length_only']:.3f}"))
+        if measure in CAUSAL_MEASURES:
+            grades.append(2 if row["p_value"] < ALPHA and beats_length else 1 if row["hit_rate"] > row["null"] else 0)
+    if not grades or any(g is None for g in grades):
+        return "not testable", "; ".join(details)
+    verdict = "replicated" if min(grades) == 2 else "partly" if max(grades) >= 1 else "not replicated"
+    return verdict, "; ".join(details)
+
+
+def borrowed_verdict(borrowed: pd.DataFrame) -> tuple[str, str, pd.Series | None]:
     row = pooled_row(borrowed) if (borrowed["method"] == POOLED).any() else None
-    checks = 0 if row is None else int(bool(row["chance_p"] < ALPHA)) + int(bool(row["mass_p"] < ALPHA))
-    out["borrowed"] = ("replicated", "partly", "not replicated")[2 - checks]
-    return out
+    if row is None or not row["failed"]:
+        return "not testable", "no failed trial", row
+    checks = int(bool(row["chance_p"] < ALPHA)) + int(bool(row["mass_p"] < ALPHA))
+    details = (f"{row['borrowed']:.3f} of {int(row['failed'])} wrong answers found elsewhere in the context "
+               f"(in an unseen context: {row['by_chance']:.3f}, McNemar p = {row['chance_p']:.3g}); attention on "
+               f"borrowed places vs the needle: signed-rank p = {row['mass_p']:.3g}; garbled copies of the needle "
+               f"{row['garbled']:.3f}")
+    return ("replicated", "partly", "not replicated")[2 - checks], details, row
 
 
-def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[dict]:
-    """The finding-2 rows for the glance page (pooled over methods), verdicts from :func:`verdicts`."""
-    verdict = verdicts(association, topk, borrowed)
-    pooled = pooled_row(association)
-    rows = [
-        results.glance_row(2.0, "Finding 2", "Large attention entropy goes with retrieval errors (Fig. 4)",
-                           "failures coincide with high entropy (by eye)",
-                           f"AUROC {pooled['auroc']:.3f} over all trials, {pooled['within']:.3f} within a length",
-                           verdict["finding"], RULES["finding"], CHAPTER),
-        results.glance_row(2.1, "Finding 2", "AUROC of answer entropy for a failed needle, all trials",
-                           "not computed", pooled["auroc"], verdict["auroc"], RULES["auroc"], CHAPTER,
-                           pooled["auroc_low"], pooled["auroc_high"]),
-        results.glance_row(2.2, "Finding 2", "Same AUROC within each context length (length confound removed)",
-                           "not computed", pooled["within"], verdict["within"], RULES["auroc"], CHAPTER,
-                           pooled["within_low"], pooled["within_high"]),
-    ]
+def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame,
+                unfit: str = "") -> list[dict]:
+    """One row per claim of finding 2; all "not testable" when ``unfit`` names a checkpoint that missed its gate."""
+    verdict, details = association_verdict(association)
+    causal = association[(association["method"] == POOLED) & (association["measure"] == "entropy_first")]
+    first = causal.iloc[0] if len(causal) else None
+    rows = [results.glance_row(
+        2.1, "Finding 2", "Large attention entropy goes with retrieval errors (Fig. 4), entropy measured before "
+        "the answer is generated", "failures coincide with high entropy (by eye)",
+        "-" if first is None else float(f"{first['within']:.4g}"), verdict, RULES["association"], CHAPTER,
+        None if first is None else float(f"{first['within_low']:.4g}"),
+        None if first is None else float(f"{first['within_high']:.4g}"), details=details)]
     for order, statement in zip((2.3, 2.4), STATEMENTS):
-        row = pooled_row(topk, statement=statement)
-        rows.append(results.glance_row(
-            order, "Finding 2", f"{statement.capitalize()} entropies (hit rate; chance {row['chance']:.2f}, "
-            f"p = {row['p_value']:.2g})", "yes (by eye)", row["hit_rate"], verdict[statement], RULES["topk"], CHAPTER))
-    row = pooled_row(borrowed) if (borrowed["method"] == POOLED).any() else None
+        verdict, details = topk_verdict(topk, statement)
+        rows.append(results.glance_row(order, "Finding 2", f"{statement.capitalize()} entropies", "yes (by eye)",
+                                       "see details", verdict, RULES["topk"], CHAPTER, details=details))
+    verdict, details, row = borrowed_verdict(borrowed)
     rows.append(results.glance_row(
-        2.5, "Finding 2", "Wrong answers are borrowed from elsewhere in the context (share of failures"
-        + ("" if row is None else f"; by chance {row['by_chance']:.2f}") + ")",
-        "yes (examples)", np.nan if row is None else row["borrowed"], verdict["borrowed"], RULES["borrowed"], CHAPTER,
-        None if row is None else row["borrowed_low"], None if row is None else row["borrowed_high"]))
-    for row in rows:  # 6 significant digits, as write_csv gives float columns ("ours" mixes text and numbers)
-        for key in ("ours", "ci_low", "ci_high"):
-            if isinstance(row[key], float) and np.isfinite(row[key]):
-                row[key] = float(f"{row[key]:.6g}")
+        2.5, "Finding 2", "Wrong answers are borrowed from elsewhere in the context", "yes (examples)",
+        np.nan if row is None else float(f"{row['borrowed']:.4g}"), verdict, RULES["borrowed"], CHAPTER,
+        None if row is None else float(f"{row['borrowed_low']:.4g}"),
+        None if row is None else float(f"{row['borrowed_high']:.4g}"), details=details))
+    if unfit:
+        for row in rows:
+            row.update(verdict="not testable", details=f"{unfit}; measured: {row['details']}")
     return rows
+
+
+def summary(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[str]:
+    """The pooled results in words, one line per claim (what the page prints under "Verdict")."""
+    lines = [f"2.1 {association_verdict(association)[0].upper()}: {association_verdict(association)[1]}"]
+    for order, statement in zip((2.3, 2.4), STATEMENTS):
+        verdict, details = topk_verdict(topk, statement)
+        lines.append(f"{order} {statement}: {verdict.upper()}: {details}")
+    verdict, details, _ = borrowed_verdict(borrowed)
+    lines.append(f"2.5 borrowed: {verdict.upper()}: {details}")
+    return lines

@@ -6,10 +6,17 @@ each with its own random value and haystack offset, seeded by (seed, length, dep
 cell's prompts have the same length, so they run as one batch, with no padding. The
 model decodes greedily; a trial passes when the decoded text starts with the value.
 
-Per trial, from the attention rows that generated each answer token
-(``probe.capture_generation``; one row per layer and head):
-  - ``entropy``: -sum_k p_k ln p_k of the row, averaged over heads and layers, then over
-    the answer tokens (Appendix C). The row covers all keys visible to the query.
+Per trial, three attention entropies (-sum_k p_k ln p_k of a row, averaged over heads and
+layers; nats), which differ in what the row is conditioned on:
+  - ``entropy_first``: the row of the last prompt token, which predicts the first answer
+    token: measured before anything is generated, so a wrong digit cannot cause it.
+  - ``entropy_teacher``: teacher-forced, the rows that predict each answer token when the
+    *true* value is fed (one forward pass over prompt + value), averaged over the answer
+    tokens: identical inputs for passing and failing trials.
+  - ``entropy``: Appendix C's measure, the rows that generated each answer token during
+    greedy decoding (``probe.capture_generation``), averaged over the answer tokens. After
+    the first wrong digit these rows are conditioned on the error, so this one mixes cause
+    and effect; it is kept because it is the paper's.
   - ``needle_mass``: attention on the needle's value tokens, same averaging.
   - for failures, ``borrowed``: whether the wrong answer's first ``BORROW_MIN`` tokens
     occur elsewhere in the context, ``borrowed_mass``: attention on those places,
@@ -26,8 +33,8 @@ import random
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from ropelib.progress import progress as progress_bar
 from ropelib import metrics, probe
 from ropelib.corpus import stdlib_documents
 from ropelib.haystack import FORMATS, NeedleFormat, build_prompt
@@ -37,8 +44,8 @@ BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as b
 
 
 def haystack_tokens(tokenizer, documents=None) -> list[int]:
-    """Held-out documents concatenated (no BOS between them) as one token list."""
-    docs = documents if documents is not None else stdlib_documents("heldout")
+    """Test-split documents (or ``documents``) concatenated (no BOS between them) as one token list."""
+    docs = documents if documents is not None else stdlib_documents("test")
     text = "".join(getattr(d, "text", d) for d in docs)
     return list(tokenizer.encode(text, add_special_tokens=False))
 
@@ -63,7 +70,7 @@ def _mass(rows: torch.Tensor, positions: list[int]) -> float:
 
 
 def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, answer_len: int,
-                  control=None) -> dict:
+                  control=None, teacher_rows: torch.Tensor | None = None) -> dict:
     text = tokenizer.decode(generated)
     passed = text.strip().startswith(prompt.value)
     rows = rows[:, :, :answer_len]  # (layers, heads, answer tokens, keys)
@@ -73,6 +80,8 @@ def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, a
         "passed": passed,
         "actual_depth": round(prompt.actual_depth, 2),
         "entropy": float(metrics.entropy(rows).mean()),
+        "entropy_first": float(metrics.entropy(rows[:, :, :1]).mean()),
+        "entropy_teacher": float("nan") if teacher_rows is None else float(metrics.entropy(teacher_rows).mean()),
         "needle_mass": _mass(rows, list(range(prompt.value_start, prompt.value_start + answer_len))),
         "borrowed": False,
         "borrowed_mass": 0.0,
@@ -93,6 +102,16 @@ def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, a
     return record
 
 
+def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, answer_len: int) -> torch.Tensor:
+    """Rows predicting each true answer token, the true value fed: (layers, batch, heads, answer_len, keys)."""
+    values = [list(tokenizer.encode(p.value, add_special_tokens=False))[:answer_len] for p in prompts]
+    fed = torch.tensor([v[:-1] for v in values], device=input_ids.device)  # all but the last true token
+    forced = torch.cat([input_ids, fed], dim=1)  # (batch, length + answer_len - 1)
+    with probe.capture(model, queries=answer_len) as rec:
+        model(forced)
+    return torch.stack(rec.attention)  # rows of positions P-1 .. P+answer_len-2
+
+
 @torch.no_grad()
 def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), needles_per_cell: int = 5,
                 seed: int = 0, method: str = "", fmt: NeedleFormat | str = "compact", documents=None,
@@ -111,7 +130,7 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
     device = next(model.parameters()).device
     rows_out = []
     cells = [(length, depth) for length in lengths for depth in depths]
-    for length, depth in tqdm(cells, desc=f"needles {method}".strip(), disable=not progress):
+    for length, depth in progress_bar(cells, desc=f"needles {method}".strip(), disable=None if progress else True):
         rng = random.Random(f"{seed}-{length}-{depth}")
         prompts = []
         for _ in range(needles_per_cell):
@@ -122,17 +141,20 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
             out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
                                  max_new_tokens=answer_len + 1, pad_token_id=getattr(tokenizer, "pad_token_id", None))
         attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
+        teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
         for b, prompt in enumerate(prompts):
             generated = out[b, length:].tolist()
             control = prompts[(b + 1) % len(prompts)] if len(prompts) > 1 else None
-            record = _trial_record(tokenizer, prompt, generated, attention[:, b], answer_len, control)
-            rows_out.append({"method": method, "length": length, "depth": depth, "trial": len(rows_out), **record})
+            record = _trial_record(tokenizer, prompt, generated, attention[:, b], answer_len, control, teacher[:, b])
+            rows_out.append({"method": method, "length": length, "depth": depth, "trial": len(rows_out),
+                             "prompt": f"{length}-{depth:g}-{b}", **record})  # same prompt id for every model
     return pd.DataFrame(rows_out)
 
 
 def cell_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, length, depth): pass rate, mean entropy, trials."""
+    """Per (method, length, depth): pass rate, mean entropies, trials."""
     return (trials.groupby(["method", "length", "depth"], as_index=False)
-            .agg(pass_rate=("passed", "mean"), entropy=("entropy", "mean"), trials=("passed", "size"),
+            .agg(pass_rate=("passed", "mean"), entropy=("entropy", "mean"), entropy_first=("entropy_first", "mean"),
+                 entropy_teacher=("entropy_teacher", "mean"), trials=("passed", "size"),
                  needle_mass=("needle_mass", "mean")))
 

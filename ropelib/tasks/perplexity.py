@@ -18,8 +18,8 @@ import math
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ropelib.progress import progress as progress_bar
 from ropelib.corpus import Document, stdlib_documents
 from ropelib.tasks.common import check_lengths, check_memory
 from ropelib.tokenizer import encode_document
@@ -27,7 +27,7 @@ from ropelib.tokenizer import encode_document
 
 def long_documents(tokenizer, min_tokens: int, n: int, documents=None) -> list[tuple[str, list[int]]]:
     """The first ``n`` documents (sorted order) with at least ``min_tokens`` tokens."""
-    docs = documents if documents is not None else stdlib_documents("heldout")
+    docs = documents if documents is not None else stdlib_documents("test")
     picked = []
     for doc in docs:
         doc = doc if isinstance(doc, Document) else Document(str(len(picked)), str(doc))
@@ -65,7 +65,10 @@ def _sliding_loss(model, ids: list[int], window: int, stride: int) -> float:
 
 def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method: str = "",
                          stride: int | None = None, documents=None, progress: bool = True) -> pd.DataFrame:
-    """Tidy table: one row per (length, document) with mean loss (nats/token) and perplexity."""
+    """Tidy table: one row per (length, document): mean loss (nats/token) and perplexity over all
+    positions, and ``loss_new``: the mean loss on the positions this length adds, [previous
+    length, length) (all positions for the shortest), so a failure just past L0 is not
+    averaged away by the positions below it."""
     lengths = check_lengths(lengths)
     if n_documents < 1:
         raise ValueError(f"n_documents={n_documents} must be >= 1")
@@ -74,11 +77,16 @@ def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method
     check_memory(model, max(lengths))
     docs = long_documents(tokenizer, max(lengths) + 1, n_documents, documents)
     rows = []
-    for length in tqdm(lengths, desc=f"perplexity {method}".strip(), disable=not progress):
+    ordered = sorted(set(lengths))
+    previous = {length: (ordered[i - 1] if i else 0) for i, length in enumerate(ordered)}
+    for length in progress_bar(lengths, desc=f"perplexity {method}".strip(), disable=None if progress else True):
         for name, ids in docs:
             if stride is None:
-                loss = float(sequence_losses(model, ids[:length]).mean())
+                losses = sequence_losses(model, ids[:length])  # (length - 1,): loss of predicting token i + 1
+                loss = float(losses.mean())
+                loss_new = float(losses[max(0, previous[length] - 1):].mean())
             else:
-                loss = _sliding_loss(model, ids[:max(lengths)], length, stride)
-            rows.append({"method": method, "length": length, "document": name, "loss": loss, "ppl": math.exp(loss)})
+                loss = loss_new = _sliding_loss(model, ids[:max(lengths)], length, stride)
+            rows.append({"method": method, "length": length, "document": name, "loss": loss, "ppl": math.exp(loss),
+                         "loss_new": loss_new})
     return pd.DataFrame(rows)
