@@ -82,7 +82,7 @@ def _base(name, size, purpose):
 
 def _cpt(name, method, factor, stages, parent="base", size="M", purpose="", extra=None):
     return CheckpointSpec(name, purpose or f"{method} continual pretraining of {parent}",
-                          Recipe(stages=list(stages), lr=5e-4, warmup_steps=30, eval_every=50),
+                          Recipe(stages=list(stages), lr=5e-4, warmup_steps=30, eval_every=100),
                           size=size, parent=parent, method=method, factor=factor, extra=extra or {})
 
 
@@ -95,9 +95,11 @@ CPT_4X = (CPT_WARMUP, Stage(4 * L0, 400, 4, short_needles=MIXED))  # then 1.6M t
 # finding 3: after the warm-up, the same 2,457,600 tokens at L0 or (after a short ramp) at 8 L0
 SHORT_8X = (CPT_WARMUP, Stage(L0, 600, 16, short_needles=MIXED))
 LONG_8X = (CPT_WARMUP, Stage(4 * L0, 200, 4, short_needles=MIXED), Stage(8 * L0, 400, 2, short_needles=MIXED))
-# the natively long reference: the short phase only (retrieval forms there), then 4 L0 from
-# scratch: 10.24M of its 13.52M tokens (75.8%) at 4 L0
-NATIVE_4X = (*SHORT_PHASE, Stage(4 * L0, 2500, 4, short_needles=MIXED))
+# the natively long reference: the short curriculum, which is as long as the retrieval circuit
+# needs to form (in the first v3 run it had formed by the 128-token stage in base, not yet at
+# the end of the 64-token stage, and a model sent to 4 L0 from there had not retrieved a single
+# needle 400 steps later), then 4 L0 from scratch: 12.45M of its 16.54M tokens (75.2%) at 4 L0
+NATIVE_4X = (*CURRICULUM, Stage(4 * L0, 3040, 4, short_needles=MIXED))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
     _base("base-L", "L", "size L (LLaMA-2-13B analogue): the base recipe and tokens"),

@@ -251,7 +251,7 @@ def test_missing_gates_make_the_pair_unusable(pair):
     write_checkpoint(pair, "ntk8-long", [(128, 2, 4), (2048, 2, 1)], "base", "ntk", 8.0, gate=False)
     write_checkpoint(pair, "ntk8-short", [(128, 2, 4), (256, 4, 4)], "base", "ntk", 8.0, gate=None)  # smoke
     reasons = cpt_length.testability(default_roles())
-    assert "gate not passed" in reasons["long"] and "no gate recorded" in reasons["short"]
+    assert "ntk8-long retrieves 0.50" in reasons["long"] and "no retrieval gate recorded" in reasons["short"]
     assert length_sweep.gate_table(default_roles().evaluated)["gate"].tolist() == ["passed", "passed", "missed",
                                                                                  "missed"]
 

@@ -205,3 +205,13 @@ def glance_rows(js: pd.DataFrame | None, gap: pd.DataFrame | None, length: int, 
         else:
             rows.append(untestable(1.55, claim, "not tested in the paper", "no plain-RoPE CPT model", "control"))
     return rows
+
+
+def key_numbers(js, js_free, gap, sinks: pd.DataFrame, roles, gap_roles) -> dict[str, str]:
+    """What the page's prose cites: sink mass range, and each ordering's verdict with and without the sink."""
+    def verdict(table, order):
+        return dominates(table, *order) if table is not None and order else "not tested on this page"
+
+    return {"att_sink_low": f"{sinks['sink mass'].min():.3g}", "att_sink_high": f"{sinks['sink mass'].max():.3g}",
+            "att_js_verdict": verdict(js, roles), "att_js_free_verdict": verdict(js_free, roles),
+            "att_gap_verdict": verdict(gap, gap_roles)}

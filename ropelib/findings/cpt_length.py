@@ -10,7 +10,7 @@ continual pretraining (CPT) at a short length and one at a long length with the 
                       ``*_variant`` parameters. L0 comes from the base (``lineup.geometry``).
   cpt_variant(source) "ntk:" for an organism CPT, "rope:" (as saved) for a Hugging Face one
   check_setup(...)    lengths, organism training lengths (manifest ``trained_length``), retraining
-  testability(roles)  role -> why it cannot be used: missing, or missed its retrieval gate
+  testability(roles)  role -> why it cannot be used: missing, or its retrieval gate not passed
   grid_lengths, setup_line, marks   the grid (default RATIOS x L0), the page's line, figure marks
   equal_token_recipes, retrain      the pair retrained from ``base`` into a directory (never data/models)
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ropelib import lineup, recipes, variants
+from ropelib import lineup, recipes, variants, verdicts
 from ropelib.findings import length_sweep
 from ropelib.organism import L0
 from ropelib.recipes import CPT_WARMUP
@@ -102,18 +102,14 @@ def check_cpt_length(source: str, expected: int, name: str) -> None:
 
 
 def testability(roles: Roles) -> dict[str, str]:
-    """role -> "" when usable, else why not ("short"/"long": missing or missed its gate; "base" likewise).
-
-    A checkpoint without a manifest (Hugging Face) has no gate and counts as usable.
-    """
+    """role ("base", "short", "long") -> "" when usable, else why not: missing, or its retrieval gate not
+    passed (``ropelib.verdicts.not_testable_reason``: no gate recorded counts as not passed; a Hugging
+    Face checkpoint has no gate and is taken as it is)."""
     reasons = {}
     for role in ("base", "short", "long"):
         variant = getattr(roles, role)
-        if variant is None:
-            reasons[role] = f"no {role} CPT checkpoint given (short_model / long_model): the comparison is skipped"
-            continue
-        passed, text = length_sweep.gate_status(variant.source)
-        reasons[role] = "" if passed in (True, None) else f"{variant.source}: retrieval gate not passed ({text})"
+        reasons[role] = (verdicts.not_testable_reason([variant]) if variant is not None else
+                         f"no {role} CPT checkpoint given (short_model / long_model): the comparison is skipped")
     return reasons
 
 

@@ -23,6 +23,7 @@ answers the same prompts, so all statistics are paired:
 
   judge(trials, roles, short_length)      the statistics the rules read (all None without a pair)
   glance_rows(...), verdict_lines(rows)   the rows, and the page's lines for them
+  tables_text(judgement)                  the slopes and the paired comparisons, as the page prints them
   write_results(sweep, judgement, rows)   the chapter's tables and glance rows (``results``)
 """
 
@@ -137,10 +138,20 @@ def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int
             "gap_longest_ci_high": last_gap[2]}
 
 
-def slope_table(slopes: list[dict]) -> pd.DataFrame:
-    """The page's table of :func:`entropy_slopes` results, one column per entropy measure, 3 significant digits."""
-    frame = pd.DataFrame(slopes).set_index("column").T
-    return frame.map(lambda x: float(f"{x:.3g}") if isinstance(x, float) else x)
+def _significant(x):
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def tables_text(judgement: "Judgement") -> str:
+    """The page's two tables, as text (3 significant digits): the slopes and level gaps per entropy
+    measure (columns), and the paired comparisons over cells (columns); a line when nothing was compared."""
+    if judgement.table is None:
+        return "no short/long CPT pair: nothing compared"
+    slopes = pd.DataFrame([judgement.slopes, judgement.all_token]).set_index("column").T
+    shown = judgement.table.drop(columns=["first", "second", "beyond"]).set_index("comparison").T
+    return (f"slopes against ln L and level gaps (long - short), per entropy measure\n"
+            f"{slopes.map(_significant).to_string()}\n\npaired over cells beyond the short CPT length "
+            f"(teacher-forced entropy)\n{shown.map(_significant).to_string()}")
 
 
 # --- rules and glance rows ------------------------------------------------------------

@@ -1,26 +1,36 @@
-"""The "Results at a glance" page: every chapter's glance rows, as one table.
+"""The "Results at a glance" page: every chapter's glance rows, as verdicts a reader takes in at once.
 
 Chapters write their rows with ``ropelib.results.write_glance`` (``data/results/glance-*.csv``:
-claim, the paper's number, ours with its CI, a verdict computed by the rule in the row);
-this module only reads, orders and formats them, so the page shows whatever findings have
-been run so far:
+one claim per row, the paper's number, ours with its CI, a verdict computed by the rule in
+the row, the claim's ``kind`` and its sub-statistics in ``details``); this module only
+reads, counts and formats them, so the page shows whatever findings have been run so far:
 
-  VERDICT_RULES       what each verdict means, in general (each row states its exact rule)
-  glance_table(rows)  one row per claim: finding, claim, paper, ours [CI], verdict, rule, chapter
-  verdict_counts(rows)  how many claims got each verdict
-  to_markdown(table)  a Markdown table (full text, no truncation) for the page
+  normalise(rows)         the rows in order, old-format files (no kind/details) filled in
+  verdict_counts(rows)    claims per kind (paper / control / beyond) and verdict
+  headline(counts)        those counts in one sentence per kind
+  counts_html(counts)     the counts as a small table, "not testable" in a column apart
+  verdict_rules_html()    what each verdict means, folded
+  chapter_pages(labels, runs)  each row's ``chapter`` label -> its page in book/runs.yml
+  glance_table(rows)      one row per claim as text (what the HTML table shows)
+  claims_html(rows, runs) the compact table: #, claim (rule and details folded under it),
+                          paper, ours, verdict badge, link to the chapter's page
+  VERDICT_COLOURS         one colour per verdict: the badges (book/_static/ropebook.css)
+                          and the forest plot (``glance_plots``) use the same
 
-Not here: any verdict rule (each chapter's findings module) or reading files other than
-through ``ropelib.results``.
+Not here: any verdict rule (each chapter's findings module), the forest plot
+(``ropelib.findings.glance_plots``), or reading files other than through ``ropelib.results``.
 """
 
 from __future__ import annotations
 
+import html
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 
-from ropelib.results import VERDICTS
+from ropelib.results import GLANCE_COLUMNS, KINDS, VERDICTS
 
 VERDICT_RULES = {
     "replicated": "the organism shows the paper's effect, by the row's rule (typically: the ordering or "
@@ -28,8 +38,81 @@ VERDICT_RULES = {
     "partly": "the effect points the paper's way but is weaker than the rule asks (e.g. point estimates "
               "ordered, CIs overlapping) or only some of the claim's parts hold",
     "not replicated": "the organism does not show the effect, or shows the opposite",
+    "not testable": "the claim could not be tested here (e.g. a checkpoint it needs missed its quality gate); "
+                    "counted apart, never as a failure",
 }
-COLUMNS = ["finding", "claim", "paper", "ours", "verdict", "rule", "chapter"]
+# badge and marker colours; book/_static/ropebook.css repeats them (tests/test_glance.py keeps them equal)
+VERDICT_COLOURS = {"replicated": "#1a7f37", "partly": "#b35900", "not replicated": "#c62828",
+                   "not testable": "#6e7781"}
+KIND_LABELS = {"paper": "the paper's claims", "control": "controls the paper lacks",
+               "beyond": "results beyond the paper"}
+TESTED = [v for v in VERDICTS if v != "not testable"]
+COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details"]
+SHORT_OURS = 90  # characters of ``ours`` shown in the table; the full text is under the claim
+
+
+def normalise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every glance column present, in ``order``; a missing kind is "paper", missing details "".
+
+    Glance files written before ``kind`` and ``details`` existed are read as paper claims.
+    Unknown verdicts or kinds raise: they are never typed by hand.
+    """
+    rows = rows.copy()
+    for column in GLANCE_COLUMNS:
+        if column not in rows:
+            rows[column] = None
+    rows["kind"] = rows["kind"].where(rows["kind"].notna() & (rows["kind"].astype(str) != ""), "paper")
+    rows["details"] = rows["details"].fillna("").astype(str)
+    for column, allowed in (("verdict", VERDICTS), ("kind", KINDS)):
+        unknown = sorted(set(rows[column].astype(str)) - set(allowed))
+        if unknown:
+            raise ValueError(f"glance rows with unknown {column}(s) {unknown}; expected one of {allowed}")
+    return rows.sort_values("order", kind="stable").reset_index(drop=True)
+
+
+def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Claims per kind (rows, in :data:`KINDS` order) and verdict (columns, in ``VERDICTS`` order)."""
+    rows = normalise(rows)
+    table = pd.crosstab(rows["kind"], rows["verdict"]) if len(rows) else pd.DataFrame()
+    return table.reindex(index=list(KINDS), columns=list(VERDICTS), fill_value=0).fillna(0).astype(int)
+
+
+def headline(counts: pd.DataFrame) -> list[str]:
+    """One sentence per kind that has claims, e.g. "The paper's claims: 5 of 7 tested replicated, ..."."""
+    lines = []
+    for kind, row in counts.iterrows():
+        tested = int(row[TESTED].sum())
+        if tested + int(row["not testable"]) == 0:
+            continue
+        parts = ", ".join(f"{int(row[v])} {v}" for v in TESTED)
+        untestable = f"; {int(row['not testable'])} not testable" if row["not testable"] else ""
+        lines.append(f"{KIND_LABELS[kind].capitalize()}: {tested} tested: {parts}{untestable}.")
+    return lines
+
+
+def badge(verdict: str) -> str:
+    """The verdict as a coloured badge (``span.verdict.verdict-<name>``, styled by ropebook.css)."""
+    return f'<span class="verdict verdict-{verdict.replace(" ", "-")}">{html.escape(verdict)}</span>'
+
+
+def verdict_rules_html() -> str:
+    """What each verdict means in general, folded in a ``<details>`` block (each row states its exact rule)."""
+    items = "".join(f"<li>{badge(v)} {html.escape(meaning)}</li>" for v, meaning in VERDICT_RULES.items())
+    return (f'<details class="glance-rules"><summary>What the verdicts mean</summary><ul>{items}</ul>'
+            "<p>Each claim states its exact rule: click the claim.</p></details>")
+
+
+def counts_html(counts: pd.DataFrame) -> str:
+    """The counts as an HTML table: kinds down, verdicts across, "not testable" in a column set apart."""
+    head = "".join(f"<th>{badge(v)}</th>" for v in TESTED)
+    lines = [f'<table class="glance-counts"><thead><tr><th>claims</th>{head}<th>tested</th>'
+             f'<th class="glance-untestable">{badge("not testable")}</th></tr></thead><tbody>']
+    for kind, row in counts.iterrows():
+        cells = "".join(f"<td>{int(row[v])}</td>" for v in TESTED)
+        lines.append(f"<tr><th>{html.escape(KIND_LABELS[kind])}</th>{cells}<td><b>{int(row[TESTED].sum())}</b></td>"
+                     f'<td class="glance-untestable">{int(row["not testable"])}</td></tr>')
+    lines.append("</tbody></table>")
+    return "".join(lines)
 
 
 def _number(x) -> str:
@@ -49,35 +132,93 @@ def _ours(row) -> str:
 
 
 def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim, in the rows' ``order``; unknown verdicts raise (they are never typed)."""
-    unknown = sorted(set(rows["verdict"]) - set(VERDICTS))
-    if unknown:
-        raise ValueError(f"glance rows with unknown verdict(s) {unknown}; expected one of {VERDICTS}")
-    rows = rows.sort_values("order", kind="stable")
+    """One row per claim, as text, in the rows' ``order`` (``ours`` with its CI, numbers at 4 digits)."""
+    rows = normalise(rows)
     return pd.DataFrame({
+        "order": rows["order"].map(lambda x: f"{float(x):g}"),
         "finding": rows["finding"].astype(str),
         "claim": rows["claim"].astype(str),
+        "kind": rows["kind"].astype(str),
         "paper": rows["paper"].map(_number),
         "ours": [_ours(row) for _, row in rows.iterrows()],
-        "verdict": rows["verdict"],
-        "rule": rows["rule"].astype(str),
+        "verdict": rows["verdict"].astype(str),
         "chapter": rows["chapter"].astype(str),
-    }, columns=COLUMNS).reset_index(drop=True)
+        "rule": rows["rule"].astype(str),
+        "details": rows["details"].astype(str),
+    }, columns=COLUMNS)
 
 
-def verdict_counts(rows: pd.DataFrame) -> pd.Series:
-    """Number of claims per verdict, in the order replicated, partly, not replicated."""
-    return rows["verdict"].value_counts().reindex(list(VERDICTS), fill_value=0).rename("claims")
+def _parameter_numbers(parameters: dict) -> set[float]:
+    numbers = set()
+    for value in parameters.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                numbers.add(float(item))
+    return numbers
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def chapter_page(label: str, runs) -> object | None:
+    """The run of book/runs.yml that a glance row's ``chapter`` label names, or None.
+
+    A label is a page's output name (``cpt-length``), a template name (``needle-entropy``) or
+    the start of a page's title (``Perplexity beyond the pretrained length``), optionally
+    followed by numbers in parentheses that pick among pages (``Attention patterns (256
+    tokens)``: the page with a parameter equal to 256). Pages with ``glance: false`` write no
+    glance rows, so they are chosen only when nothing else fits; ties go to the first page.
+    """
+    label = str(label).strip()
+    base = re.sub(r"\s*\(.*\)\s*$", "", label).strip().lower()
+    numbers = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", label[len(base):])}
+    candidates = [r for r in runs if Path(r.output).stem == label]
+    candidates = candidates or [r for r in runs if r.chapter == label]
+    candidates = candidates or [r for r in runs if base and re.match(re.escape(base) + r"\b", r.title.lower())]
+    candidates = [r for r in candidates if r.parameters.get("glance") is not False] or candidates
+    if numbers:
+        candidates = [r for r in candidates if numbers <= _parameter_numbers(r.parameters)] or candidates
+    return candidates[0] if candidates else None
 
 
-def to_markdown(table: pd.DataFrame, bold: str = "verdict") -> str:
-    """A Markdown table of ``table`` (every column, full text), the ``bold`` column in bold."""
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+def chapter_pages(labels, runs) -> dict[str, tuple[str, str]]:
+    """label -> (href of its page relative to a page in book/, the page's title), for labels that name one."""
+    pages = {}
+    for label in dict.fromkeys(str(x) for x in labels):
+        run = chapter_page(label, runs)
+        if run is not None:
+            pages[label] = (f"{Path(run.output).stem}.html", run.title)
+    return pages
+
+
+def _shorten(text: str, limit: int = SHORT_OURS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _claim_cell(row) -> str:
+    """The claim as a ``<details>`` summary; unfolded: the kind, the rule, the sub-statistics, ours in full."""
+    kind = "" if row["kind"] == "paper" else f' <span class="glance-kind">{html.escape(row["kind"])}</span>'
+    folded = [f"<p><b>rule</b>: {html.escape(row['rule'])}</p>"]
+    if row["details"]:
+        folded.append(f"<p><b>details</b>: {html.escape(row['details'])}</p>")
+    if len(row["ours"]) > SHORT_OURS:
+        folded.append(f"<p><b>ours</b>: {html.escape(row['ours'])}</p>")
+    return f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{''.join(folded)}</details>"
+
+
+def claims_html(rows: pd.DataFrame, runs=()) -> str:
+    """The compact table of every claim, grouped by finding; ``runs`` (book/runs.yml) for the chapter links."""
+    table = glance_table(rows)
+    pages = chapter_pages(table["chapter"], runs)
+    lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim <small>(click for the rule and '
+             'details)</small></th><th>paper</th><th>ours</th><th>verdict</th><th>chapter</th></tr></thead><tbody>']
+    finding = None
     for _, row in table.iterrows():
-        cells = [f"**{_cell(v)}**" if c == bold else _cell(v) for c, v in row.items()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        if row["finding"] != finding:
+            finding = row["finding"]
+            lines.append(f'<tr class="glance-finding"><th colspan="6">{html.escape(finding)}</th></tr>')
+        href, title = pages.get(row["chapter"], (None, None))
+        chapter = html.escape(row["chapter"])
+        link = f'<a href="{href}" title="{html.escape(title)}">{chapter}</a>' if href else chapter
+        lines.append(f'<tr class="glance-{row["kind"]}"><td>{row["order"]}</td><td>{_claim_cell(row)}</td>'
+                     f"<td>{html.escape(row['paper'])}</td><td>{html.escape(_shorten(row['ours']))}</td>"
+                     f"<td>{badge(row['verdict'])}</td><td>{link}</td></tr>")
+    lines.append("</tbody></table>")
+    return "".join(lines)

@@ -7,6 +7,7 @@ PI's gain over RoPE beyond L0 is measured per size, on the same cells and docume
 
   size_pairs       the chapter's variant lists (or ``model``: one size) -> variants, {size: (RoPE, PI)}
   geometry         L0 (shared by every size's base) and the PI CPT length, from the checkpoints
+  grid_lengths, marks   the grid (default RATIOS x L0) and the figures' vertical lines
   checkpoint_facts per size, from the manifests: parameters, training tokens, gates
   tokens_line      whether the sizes were trained on the same tokens, computed
   size_table       per size: parameters, pass rates of RoPE and PI at and beyond L0
@@ -15,7 +16,7 @@ PI's gain over RoPE beyond L0 is measured per size, on the same cells and docume
   gains(...)       both gains per size: mean over cells / documents, bootstrap 95% CI
   size_trend(...)  gain(largest) - gain(smallest), paired over cells / documents, with its CI
   testability      why the size claim cannot be judged: one size only, or a checkpoint missed its gate
-  verdict(...)     the stated rule (RULE); glance_rows writes one row per claim
+  verdict(...)     the stated rule (RULE); glance_rows: one row per claim; verdict_lines: the page's
 
 Not here: running the models (``length_sweep``), plots.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ropelib import lineup, metrics, organism, results, variants
+from ropelib import lineup, metrics, organism, results, variants, verdicts
 from ropelib.findings import length_sweep
 from ropelib.tasks import needle
 from ropelib.tasks.common import check_lengths
@@ -78,6 +79,18 @@ def grid_lengths(lengths: list[int], pretrained_length: int) -> list[int]:
     return lengths
 
 
+def marks(pretrained_length: int, cpt_length: int) -> dict[str, int]:
+    """Vertical lines for the figures: L0, and the PI CPT length when there is one."""
+    return {f"L0 = {pretrained_length}": pretrained_length} | ({f"PI CPT = {cpt_length}": cpt_length} if cpt_length else {})
+
+
+def verdict_lines(rows: list[dict]) -> list[str]:
+    """Each claim: verdict, ours with its CI, details (what the page prints)."""
+    return [f"{r['order']} {r['claim']}: {r['verdict'].upper()}\n  ours: {r['ours']}"
+            + (f", 95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" if r["ci_low"] is not None else "")
+            + f"\n  {r['details']}" for r in rows]
+
+
 def _parameters(manifest: dict):
     if not manifest:
         return ""  # a Hugging Face checkpoint: counted once loaded (size_table)
@@ -114,11 +127,12 @@ def tokens_line(facts: pd.DataFrame) -> str:
 
 
 def testability(all_variants: list, pairs: dict) -> str:
-    """"" when the size claim can be judged, else why not: one size only, or a checkpoint missed its gate."""
+    """"" when the size claim can be judged, else why not: one size only, or a checkpoint's retrieval gate
+    not passed (``ropelib.verdicts.not_testable_reason``; a Hugging Face checkpoint has no gate)."""
     if len(pairs) < 2:
         return f"only one size ({', '.join(pairs)}): nothing to compare across sizes"
-    missed = [v.source for v in dict.fromkeys(all_variants) if length_sweep.gate_status(v.source)[0] is False]
-    return f"retrieval gate not passed by {', '.join(dict.fromkeys(missed))}" if missed else ""
+    reason = verdicts.not_testable_reason(all_variants)
+    return f"retrieval gate not passed: {reason}" if reason else ""
 
 
 def size_table(trials: pd.DataFrame, parameters: dict, pairs: dict[str, tuple[str, str]], pretrained_length: int) -> pd.DataFrame:

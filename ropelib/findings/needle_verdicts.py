@@ -140,3 +140,23 @@ def summary(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFram
     verdict, details, _ = borrowed_verdict(borrowed)
     lines.append(f"2.5 borrowed: {verdict.upper()}: {details}")
     return lines
+
+
+def key_numbers(association: pd.DataFrame, topk: pd.DataFrame) -> dict[str, str]:
+    """What the page's prose cites: the pooled within-length AUROC of each measure, the top-k at a
+    fixed depth against length alone, and the verdict of 2.1."""
+    def auroc(measure):
+        rows = association[(association["method"] == POOLED) & (association["measure"] == measure)]
+        if rows.empty or not np.isfinite(rows.iloc[0]["within"]):
+            return "n/a"
+        row = rows.iloc[0]
+        return f"{row['within']:.3f} [{row['within_low']:.3f}, {row['within_high']:.3f}]"
+
+    depth = topk[(topk["method"] == POOLED) & (topk["measure"] == "entropy_first")
+                 & (topk["statement"] == next(iter(STATEMENTS)))]
+    top = depth.iloc[0] if len(depth) else None
+    return {"needle_auroc_first": auroc("entropy_first"), "needle_auroc_teacher": auroc("entropy_teacher"),
+            "needle_auroc_all": auroc("entropy"), "needle_verdict": association_verdict(association)[0],
+            "needle_topk_hits": "n/a" if top is None else f"{top['hit_rate']:.3f}",
+            "needle_topk_length": "n/a" if top is None else f"{top['length_only']:.3f}",
+            "needle_topk_null": "n/a" if top is None else f"{top['null']:.3f}"}

@@ -162,3 +162,14 @@ def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cp
                      "limit, partly if at least one does, else not replicated", chapter, kind="control",
                      details=reason or details))
     return rows
+
+
+def key_numbers(limits: pd.DataFrame, reference: str) -> dict[str, str]:
+    """The numbers the page's prose cites: limits (x L0) of the original model, each extension, the control."""
+    by = limits.set_index("variant")
+    extensions = by[by["method"].isin(EXTENSIONS) & (by.index != reference)]
+    controls = by[(by["method"] == "rope") & (by.index != reference)]
+    return {"ppl_original_limit": shown_limit(by.loc[reference]),
+            "ppl_extension_limits": ", ".join(f"{v} {shown_limit(r)}" for v, r in extensions.iterrows()) or "none",
+            "ppl_control_limit": shown_limit(controls.iloc[0]) if len(controls) else "none (no plain-RoPE CPT model)",
+            "ppl_bar": f"{by['bar'].iloc[0]:.3g}"}

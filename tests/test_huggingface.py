@@ -1,0 +1,76 @@
+"""Every model chapter runs on a local Hugging Face checkpoint by `-p model PATH` alone.
+
+Random-init LLaMA (GQA), Qwen2 and Mistral directories with real fast tokenizers are built
+offline (``hf_checkpoints``). The chapters read the pretrained length (64 tokens) and the
+RoPE base from each config.json; their default lengths follow. Besides ``model``, only
+knobs that make a run cheaper are set (fewer documents, needles and resamples), never the
+line-up, lengths or references. Each run is a one-off page in a temporary folder: the
+checkout stays clean.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hf_checkpoints import ARCHITECTURES, PRETRAINED_LENGTH, build, train_tokenizer
+from ropelib import lineup
+from ropelib.paths import ROOT
+
+CHEAPER = {
+    "perplexity": ["-p", "n_documents", "2"],
+    "attention-patterns": ["-p", "n_sequences", "2", "-p", "n_queries", "4"],
+    "needle-entropy": ["-p", "depths", "[0, 50, 100]", "-p", "n_boot", "100"],
+    "cpt-length": [],
+    "model-size": [],
+    "entropy-intervention": ["-p", "depths", "[50]", "-p", "needles_per_depth", "10", "-p", "n_documents", "1"],
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    tokenizer = train_tokenizer(root / "tokenizer")
+    return {name: build(name, root / name, tokenizer) for name in ARCHITECTURES}
+
+
+def _git_status():
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+
+
+def test_geometry_comes_from_the_config(checkpoints):
+    for path in checkpoints.values():
+        geometry = lineup.geometry(str(path))
+        assert (geometry.pretrained_length, geometry.base) == (PRETRAINED_LENGTH, 10000.0)
+        setup = lineup.resolve(str(path))
+        assert setup.reference == f"rope:{path}" and setup.long_reference == "" and setup.cpt_length == 0
+        assert setup.lengths([]) == [32, 64, 128, 256, 512, 1024, 2048]
+
+
+def test_tokenizer_adds_one_bos(checkpoints):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints["llama"], local_files_only=True)
+    ids = tokenizer.encode("def f(x):\n    return x")
+    assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
+
+
+@pytest.mark.parametrize("chapter, architecture", [
+    *[(chapter, "llama") for chapter in CHEAPER],
+    ("perplexity", "qwen2"), ("needle-entropy", "qwen2"),
+    ("perplexity", "mistral"), ("attention-patterns", "mistral"),
+])
+def test_chapter_runs_on_a_local_checkpoint_by_one_parameter(chapter, architecture, checkpoints, tmp_path):
+    before = _git_status()
+    output = tmp_path / f"{chapter}.ipynb"
+    command = [sys.executable, "-m", "ropelib", "run", chapter, "-p", "model", str(checkpoints[architecture]),
+               *CHEAPER[chapter], "-o", str(output)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    nb = json.loads(output.read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "Traceback" not in text
+    assert str(PRETRAINED_LENGTH) in text  # the page states the L0 it read from config.json
+    assert (tmp_path / f"{chapter}.results").is_dir() or chapter in ("cpt-length", "model-size")
+    assert _git_status() == before
