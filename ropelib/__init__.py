@@ -13,7 +13,7 @@ Bump ``__version__`` whenever a change can alter a number in the book: the runne
 cache key includes it, so the next ``ropebook run`` re-executes every page.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 import warnings as _warnings
 

@@ -15,7 +15,6 @@ Not here: training (``training``), the RoPE switch (``extensions``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -43,12 +42,7 @@ class LoadedModel:
         return iter((self.model, self.tokenizer))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = sources.sha256_file
 
 
 def save_organism(model, directory: Path, manifest: dict) -> dict:

@@ -13,7 +13,7 @@ book infers it from what the pages and tables say, most specific first:
    ``glance-finding3.csv``).
 
 A table none of these place is still listed on the Execution page, without a page. Pages
-with ``reads`` (the glance page) list the tables they read instead.
+with ``reads`` (the glance page) write nothing: :func:`tables_read` lists what they read.
 
 Not here: the Sphinx side (``ropelib.sphinx_pages``).
 """
@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 GLANCE_PREFIX = "glance-"
+RESULTS = "data/results"  # relative to the book's root
 
 
 def _code(notebook: Path) -> str:
@@ -47,13 +48,17 @@ def _named_in(code: str, name: str) -> bool:
     return f'"{name}"' in code or f"'{name}'" in code
 
 
-def tables_by_page(runs, results: Path, book: Path) -> dict[str, list[str]]:
-    """Output stem of each run -> the names of the tables (``x.csv``) in ``results`` that it wrote, sorted."""
+def tables_by_page(runs, root: Path) -> dict[str, list[str]]:
+    """Output stem of each run without ``reads`` -> the tables (``x.csv``) in ``data/results`` it wrote, sorted.
+
+    ``root``: the book's root (runs.yml's ``reads`` globs and the pages in ``book/`` are relative to it).
+    """
     from ropelib.findings.glance import chapter_page  # lazy: pandas loads only when the book is built
 
-    tables = sorted(p for p in Path(results).glob("*.csv"))
+    root = Path(root)
+    tables = sorted((root / RESULTS).glob("*.csv"))
     writers = [r for r in runs if not r.reads]
-    code = {r.output: _code(Path(book) / r.output) for r in writers}
+    code = {r.output: _code(root / "book" / r.output) for r in writers}
     owner: dict[str, object] = {}
     prefixes = {r.output: [p for p in (r.parameters.get("results_name"), Path(r.output).stem, r.chapter) if p]
                 for r in writers}
@@ -66,7 +71,7 @@ def tables_by_page(runs, results: Path, book: Path) -> dict[str, list[str]]:
             owner[name] = named[0]
         elif name.startswith(GLANCE_PREFIX):
             pages = [chapter_page(label, writers) for label in _glance_chapters(table)]
-            pages = list(dict.fromkeys(p for p in pages if p is not None))
+            pages = list({p.output: p for p in pages if p is not None}.values())
             if len(pages) == 1:
                 owner[name] = pages[0]
         if name.startswith(GLANCE_PREFIX) and name in owner:
@@ -79,14 +84,15 @@ def tables_by_page(runs, results: Path, book: Path) -> dict[str, list[str]]:
                    if name == p or name.startswith(p + "-")]
         if matches:
             owner[name] = writers[max(matches, key=lambda m: (m[0], -m[1]))[1]]
-    pages = {Path(r.output).stem: [] for r in runs}
+    pages = {Path(r.output).stem: [] for r in writers}
     for name, run in owner.items():
         pages[Path(run.output).stem].append(f"{name}.csv")
-    for run in runs:
-        if run.reads:
-            pages[Path(run.output).stem] = sorted({p.name for g in run.reads for p in Path(results).parent.parent.glob(g)
-                                                   if p.suffix == ".csv"})
     return {page: sorted(names) for page, names in pages.items()}
+
+
+def tables_read(run, root: Path) -> list[str]:
+    """The result tables a page with ``reads`` (the glance page) reads: its CSV globs, expanded."""
+    return sorted({p.name for pattern in run.reads for p in Path(root).glob(pattern) if p.suffix == ".csv"})
 
 
 def table_shape(table: Path) -> tuple[int, int]:

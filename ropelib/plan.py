@@ -31,6 +31,7 @@ from ropelib import params as _params
 _KEYS = {"chapter", "output", "title", "parameters", "part", "reads", "resources"}
 _REQUIRED = ("chapter", "output", "title")
 TOC_HEADER = "# Generated from book/runs.yml by `ropebook toc`: edit the run plan, not this file.\n"
+REFERENCE_CAPTION = "Reference"  # the TOC part of the static pages after the plan's (unique among captions)
 
 
 class PlanError(ValueError):
@@ -172,8 +173,8 @@ def _page(name: str) -> str:
 
 
 def toc(runs: list[Run]) -> str:
-    """``_toc.yml`` (jb-book format): intro, the plan's pages in order, then reproduce and references."""
-    back_matter = [{"file": "book/reproduce"}, {"file": "book/references"}]
+    """``_toc.yml`` (jb-book format): intro, the plan's pages in order, then reproduce, execution and references."""
+    back_matter = [{"file": "book/reproduce"}, {"file": "book/execution"}, {"file": "book/references"}]
     pages = [{"file": _page(r.output), "title": r.title} for r in runs]
     if any(r.part for r in runs):
         parts: list[dict] = []
@@ -181,7 +182,7 @@ def toc(runs: list[Run]) -> str:
             if not parts or parts[-1].get("caption") != run.part:
                 parts.append({"caption": run.part, "chapters": []} if run.part else {"chapters": []})
             parts[-1]["chapters"].append(page)
-        parts.append({"caption": "Appendix", "chapters": back_matter})
+        parts.append({"caption": REFERENCE_CAPTION, "chapters": back_matter})
         body = {"parts": parts}
     else:
         body = {"chapters": pages + back_matter}

@@ -43,8 +43,23 @@ from ropelib.training import Recipe, Stage, dev_loss, retrieval_hits, train
 RETRIEVAL_GATE = 0.9
 GATE_NEEDLES = 200
 GATE_SEED = 2468
-# checkpoint -> why it is allowed to miss its gate (measured numbers); empty: none may miss
-KNOWN_MISSES: dict[str, str] = {}
+# checkpoint -> why it is allowed to miss its gate (measured in the v3 run of 2026-11-29,
+# benchmarks/results/models.json); every verdict that needs one of them is "not testable"
+KNOWN_MISSES: dict[str, str] = {
+    "native-4x": ("the retrieval circuit never formed: 0/200 dev needles at 256 and at 1024. Tried: the 32/64-token "
+                  "short phase then 4 L0 (0/32 at 1024 after 400 steps there), then the whole 32/64/128 curriculum "
+                  "then 3,040 steps at 4 L0 with mixed needle lengths (this checkpoint; 0/32 at 128 at the end of the "
+                  "curriculum, where base, with a 4.2x smaller RoPE base, retrieved 31/32). Organism v2 formed it only "
+                  "after 3,000 steps at 256, which leaves less than 75% of the tokens at 4 L0"),
+    "base-S": ("the retrieval circuit did not form in the 1-head, 64-wide model on the base recipe: 0/200 dev needles "
+               "at 256 (organism v2, on the old split with full-length needles only, retrieved 0.98)"),
+    "cpt-rope": ("0.320 [0.259, 0.388] of 200 dev needles at its training length 1024 (0.950 at 256) after the "
+                 "same 400 steps at 4 L0 as the extensions: plain RoPE does not learn to retrieve at 4 L0 on this "
+                 "budget (organism v2: 0.59)"),
+    "cpt-pi-S": "its parent base-S never formed the retrieval circuit: 0/200 dev needles at 256 and at 1024",
+    "ntk8-long": ("0.920 [0.874, 0.950] of 200 dev needles at its training length 2048: above 90% on the point "
+                  "estimate, but the interval does not exclude less (1.000 at 256)"),
+}
 
 # short, needle-heavy stages until retrieval forms (~1000 steps at 32 tokens, see training.py)
 SHORT_PHASE = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 600, 32, needle_fraction=0.6))
@@ -219,11 +234,21 @@ def gate_failures(manifests: dict[str, dict]) -> list[str]:
     return lines
 
 
-def _chain_length(name: str) -> int:
-    """Steps on the longest chain of descendants starting at ``name`` (scheduling priority)."""
+# relative cost of a training token by size, measured in the first full v3 run (wall seconds per
+# million tokens at L0, 2 processes on 2 cores: S 29, M 106, L 186); longer sequences cost more
+SIZE_COST = {"S": 0.28, "M": 1.0, "L": 1.76}
+
+
+def _cost(name: str) -> float:
+    spec = SPECS[name]
+    tokens = sum(st.length * st.steps * st.batch_size * (1 + st.length / 3000) for st in spec.recipe.stages)
+    return tokens * SIZE_COST[spec.size]
+
+
+def _chain_length(name: str) -> float:
+    """Estimated cost of the longest chain of descendants starting at ``name`` (scheduling priority)."""
     children = [s.name for s in SPECS.values() if s.parent == name]
-    own = sum(st.steps * st.length * st.batch_size for st in SPECS[name].recipe.stages)
-    return own + max((_chain_length(c) for c in children), default=0)
+    return _cost(name) + max((_chain_length(c) for c in children), default=0)
 
 
 def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0) -> dict[str, dict]:

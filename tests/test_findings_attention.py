@@ -75,10 +75,19 @@ def synthetic_js(values):
     return table([(label, method, "target", js, js * 0.9, js * 1.1) for (label, method), js in zip(labels, values)])
 
 
+SOURCES = {label: f"{label.split()[0].lower()}:{label[label.index('(') + 1:-1]}" for label in
+           ["RoPE (base)", "RoPE (cpt-rope)", "PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)", "RoPE (native-4x)"]}
+
+
+@pytest.fixture(autouse=True)
+def every_gate_passes(monkeypatch):
+    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants: "")
+
+
 def test_ordering_roles_and_glance_rows_at_l0():
     js = synthetic_js([0.0, 0.01, 0.2, 0.01, 0.02])
     assert verdicts.ordering_roles(js, 256, 256, "RoPE (base)") == ("PI (cpt-pi)", ["NTK (cpt-ntk)", "YaRN (cpt-yarn)"])
-    rows = verdicts.glance_rows(js, None, 256, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test")
+    rows = verdicts.glance_rows(js, None, 256, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test", sources=SOURCES)
     assert [(r["order"], r["verdict"]) for r in rows] == [(1.4, "replicated")]
     assert rows[0]["ours"].startswith("PI (cpt-pi) 0.2 [0.18, 0.22]")
     assert rows[0]["ours"].endswith("(first = 20x NTK (cpt-ntk), 10x YaRN (cpt-yarn))")
@@ -89,9 +98,28 @@ def test_ordering_roles_and_glance_rows_beyond_l0():
     gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
     assert verdicts.ordering_roles(js, 1024, 256, "RoPE (base)") == \
         ("RoPE (base)", ["PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)"])  # cpt-rope is not an extension
-    rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test")
-    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "replicated"), (1.5, "partly")]
+    rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test", sources=SOURCES)
+    assert [(r["order"], r["verdict"], r["kind"]) for r in rows] == [
+        (1.3, "replicated", "paper"), (1.35, "not replicated", "control"),  # cpt-rope's gap 0.05 < the extensions'
+        (1.5, "partly", "paper"), (1.55, "not replicated", "control")]
     assert verdicts.ordering_roles(js[js["method"] == "rope"], 1024, 256, "RoPE (base)") is None
+
+
+def test_the_control_must_lose_to_every_extension():
+    gap = synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])  # plain-RoPE CPT clearly further than every extension
+    rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
+    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "replicated"), (1.35, "replicated"),
+                                                          (1.5, "not testable")]  # no natively long model
+    same = synthetic_js([0.3, 0.1, 0.1, 0.1, 0.1])  # the control as good as the extensions
+    assert verdicts.glance_rows(None, same, 1024, 256, "RoPE (base)", None, "t", SOURCES)[1]["verdict"] == \
+        "not replicated"
+
+
+def test_a_missed_gate_makes_a_row_not_testable(monkeypatch):
+    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants: "native-4x retrieves 0.16 at 256")
+    rows = verdicts.glance_rows(synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), None, 1024, 256, "RoPE (base)",
+                                "RoPE (native-4x)", chapter="test", sources=SOURCES)
+    assert {r["verdict"] for r in rows} == {"not testable"} and "0.16" in rows[0]["details"]
 
 
 def test_beside_paper_maps_the_original_model_to_the_papers_rope_row():
@@ -114,6 +142,8 @@ def test_profiles_of_a_tiny_model():
     assert got.local.shape == (2, 3, 2, n_local) and got.local_edges[-1] == 32
     assert np.allclose(got.mass.sum(-1), 1)
     assert np.all(np.isfinite(got.density)) and np.all(got.density > 0)
+    assert got.sink.shape == (2, 3, 2) and np.all((got.sink >= 0) & (got.sink <= 1))
+    assert np.allclose(got.mass_no_sink.sum(-1), 1) and np.all(got.entropy_no_sink <= np.log(64))
 
 
 def test_ratios_say_how_much_larger_the_leader_is():

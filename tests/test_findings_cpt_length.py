@@ -368,3 +368,12 @@ def test_retrain_trains_both_models_into_the_given_directory_only(tmp_path, monk
         cpt_length.check_cpt_length(parsed[1].source, 2048, "long_length")
     loaded = models.load(parsed[0].source)
     assert np.isfinite(loaded.model(torch.zeros(1, 8, dtype=torch.long)).logits.detach().numpy()).all()
+
+
+def test_the_chapter_takes_model_and_the_pair_and_derives_L0():
+    from ropelib import params
+    from ropelib.paths import ROOT
+
+    declared = params.declared(ROOT / "chapters" / "cpt-length.ipynb")
+    assert {"model", "short_model", "long_model", "seed", "device", "short_length", "long_length"} <= set(declared)
+    assert "pretrained_length" not in declared and declared["lengths"].default == []

@@ -182,7 +182,10 @@ def test_one_local_checkpoint_is_one_size(three_sizes, tmp_path):
     assert model_size.grid_lengths([], 4096) == [4096, 8192, 16384, 32768]
     assert model_size.testability(everything, pairs).startswith("only one size (Llama-2-7b-hf)")
     facts = model_size.checkpoint_facts(everything, list(pairs))
-    assert facts.loc["Llama-2-7b-hf", "PI CPT tokens"] == 0 and "not gated" in facts.loc["Llama-2-7b-hf", "PI gate"]
+    assert facts.loc["Llama-2-7b-hf", "PI"].startswith("training-free") and "not gated" in facts.loc["Llama-2-7b-hf", "PI gate"]
+    assert model_size.tokens_line(facts) == ("training tokens: base models: none recorded (Hugging Face checkpoints, or "
+                                             "training-free PI); PI CPTs: none recorded (Hugging Face checkpoints, or "
+                                             "training-free PI)")
 
 
 def test_sizes_with_different_pretraining_lengths_are_refused(three_sizes):
@@ -190,3 +193,12 @@ def test_sizes_with_different_pretraining_lengths_are_refused(three_sizes):
     everything, _ = model_size.size_pairs(*LISTS)
     with pytest.raises(ValueError, match="different pretraining lengths"):
         model_size.geometry(everything)
+
+
+def test_the_chapter_takes_model_and_derives_L0():
+    from ropelib import params
+    from ropelib.paths import ROOT
+
+    declared = params.declared(ROOT / "chapters" / "model-size.ipynb")
+    assert {"model", "seed", "device"} <= set(declared)
+    assert not {"pretrained_length", "cpt_length"} & set(declared) and declared["lengths"].default == []

@@ -1,15 +1,37 @@
-"""The "Results at a glance" page: reading whatever glance CSVs exist, ordering and formatting them."""
+"""The "Results at a glance" page: reading whatever glance CSVs exist, counting, badges, links, the forest plot."""
 
+import re
+
+import matplotlib
 import pandas as pd
 import pytest
 
 from ropelib import results
-from ropelib.findings import glance
+from ropelib.findings import glance, glance_plots
+from ropelib.paths import ROOT
+from ropelib.plan import Run
+
+matplotlib.use("Agg")
 
 
-def row(order, verdict, ours=0.5, ci=(None, None), claim="a claim"):
-    return results.glance_row(order, f"Finding {int(order)}", claim, "paper says so", ours, verdict,
-                              "replicated if ...", "chapter", *ci)
+def row(order, verdict, ours=0.5, ci=(None, None), claim="a claim", kind="paper", chapter="chapter", paper="paper says so",
+        details=""):
+    return results.glance_row(order, f"Finding {int(order)}", claim, paper, ours, verdict, "replicated if ...",
+                              chapter, *ci, kind=kind, details=details)
+
+
+RUNS = [
+    Run("perplexity", "perplexity-training-free.ipynb", "Perplexity beyond the pretrained length: training-free",
+        {"glance": False, "lengths": [128, 256]}),
+    Run("perplexity", "perplexity-cpt.ipynb", "Perplexity beyond the pretrained length: continual pretraining",
+        {"glance": True, "lengths": [128, 256]}),
+    Run("attention-patterns", "attention-patterns-256.ipynb", "Attention patterns inside the pretrained length",
+        {"length": 256, "glance": True}),
+    Run("attention-patterns", "attention-patterns-1024.ipynb", "Attention patterns beyond the pretrained length",
+        {"length": 1024, "glance": True}),
+    Run("needle-entropy", "needle-entropy.ipynb", "Attention uncertainty and retrieval errors", {}),
+    Run("glance", "glance.ipynb", "Results at a glance", {}, reads=("data/results/glance-*.csv",)),
+]
 
 
 def test_reads_every_glance_file_in_order(tmp_path):
@@ -17,31 +39,115 @@ def test_reads_every_glance_file_in_order(tmp_path):
     results.write_glance([row(1.2, "not replicated", ours="PI 8x, NTK >= 32x"), row(1.1, "replicated", ci=(0.4, 0.6))],
                          "finding1-perplexity", tmp_path)
     (tmp_path / "finding1-table.csv").write_text("not,a,glance,file\n")  # other result tables are ignored
-    rows = results.read_glance(tmp_path)
-    shown = glance.glance_table(rows)
-    assert shown["finding"].tolist() == ["Finding 1", "Finding 1", "Finding 3", "Finding 3"]
+    shown = glance.glance_table(results.read_glance(tmp_path))
+    assert shown["order"].tolist() == ["1.1", "1.2", "3.1", "3.2"]
     assert shown["ours"].tolist() == ["0.5 [0.4, 0.6]", "PI 8x, NTK >= 32x", "0.5", "0.5"]
-    assert glance.verdict_counts(rows).to_dict() == {"replicated": 2, "partly": 1, "not replicated": 1}
+
+
+def test_counts_are_over_claims_with_kinds_and_not_testable_apart(tmp_path):
+    results.write_glance([row(1.1, "replicated"), row(1.2, "partly"), row(1.25, "replicated", kind="control"),
+                          row(1.3, "not testable"), row(2.1, "not replicated"), row(2.5, "not testable", kind="control"),
+                          row(4.1, "replicated", kind="beyond")], "mixed", tmp_path)
+    counts = glance.verdict_counts(results.read_glance(tmp_path))
+    assert list(counts.index) == list(results.KINDS) and list(counts.columns) == list(results.VERDICTS)
+    assert counts.loc["paper"].to_dict() == {"replicated": 1, "partly": 1, "not replicated": 1, "not testable": 1}
+    assert counts.loc["control"].to_dict() == {"replicated": 1, "partly": 0, "not replicated": 0, "not testable": 1}
+    assert counts.loc["beyond"].to_dict() == {"replicated": 1, "partly": 0, "not replicated": 0, "not testable": 0}
+    lines = glance.headline(counts)
+    assert lines[0] == "The paper's claims: 3 tested: 1 replicated, 1 partly, 1 not replicated; 1 not testable."
+    assert lines[2] == "Results beyond the paper: 1 tested: 1 replicated, 0 partly, 0 not replicated."
+    html = glance.counts_html(counts)
+    assert html.count('class="glance-untestable"') == 4  # the header and one cell per kind, set apart
+    assert "<td><b>3</b></td>" in html  # tested claims of the paper, without the untestable one
+
+
+def test_old_format_files_are_read_as_paper_claims_without_details(tmp_path):
+    old_columns = ["order", "finding", "claim", "paper", "ours", "ci_low", "ci_high", "verdict", "rule", "chapter"]
+    pd.DataFrame([row(2.0, "replicated"), row(9.1, "not replicated", ci=(-0.6, -0.2))])[old_columns].to_csv(
+        tmp_path / "glance-old.csv", index=False)
+    rows = glance.normalise(results.read_glance(tmp_path))
+    assert rows["kind"].tolist() == ["paper", "paper"] and rows["details"].tolist() == ["", ""]
+    assert glance.verdict_counts(rows).loc["paper", "replicated"] == 1
+    assert "<details>" in glance.claims_html(rows)
+
+
+def test_the_committed_glance_files_render():
+    rows = results.read_glance()  # data/results/glance-*.csv, in whatever format they were written
+    html = glance.claims_html(rows)
+    assert html.count('<span class="verdict verdict-') == len(rows)
 
 
 def test_no_glance_files_gives_an_empty_page(tmp_path):
     rows = results.read_glance(tmp_path)
-    shown = glance.glance_table(rows)
-    assert shown.empty and list(shown.columns) == glance.COLUMNS
-    assert glance.verdict_counts(rows).sum() == 0
-    assert glance.to_markdown(shown).count("\n") == 1  # header and rule only
+    assert glance.glance_table(rows).empty
+    assert glance.verdict_counts(rows).to_numpy().sum() == 0
+    assert glance.headline(glance.verdict_counts(rows)) == []
+    assert "<tbody></tbody>" in glance.claims_html(rows)
+    assert glance_plots.forest_plot(rows) is None
 
 
-def test_markdown_keeps_full_text_and_escapes_pipes(tmp_path):
-    long_claim = "x" * 300 + " | y"
-    results.write_glance([row(2.1, "partly", claim=long_claim)], "finding2", tmp_path)
-    text = glance.to_markdown(glance.glance_table(results.read_glance(tmp_path)))
-    assert "x" * 300 + " \\| y" in text and "**partly**" in text
+def test_the_table_has_badges_links_and_folded_rules(tmp_path):
+    long_ours = "RoPE (base) 0.4501 [0.4173, 0.485]; " * 5
+    results.write_glance([
+        row(1.1, "partly", chapter="Perplexity beyond the pretrained length", details="limits: RoPE 2x"),
+        row(1.3, "replicated", ours=long_ours, chapter="Attention patterns (1024 tokens)"),
+        row(1.4, "not testable", chapter="Attention patterns (256 tokens)", kind="control"),
+        row(2.1, "not replicated", claim="a <b>bold</b> & claim", chapter="needle-entropy"),
+        row(3.1, "replicated", chapter="a chapter not in the plan"),
+    ], "finding", tmp_path)
+    html = glance.claims_html(results.read_glance(tmp_path), RUNS)
+    assert re.findall(r'class="verdict verdict-([a-z-]+)"', html) == [
+        "partly", "replicated", "not-testable", "not-replicated", "replicated"]
+    assert re.findall(r'<a href="([^"]+)"', html) == [
+        "perplexity-cpt.html", "attention-patterns-1024.html", "attention-patterns-256.html", "needle-entropy.html"]
+    assert ">a chapter not in the plan</td>" in html  # no page: plain text, no broken link
+    assert html.count("<details>") == 5 and "<b>rule</b>: replicated if ..." in html
+    assert "<b>details</b>: limits: RoPE 2x" in html
+    assert "a &lt;b&gt;bold&lt;/b&gt; &amp; claim" in html  # text is escaped, never markup
+    assert f"<b>ours</b>: {long_ours}" in html and " …</td>" in html  # long results shortened, in full when unfolded
+    assert '<span class="glance-kind">control</span>' in html
+    assert html.count('class="glance-finding"') == 3  # one header row per finding
 
 
-def test_a_typed_verdict_is_refused(tmp_path):
+def test_chapter_labels_name_pages():
+    page = lambda label: getattr(glance.chapter_page(label, RUNS), "output", None)  # noqa: E731
+    assert page("needle-entropy") == "needle-entropy.ipynb"  # a template name
+    assert page("perplexity-training-free") == "perplexity-training-free.ipynb"  # an output name
+    assert page("Perplexity beyond the pretrained length") == "perplexity-cpt.ipynb"  # glance: false skipped
+    assert page("Attention patterns (256 tokens)") == "attention-patterns-256.ipynb"
+    assert page("Attention patterns (1024 tokens)") == "attention-patterns-1024.ipynb"
+    assert page("Atten") is None  # the words of a title match whole
+    assert page("model-size") is None
+
+
+def test_badge_colours_match_the_stylesheet():
+    css = (ROOT / "book" / "_static" / "ropebook.css").read_text().lower()
+    for verdict, colour in glance.VERDICT_COLOURS.items():
+        assert re.search(rf"\.verdict-{verdict.replace(' ', '-')}\s*{{[^}}]*{colour.lower()}", css), verdict
+    assert glance.badge("not replicated") == '<span class="verdict verdict-not-replicated">not replicated</span>'
+
+
+def test_forest_plot_has_one_row_per_numeric_claim(tmp_path):
+    results.write_glance([row(2.1, "replicated", ours=0.92, ci=(0.9, 0.94), paper="0.5"),
+                          row(2.2, "partly", ours="see details"),
+                          row(3.1, "not replicated", ours=-0.4, ci=(-0.6, -0.2)),
+                          row(3.2, "not testable", ours=1.0)], "plot", tmp_path)
+    rows = results.read_glance(tmp_path)
+    points = glance_plots.plottable(rows)
+    assert points["order"].tolist() == [2.1, 3.1, 3.2] and points["paper"].notna().tolist() == [True, False, False]
+    figure = glance_plots.forest_plot(rows)
+    assert len(figure.axes) == 3
+    first = figure.axes[0]
+    assert first.get_xlim()[0] < 0.5 and first.get_xlim()[1] > 0.94  # paper's value and CI on the row's own scale
+    colours = [ax.lines[0].get_color() for ax in figure.axes]
+    assert colours == [glance.VERDICT_COLOURS[v] for v in ("replicated", "not replicated", "not testable")]
+
+
+def test_a_typed_verdict_or_kind_is_refused(tmp_path):
     frame = pd.DataFrame([row(1.1, "replicated")]).assign(verdict="looks good")
     with pytest.raises(ValueError, match="looks good"):
         glance.glance_table(frame)
+    with pytest.raises(ValueError, match="kind"):
+        glance.normalise(pd.DataFrame([row(1.1, "replicated")]).assign(kind="vibes"))
     with pytest.raises(ValueError, match="verdict"):
         results.glance_row(1.1, "Finding 1", "c", "p", 1.0, "maybe", "r", "ch")

@@ -120,3 +120,12 @@ def test_position_figure_has_labelled_axes_and_marks_L0():
     axis = figure.axes[0]
     assert "position" in axis.get_xlabel() and "loss" in axis.get_ylabel()
     assert any(list(line.get_xdata()) == [L0, L0] for line in axis.lines)  # the axvline at L0
+
+
+def test_the_chapter_shows_every_checkpoint_by_default_and_keeps_seed_and_device():
+    from ropelib import params, recipes
+    from ropelib.paths import ROOT
+
+    declared = params.declared(ROOT / "chapters" / "model-organism.ipynb")
+    assert set(declared["checkpoints"].default) == set(recipes.SPECS) == set(declared["checkpoints"].choices)
+    assert {"seed", "device"} <= set(declared) and "OVERWRITING" in declared["retrain"].description

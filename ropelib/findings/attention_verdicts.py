@@ -176,34 +176,31 @@ def glance_rows(js: pd.DataFrame | None, gap: pd.DataFrame | None, length: int, 
                             f"(JS vs {reference})", "PI 1.29 >> YaRN 0.05, NTK 0.06", js, roles,
                             f"JS (bits) of mean distance-binned attention, PI first; {RULE}"))
         return rows
-    control_claim = ("Control: at {length} tokens each extension is {what} than plain RoPE continually pretrained "
-                     "at the same length with the same tokens")
-    if gap is not None and (roles := ordering_roles(gap, length, pretrained_length, reference)):
-        rows.append(row(1.3, f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
-                        "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", gap, roles,
-                        "gap = mean |log10| ratio of attention per key to the original's at L0 over distances "
-                        f"< 3 L0 / 4, plain RoPE first; {RULE}"))
-        claim = control_claim.format(length=length, what="closer to the original L0 pattern")
-        if (control := control_roles(gap, reference)):
-            rows.append(row(1.35, claim, "not tested in the paper", gap, control,
-                            f"gap as in 1.3, plain-RoPE CPT first; {RULE}", kind="control"))
+    def with_control(order, claim, paper, table, roles, rule, what, statistic):
+        rows.append(row(order, claim, paper, table, roles, rule))
+        claim = (f"Control: at {length} tokens each extension is {what} than plain RoPE continually pretrained "
+                 "at the same length with the same tokens")
+        if (control := control_roles(table, reference)):
+            rows.append(row(round(order + 0.05, 2), claim, "not tested in the paper", table, control,
+                            f"{statistic} as in {order}, plain-RoPE CPT first; {RULE}", kind="control"))
         else:
-            rows.append(untestable(1.35, claim, "not tested in the paper", "no plain-RoPE CPT model", "control"))
+            rows.append(untestable(round(order + 0.05, 2), claim, "not tested in the paper", "no plain-RoPE CPT model",
+                                   "control"))
+
+    if gap is not None and (roles := ordering_roles(gap, length, pretrained_length, reference)):
+        with_control(1.3, f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
+                     "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", gap, roles,
+                     "gap = mean |log10| ratio of attention per key to the original's at L0 over distances "
+                     f"< 3 L0 / 4, plain RoPE first; {RULE}", "closer to the original L0 pattern", "gap")
     claim = (f"Table 1 beyond L0: the extensions' attention is closer to the natively long model's "
              f"({long_reference or 'none given'}) than plain RoPE's")
     if js is None or not long_reference:
         rows.append(untestable(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68",
                                "no natively long-trained model was given (long_model)"))
-        return rows
-    if (roles := ordering_roles(js, length, pretrained_length, reference)):
-        rows.append(row(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68", js, roles,
-                        f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}"))
-        claim = control_claim.format(length=length, what="closer to the natively long model")
-        if (control := control_roles(js, reference)):
-            rows.append(row(1.55, claim, "not tested in the paper", js, control,
-                            f"JS as in 1.5, plain-RoPE CPT first; {RULE}", kind="control"))
-        else:
-            rows.append(untestable(1.55, claim, "not tested in the paper", "no plain-RoPE CPT model", "control"))
+    elif (roles := ordering_roles(js, length, pretrained_length, reference)):
+        with_control(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68", js, roles,
+                     f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}",
+                     "closer to the natively long model", "JS")
     return rows
 
 

@@ -120,7 +120,8 @@ def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int
                    n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Slopes of mean ``column`` against ln L (L >= from_length) of both models, their paired difference with
     a bootstrap 95% CI over prompts, the flattening in nats, and the level gaps (long - short) at the
-    grid's shortest length (fitted separately, so it may lie below ``from_length``) and longest length."""
+    grid's shortest length (inside both training lengths when <= ``from_length``, the short CPT length) and
+    longest length."""
     fit = length_sweep.slope_fit(trials, [short, long], from_length, column, n_boot, seed)
     d = fit.boot_slopes[:, 1] - fit.boot_slopes[:, 0]
     d_slope = float(fit.slopes[long] - fit.slopes[short])
@@ -133,7 +134,7 @@ def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int
             "lengths": len(fit.lengths), "slope_short": float(fit.slopes[short]), "slope_long": float(fit.slopes[long]),
             "d_slope": d_slope, "d_slope_ci_low": float(np.percentile(d, 2.5)),
             "d_slope_ci_high": float(np.percentile(d, 97.5)), "flattening": -d_slope * span,
-            "shortest_length": shortest, "gap_shortest": first_gap[0], "gap_shortest_ci_low": first_gap[1],
+            "shortest_length": shortest, "shortest_inside_both": shortest <= from_length, "gap_shortest": first_gap[0], "gap_shortest_ci_low": first_gap[1],
             "gap_shortest_ci_high": first_gap[2], "gap_longest": last_gap[0], "gap_longest_ci_low": last_gap[1],
             "gap_longest_ci_high": last_gap[2]}
 
@@ -198,8 +199,10 @@ def _flatter_row(slopes: dict, all_token: dict | None) -> tuple:
     s = slopes
     details = (f"slopes of teacher-forced entropy vs ln L over {s['from_length']}-{s['max_length']} tokens: short "
                f"{s['slope_short']:.3g}, long {s['slope_long']:.3g} nats per ln L; flattening {s['flattening']:.3g} "
-               f"nats; level gap (long - short) at {s['shortest_length']} (inside both training lengths: reported, "
-               f"not counted) {s['gap_shortest']:+.3g} [{s['gap_shortest_ci_low']:.3g}, {s['gap_shortest_ci_high']:.3g}]"
+               f"nats; level gap (long - short) at {s['shortest_length']} "
+               f"({'inside both training lengths' if s['shortest_inside_both'] else 'the shortest length evaluated'}"
+               f": reported, not counted) {s['gap_shortest']:+.3g} [{s['gap_shortest_ci_low']:.3g}, "
+               f"{s['gap_shortest_ci_high']:.3g}]"
                f", at {s['max_length']} {s['gap_longest']:+.3g}")
     if all_token is not None:
         details += (f"; Appendix C all-token entropy (conditioned on the model's own errors): slope difference "
@@ -263,10 +266,9 @@ def judge(trials: pd.DataFrame, roles: cpt_length.Roles, short_length: int, seed
         return Judgement(None, None, None)
     short, long = roles.short.label, roles.long.label
     table = comparisons(trials, roles.base.label, short, long, beyond=short_length,
-                                   references=tuple(r.label for r in roles.references))
+                        references=tuple(r.label for r in roles.references))
     return Judgement(table, entropy_slopes(trials, short, long, short_length, seed=seed),
-                     entropy_slopes(trials, short, long, short_length, column=APPENDIX_C,
-                                               seed=seed))
+                     entropy_slopes(trials, short, long, short_length, column=APPENDIX_C, seed=seed))
 
 
 def verdict_lines(rows: list[dict]) -> list[str]:

@@ -7,13 +7,13 @@ reads, counts and formats them, so the page shows whatever findings have been ru
 
   normalise(rows)         the rows in order, old-format files (no kind/details) filled in
   verdict_counts(rows)    claims per kind (paper / control / beyond) and verdict
-  headline(counts)        those counts in one sentence per kind
   counts_html(counts)     the counts as a small table, "not testable" in a column apart
   verdict_rules_html()    what each verdict means, folded
   chapter_pages(labels, runs)  each row's ``chapter`` label -> its page in book/runs.yml
   glance_table(rows)      one row per claim as text (what the HTML table shows)
   claims_html(rows, runs) the compact table: #, claim (rule and details folded under it),
-                          paper, ours, verdict badge, link to the chapter's page
+                          paper, ours, verdict badge, link to the chapter's page (its name;
+                          its title on hover)
   VERDICT_COLOURS         one colour per verdict: the badges (book/_static/ropebook.css)
                           and the forest plot (``glance_plots``) use the same
 
@@ -48,7 +48,7 @@ KIND_LABELS = {"paper": "the paper's claims", "control": "controls the paper lac
                "beyond": "results beyond the paper"}
 TESTED = [v for v in VERDICTS if v != "not testable"]
 COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details"]
-SHORT_OURS = 90  # characters of ``ours`` shown in the table; the full text is under the claim
+SHORT_OURS = 70  # characters of ``ours`` shown in the table; the full text is under the claim
 
 
 def normalise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def normalise(rows: pd.DataFrame) -> pd.DataFrame:
         if column not in rows:
             rows[column] = None
     rows["kind"] = rows["kind"].where(rows["kind"].notna() & (rows["kind"].astype(str) != ""), "paper")
-    rows["details"] = rows["details"].fillna("").astype(str)
+    rows["details"] = ["" if pd.isna(text) else str(text) for text in rows["details"]]
     for column, allowed in (("verdict", VERDICTS), ("kind", KINDS)):
         unknown = sorted(set(rows[column].astype(str)) - set(allowed))
         if unknown:
@@ -75,24 +75,6 @@ def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
     rows = normalise(rows)
     table = pd.crosstab(rows["kind"], rows["verdict"]) if len(rows) else pd.DataFrame()
     return table.reindex(index=list(KINDS), columns=list(VERDICTS), fill_value=0).fillna(0).astype(int)
-
-
-def headline(counts: pd.DataFrame) -> list[str]:
-    """One sentence per kind that has claims, e.g. "The paper's claims: 5 of 7 tested replicated, ..."."""
-    lines = []
-    for kind, row in counts.iterrows():
-        tested = int(row[TESTED].sum())
-        if tested + int(row["not testable"]) == 0:
-            continue
-        parts = ", ".join(f"{int(row[v])} {v}" for v in TESTED)
-        untestable = f"; {int(row['not testable'])} not testable" if row["not testable"] else ""
-        lines.append(f"{KIND_LABELS[kind].capitalize()}: {tested} tested: {parts}{untestable}.")
-    return lines
-
-
-def badge(verdict: str) -> str:
-    """The verdict as a coloured badge (``span.verdict.verdict-<name>``, styled by ropebook.css)."""
-    return f'<span class="verdict verdict-{verdict.replace(" ", "-")}">{html.escape(verdict)}</span>'
 
 
 def verdict_rules_html() -> str:
@@ -179,12 +161,13 @@ def chapter_page(label: str, runs) -> object | None:
 
 
 def chapter_pages(labels, runs) -> dict[str, tuple[str, str]]:
-    """label -> (href of its page relative to a page in book/, the page's title), for labels that name one."""
+    """label -> (page name, the page's title) for labels that name a page; its href is ``<name>.html``
+    (relative to a page in book/)."""
     pages = {}
     for label in dict.fromkeys(str(x) for x in labels):
         run = chapter_page(label, runs)
         if run is not None:
-            pages[label] = (f"{Path(run.output).stem}.html", run.title)
+            pages[label] = (Path(run.output).stem, run.title)
     return pages
 
 
@@ -214,9 +197,9 @@ def claims_html(rows: pd.DataFrame, runs=()) -> str:
         if row["finding"] != finding:
             finding = row["finding"]
             lines.append(f'<tr class="glance-finding"><th colspan="6">{html.escape(finding)}</th></tr>')
-        href, title = pages.get(row["chapter"], (None, None))
-        chapter = html.escape(row["chapter"])
-        link = f'<a href="{href}" title="{html.escape(title)}">{chapter}</a>' if href else chapter
+        page, title = pages.get(row["chapter"], (None, None))
+        link = (f'<a href="{page}.html" title="{html.escape(title)}">{html.escape(page)}</a>' if page
+                else html.escape(row["chapter"]))
         lines.append(f'<tr class="glance-{row["kind"]}"><td>{row["order"]}</td><td>{_claim_cell(row)}</td>'
                      f"<td>{html.escape(row['paper'])}</td><td>{html.escape(_shorten(row['ours']))}</td>"
                      f"<td>{badge(row['verdict'])}</td><td>{link}</td></tr>")

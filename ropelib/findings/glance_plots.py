@@ -10,22 +10,39 @@ Not here: reading or counting the rows (``glance``).
 
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ropelib.findings.glance import VERDICT_COLOURS, normalise
 
 LABEL_CHARACTERS = 52  # of the claim, after its number, on the left of its row
+ROW_INCHES = 0.42  # height of one claim's row
+LEADING_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
+
+
+def _leading_number(text) -> float:
+    match = LEADING_NUMBER.match(str(text))
+    return float(match.group(0)) if match else float("nan")
 
 
 def plottable(rows: pd.DataFrame) -> pd.DataFrame:
-    """The claims with a numeric ``ours``: order, label, ours, ci_low, ci_high, paper (NaN if not a number), verdict."""
+    """The claims with a number: order, label, ours, ci_low, ci_high, paper (NaN if not a number), verdict.
+
+    ``ours`` is a number, or a text that starts with the number its CI is about ("-0.99 nats (long -
+    short), ..." with CI [-1.18, -0.80]): a leading number counts only when the row's CI contains it.
+    """
     rows = normalise(rows)
+    low = pd.to_numeric(rows["ci_low"], errors="coerce")
+    high = pd.to_numeric(rows["ci_high"], errors="coerce")
     ours = pd.to_numeric(rows["ours"], errors="coerce")
-    rows = rows.assign(ours=ours, ci_low=pd.to_numeric(rows["ci_low"], errors="coerce"),
-                       ci_high=pd.to_numeric(rows["ci_high"], errors="coerce"),
+    leading = rows["ours"].map(_leading_number)
+    ours = ours.where(ours.notna(), leading.where((low <= leading) & (leading <= high)))
+    rows = rows.assign(ours=ours, ci_low=low, ci_high=high,
                        paper=pd.to_numeric(rows["paper"], errors="coerce"))[ours.notna().to_numpy()]
     labels = [f"{float(o):g}  " + (c if len(c) <= LABEL_CHARACTERS else c[: LABEL_CHARACTERS - 1].rstrip() + "…")
               for o, c in zip(rows["order"], rows["claim"].astype(str))]
@@ -43,7 +60,7 @@ def forest_plot(rows: pd.DataFrame):
     points = plottable(rows)
     if points.empty:
         return None
-    figure, axes = plt.subplots(len(points), 1, figsize=(12, 0.55 * len(points) + 0.7), squeeze=False,
+    figure, axes = plt.subplots(len(points), 1, figsize=(12, ROW_INCHES * len(points) + 0.8), squeeze=False,
                                 layout="constrained")
     for ax, (_, row) in zip(axes[:, 0], points.iterrows()):
         colour = VERDICT_COLOURS[row["verdict"]]
@@ -61,6 +78,7 @@ def forest_plot(rows: pd.DataFrame):
         ax.set_yticks([])
         ax.set_ylabel(row["label"], rotation=0, ha="right", va="center", fontsize=10)
         ax.tick_params(axis="x", labelsize=8, length=2, pad=1)
+        ax.xaxis.set_major_locator(MaxNLocator(6))
         ax.grid(axis="x", color="0.92")
         for side in ("left", "right", "top"):
             ax.spines[side].set_visible(False)
@@ -68,9 +86,11 @@ def forest_plot(rows: pd.DataFrame):
         ax.text(1.01, 0.5, shown, transform=ax.transAxes, va="center", fontsize=9, color=colour)
     handles = [Line2D([], [], marker="o", linestyle="-", color=VERDICT_COLOURS[v], label=v)
                for v in VERDICT_COLOURS if v in set(points["verdict"])]
-    handles.append(Line2D([], [], marker="D", linestyle="none", markerfacecolor="none", markeredgecolor="black",
-                          label="paper's value"))
+    if points["paper"].notna().any():
+        handles.append(Line2D([], [], marker="D", linestyle="none", markerfacecolor="none", markeredgecolor="black",
+                              label="paper's value"))
     figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), frameon=False, fontsize=10,
-                  title="ours (dot, 95% CI bar), coloured by verdict; each row has its own x scale",
+                  title="each claim with a number: ours (dot) with its 95% CI (bar), coloured by verdict, "
+                        "and the paper's value where it gives one; each row on its own scale",
                   title_fontsize=10)
     return figure

@@ -63,6 +63,8 @@ def teacher_forced(model, tokenizer, prompts, batch_size: int = 4) -> list[dict]
     """entropy_first, entropy_teacher (nats) and passed of each (prompt_id, prompt), one forward each."""
     device = next(model.parameters()).device
     out = []
+    sizes = {len(answer_ids(tokenizer, p.value)) for _, p in prompts}
+    batch_size = batch_size if len(sizes) == 1 else 1  # a BPE may split values unevenly: run those one by one
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
         values = [answer_ids(tokenizer, p.value) for _, p in chunk]

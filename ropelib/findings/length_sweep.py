@@ -3,7 +3,7 @@
 Shared by the chapters "Longer training contexts lower attention uncertainty" (finding 3)
 and "Model size" (appendix). Every variant is evaluated on the same prompts and the same
 documents (``tasks.needle`` seeds each cell by (seed, length, depth); ``tasks.perplexity``
-takes the first long-enough held-out documents), so any two variants can be compared
+takes the first long-enough test documents), so any two variants can be compared
 cell by cell or document by document.
 
   checkpoint_table(variants)       size, training length, tokens and retrieval at L0 from the manifests

@@ -106,7 +106,8 @@ def checkpoint_facts(all_variants: list, sizes: list[str]) -> pd.DataFrame:
         base, cpt = length_sweep.manifest_of(rope.source), length_sweep.manifest_of(pi.source)
         rows.append({"size": size, "base": rope.source, "parameters": _parameters(base),
                      "base tokens": base.get("tokens_seen", ""), "PI checkpoint": pi.source,
-                     "PI CPT tokens": cpt.get("tokens_seen", "") if pi.source != rope.source else 0,
+                     "PI": "training-free (on the base)" if pi.source == rope.source else "continual pretraining",
+                     "PI CPT tokens": cpt.get("tokens_seen", "") if pi.source != rope.source else "",
                      "base gate": length_sweep.gate_status(rope.source)[1],
                      "PI gate": length_sweep.gate_status(pi.source)[1]})
     return pd.DataFrame(rows).set_index("size")
@@ -118,7 +119,7 @@ def tokens_line(facts: pd.DataFrame) -> str:
     for column, what in (("base tokens", "base models"), ("PI CPT tokens", "PI CPTs")):
         known = {size: t for size, t in facts[column].items() if t != ""}
         if not known:
-            parts.append(f"{what}: no manifests")
+            parts.append(f"{what}: none recorded (Hugging Face checkpoints, or training-free PI)")
         elif len(set(known.values())) == 1:
             parts.append(f"{what}: {next(iter(known.values())):,} tokens each, equal across {len(known)} sizes")
         else:

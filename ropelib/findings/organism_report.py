@@ -109,8 +109,8 @@ def unigram_baseline() -> float:
     """
     counts = np.bincount(token_stream("train"), minlength=256) + 1.0  # add-one: every byte possible
     log_p = np.log(counts / counts.sum())
-    held = np.bincount(token_stream("test"), minlength=256)
-    return float(-(held * log_p).sum() / held.sum())
+    test = np.bincount(token_stream("test"), minlength=256)
+    return float(-(test * log_p).sum() / test.sum())
 
 
 # ---------------------------------------------------------------- configs and RoPE base
@@ -118,17 +118,10 @@ def unigram_baseline() -> float:
 def size_table() -> pd.DataFrame:
     rows = []
     for size, config in organism.SIZES.items():
-        rows.append({
-            "size": size,
-            "paper analogue": ANALOGUE[size],
-            "hidden": config.hidden_size,
-            "layers": config.num_layers,
-            "heads": config.num_heads,
-            "head dim": config.head_dim,
-            "MLP width": config.intermediate_size,
-            "parameters": organism.parameter_count(organism.build(config)),
-            "checkpoints": ", ".join(n for n, s in recipes.SPECS.items() if s.size == size),
-        })
+        rows.append({"size": size, "paper analogue": ANALOGUE[size], "hidden": config.hidden_size,
+                     "layers": config.num_layers, "heads": config.num_heads, "head dim": config.head_dim,
+                     "MLP width": config.intermediate_size, "parameters": organism.parameter_count(organism.build(config)),
+                     "checkpoints": ", ".join(n for n, s in recipes.SPECS.items() if s.size == size)})
     return pd.DataFrame(rows).set_index("size")
 
 
@@ -151,7 +144,7 @@ def base_geometries() -> list[geometry.RopeGeometry]:
         geometry.RopeGeometry("organism (chosen): longest wavelength as LLaMA-2", organism.HEAD_DIM, organism.BASE, L0),
         geometry.RopeGeometry("alternative: long-pair fraction as LLaMA-2", organism.HEAD_DIM,
                               fraction_matching_base(L0), L0),
-        geometry.RopeGeometry("the first organism: head dim 32", 32, geometry.mirror_base(32, L0), L0),
+        geometry.RopeGeometry("organism v1 (history): head dim 32", 32, geometry.mirror_base(32, L0), L0),
         geometry.RopeGeometry("alternative: LLaMA-2's base as is", organism.HEAD_DIM, geometry.LLAMA2_7B.base, L0),
         geometry.LLAMA3_8B,
         geometry.RopeGeometry("organism native-4x (its LLaMA-3)", organism.HEAD_DIM, native.pretrained_base,
@@ -238,19 +231,15 @@ def recipe_table(names) -> pd.DataFrame:
         longest = max(by_length)
         total = sum(by_length.values())
         rows.append({
-            "checkpoint": name,
-            "size": manifest["size"],
-            "from": manifest["parent"] or "scratch",
+            "checkpoint": name, "size": manifest["size"], "from": manifest["parent"] or "scratch",
             "RoPE": rope["method"] if rope["factor"] == 1 else f"{rope['method']} x{rope['factor']:g}",
             "parameters": organism.parameter_count(organism.build(organism.OrganismConfig(**manifest["organism"]))),
             "stages (length x steps x batch)": " -> ".join(_stage_text(s) for s in manifest["recipe"]["stages"]),
             "tokens (M)": round(manifest["tokens_seen"] / 1e6, 3),
             "tokens by length (M)": ", ".join(f"{k}: {v / 1e6:.3g}" for k, v in sorted(by_length.items())),
-            "longest length": longest,
-            "share at longest": round(by_length[longest] / total, 3),
+            "longest length": longest, "share at longest": round(by_length[longest] / total, 3),
             "from scratch (M)": round((manifest["tokens_seen"] + tokens_before(name)) / 1e6, 3),
-            "wall (s)": manifest.get("wall_seconds"),
-        })
+            "wall (s)": manifest.get("wall_seconds")})
     return pd.DataFrame(rows).set_index("checkpoint")
 
 

@@ -81,7 +81,7 @@ def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, a
         "actual_depth": round(prompt.actual_depth, 2),
         "entropy": float(metrics.entropy(rows).mean()),
         "entropy_first": float(metrics.entropy(rows[:, :, :1]).mean()),
-        "entropy_teacher": float("nan") if teacher_rows is None else float(metrics.entropy(teacher_rows).mean()),
+        "entropy_teacher": float("nan") if teacher_rows is None else float(metrics.entropy(teacher_rows).nanmean()),
         "needle_mass": _mass(rows, list(range(prompt.value_start, prompt.value_start + answer_len))),
         "borrowed": False,
         "borrowed_mass": 0.0,
@@ -103,13 +103,30 @@ def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, a
 
 
 def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, answer_len: int) -> torch.Tensor:
-    """Rows predicting each true answer token, the true value fed: (layers, batch, heads, answer_len, keys)."""
-    values = [list(tokenizer.encode(p.value, add_special_tokens=False))[:answer_len] for p in prompts]
-    fed = torch.tensor([v[:-1] for v in values], device=input_ids.device)  # all but the last true token
-    forced = torch.cat([input_ids, fed], dim=1)  # (batch, length + answer_len - 1)
-    with probe.capture(model, queries=answer_len) as rec:
-        model(forced)
-    return torch.stack(rec.attention)  # rows of positions P-1 .. P+answer_len-2
+    """Rows predicting each true answer token, the true value fed: (layers, batch, heads, answer_len, keys).
+
+    A tokenizer may split two values into different numbers of tokens (BPE); prompts are then
+    run one by one and each keeps the rows of its first ``answer_len`` answer tokens (padded
+    with NaN rows if its value is shorter), so every prompt's rows are its own.
+    """
+    values = [list(tokenizer.encode(p.value, add_special_tokens=False)) for p in prompts]
+    groups = [list(range(len(prompts)))] if len({len(v) for v in values}) == 1 else [[i] for i in range(len(prompts))]
+    out = [None] * len(prompts)
+    for group in groups:
+        n = len(values[group[0]])
+        fed = torch.tensor([values[i][:-1] for i in group], device=input_ids.device, dtype=input_ids.dtype)
+        forced = torch.cat([input_ids[group], fed.reshape(len(group), n - 1)], dim=1)  # (b, length + n - 1)
+        with probe.capture(model, queries=n) as rec:
+            model(forced)
+        rows = torch.stack(rec.attention)[:, :, :, :answer_len]  # (layers, b, heads, <= answer_len, keys)
+        if rows.shape[3] < answer_len:
+            pad = torch.full((*rows.shape[:3], answer_len - rows.shape[3], rows.shape[4]), float("nan"))
+            rows = torch.cat([rows, pad], dim=3)
+        width = input_ids.shape[1] + answer_len - 1
+        rows = torch.nn.functional.pad(rows[..., :width], (0, max(0, width - rows.shape[-1])))
+        for j, i in enumerate(group):
+            out[i] = rows[:, j]
+    return torch.stack(out, dim=1)
 
 
 @torch.no_grad()
