@@ -44,11 +44,8 @@ def main() -> int:
     start, error = time.perf_counter(), None
     try:
         manifests = recipes.train_all(jobs=args.jobs)
-    except RuntimeError as failed:  # gate misses: the checkpoints exist, record them anyway
-        error, manifests = str(failed), {}
-        from ropelib.models import MANIFEST, organism_dir
-        for name in recipes.SPECS:
-            manifests[name] = json.loads((organism_dir(name) / MANIFEST).read_text())
+    except recipes.GateMissed as failed:  # gate misses: the checkpoints exist, record them anyway
+        error, manifests = str(failed), failed.manifests
     wall = time.perf_counter() - start
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     record = {

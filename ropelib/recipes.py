@@ -87,7 +87,8 @@ class CheckpointSpec:
 
     @property
     def gate_lengths(self) -> tuple[int, ...]:
-        return tuple(sorted({L0, self.trained_length}))
+        """L0 (the organism's, or a smaller pretraining length) and the training length."""
+        return tuple(sorted({min(L0, self.pretrained_length), self.trained_length}))
 
 
 def _base(name, size, purpose):
@@ -287,6 +288,14 @@ def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0)
     print(f"all checkpoints trained in {time.perf_counter() - start:.0f} s", flush=True)
     failures = gate_failures(manifests)
     if failures:
-        raise RuntimeError("checkpoints missed their retrieval gate (list them in recipes.KNOWN_MISSES "
-                           "with the reason, or fix the recipe):\n  " + "\n  ".join(failures))
+        raise GateMissed("checkpoints missed their retrieval gate (list them in recipes.KNOWN_MISSES "
+                         "with the reason, or fix the recipe):\n  " + "\n  ".join(failures), manifests)
     return manifests
+
+
+class GateMissed(RuntimeError):
+    """Some checkpoints missed their gate; ``manifests`` holds every trained one (they are saved)."""
+
+    def __init__(self, message: str, manifests: dict[str, dict]):
+        super().__init__(message)
+        self.manifests = manifests

@@ -60,7 +60,9 @@ def check_source(source: str, where: str, verify_weights: bool = True) -> Path:
     directory = Path(source).expanduser() if is_path(source) else paths.MODELS / source
     if not is_path(source) and not (directory / MANIFEST).is_file():
         raise SourceError(f"{where}: {source!r} is not an organism checkpoint (known: "
-                          f"{', '.join(organism_names()) or 'none: run `make models`'}) and not a path")
+                          f"{', '.join(organism_names()) or 'none'}; `make models` trains them) and not a path; "
+                          "for a Hugging Face model pass its local directory (download it yourself, e.g. "
+                          "`huggingface-cli download meta-llama/Llama-2-7b-hf --local-dir DIR`)")
     if (directory / MANIFEST).is_file():  # an organism checkpoint, in data/models or elsewhere
         if verify_weights:
             manifest = json.loads((directory / MANIFEST).read_text())

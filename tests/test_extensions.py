@@ -187,7 +187,7 @@ def test_dynamic_ntk_does_not_keep_a_long_inputs_base():
 # --- bad input ---------------------------------------------------------------------------------
 
 def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="expected one of rope, pi, ntk, yarn, dynamic_ntk, llama3"):
+    with pytest.raises(ValueError, match="expected one of rope, pi, ntk, ntk100, yarn, dynamic_ntk, llama3"):
         frequencies("longrope", HEAD_DIM, BASE, 2.0, LENGTH)
     with pytest.raises(ValueError, match="is not a RoPE extension"):
         apply(tiny_llama(), "alibi", 2.0)
@@ -255,3 +255,10 @@ def test_frozen_pairs_refuses_dynamic_ntk():
     with pytest.raises(ValueError, match="dynamic_ntk"):
         with extensions.frozen_pairs(model, 1.0):
             pass
+
+
+def test_ntk100_raises_the_base_100_times_whatever_the_factor():
+    for factor in (2.0, 4.0, 8.0):
+        inv_freq, scaling = frequencies("ntk100", head_dim=64, base=663.0, factor=factor)
+        expected, _ = frequencies("rope", head_dim=64, base=66300.0)
+        assert torch.allclose(inv_freq, expected) and scaling == 1.0

@@ -151,3 +151,15 @@ def test_ratios_say_how_much_larger_the_leader_is():
     assert verdicts.ratios(js, "PI (cpt-pi)", ["NTK (cpt-ntk)", "YaRN (cpt-yarn)"]) == \
         "20x NTK (cpt-ntk), 10x YaRN (cpt-yarn)"
     assert verdicts.ratios(js, "PI (cpt-pi)", ["RoPE (base)"]) == "infx RoPE (base)"
+
+
+def test_only_the_models_a_row_compares_decide_its_testability(monkeypatch):
+    monkeypatch.setattr(verdicts, "not_testable_reason",
+                        lambda variants: "native-4x misses" if any("native-4x" in v for v in variants) else "")
+    js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])
+    rows = {r["order"]: r["verdict"] for r in verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)",
+                                                                  "RoPE (native-4x)", "t", SOURCES)}
+    assert rows[1.3] == "replicated" and rows[1.5] == "not testable"  # the gap never involves the native model
+    at_l0 = verdicts.glance_rows(synthetic_js([0.0, 0.01, 0.2, 0.01, 0.02]), None, 256, 256, "RoPE (base)",
+                                 "RoPE (native-4x)", "t", SOURCES)
+    assert at_l0[0]["verdict"] == "replicated"

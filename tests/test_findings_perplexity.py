@@ -129,3 +129,15 @@ def test_reference_variant_checks_before_any_model_loads():
         fig1.reference_variant(variants, "ntk:base", 256, LENGTHS)
     with pytest.raises(ValueError, match="pretrained_length=300"):
         fig1.reference_variant(variants, "rope:base", 300, LENGTHS)
+
+
+def test_paired_ratios_cancel_document_difficulty():
+    # documents differ a lot in difficulty, a model is 1.5x worse on every one of them at 512
+    rows = []
+    for d, difficulty in enumerate([0.5, 1.5, 2.5, 3.5]):
+        rows += [{"variant": "RoPE (base)", "length": 256, "document": d, "loss_new": difficulty},
+                 {"variant": "RoPE (base)", "length": 512, "document": d, "loss_new": difficulty + math.log(1.5)}]
+    ratios = rules.paired_ratios(pd.DataFrame(rows), "RoPE (base)", 256, n_boot=200).set_index("length")
+    assert ratios.loc[512, "ratio"] == pytest.approx(1.5)
+    assert ratios.loc[512, "ratio_low"] == pytest.approx(1.5) and ratios.loc[512, "ratio_high"] == pytest.approx(1.5)
+    assert ratios.loc[256, ["ratio", "ratio_low", "ratio_high"]].tolist() == pytest.approx([1, 1, 1])

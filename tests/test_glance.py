@@ -53,9 +53,6 @@ def test_counts_are_over_claims_with_kinds_and_not_testable_apart(tmp_path):
     assert counts.loc["paper"].to_dict() == {"replicated": 1, "partly": 1, "not replicated": 1, "not testable": 1}
     assert counts.loc["control"].to_dict() == {"replicated": 1, "partly": 0, "not replicated": 0, "not testable": 1}
     assert counts.loc["beyond"].to_dict() == {"replicated": 1, "partly": 0, "not replicated": 0, "not testable": 0}
-    lines = glance.headline(counts)
-    assert lines[0] == "The paper's claims: 3 tested: 1 replicated, 1 partly, 1 not replicated; 1 not testable."
-    assert lines[2] == "Results beyond the paper: 1 tested: 1 replicated, 0 partly, 0 not replicated."
     html = glance.counts_html(counts)
     assert html.count('class="glance-untestable"') == 4  # the header and one cell per kind, set apart
     assert "<td><b>3</b></td>" in html  # tested claims of the paper, without the untestable one
@@ -81,7 +78,6 @@ def test_no_glance_files_gives_an_empty_page(tmp_path):
     rows = results.read_glance(tmp_path)
     assert glance.glance_table(rows).empty
     assert glance.verdict_counts(rows).to_numpy().sum() == 0
-    assert glance.headline(glance.verdict_counts(rows)) == []
     assert "<tbody></tbody>" in glance.claims_html(rows)
     assert glance_plots.forest_plot(rows) is None
 
@@ -98,8 +94,9 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
     html = glance.claims_html(results.read_glance(tmp_path), RUNS)
     assert re.findall(r'class="verdict verdict-([a-z-]+)"', html) == [
         "partly", "replicated", "not-testable", "not-replicated", "replicated"]
-    assert re.findall(r'<a href="([^"]+)"', html) == [
-        "perplexity-cpt.html", "attention-patterns-1024.html", "attention-patterns-256.html", "needle-entropy.html"]
+    assert re.findall(r'<a href="([^"]+)" title="[^"]+">([^<]+)</a>', html) == [
+        ("perplexity-cpt.html", "perplexity-cpt"), ("attention-patterns-1024.html", "attention-patterns-1024"),
+        ("attention-patterns-256.html", "attention-patterns-256"), ("needle-entropy.html", "needle-entropy")]
     assert ">a chapter not in the plan</td>" in html  # no page: plain text, no broken link
     assert html.count("<details>") == 5 and "<b>rule</b>: replicated if ..." in html
     assert "<b>details</b>: limits: RoPE 2x" in html
@@ -131,16 +128,21 @@ def test_forest_plot_has_one_row_per_numeric_claim(tmp_path):
     results.write_glance([row(2.1, "replicated", ours=0.92, ci=(0.9, 0.94), paper="0.5"),
                           row(2.2, "partly", ours="see details"),
                           row(3.1, "not replicated", ours=-0.4, ci=(-0.6, -0.2)),
-                          row(3.2, "not testable", ours=1.0)], "plot", tmp_path)
+                          row(3.2, "not testable", ours=1.0),
+                          row(3.3, "partly", ours="+0.312 pass rate (long - short), 20 cells", ci=(0.125, 0.5)),
+                          row(3.4, "partly", ours="12 cells beyond 256 tokens", ci=(0.125, 0.5)),  # not the CI's
+                          row(3.5, "partly", ours="0.3x L0, NTK 8x")], "plot", tmp_path)
     rows = results.read_glance(tmp_path)
     points = glance_plots.plottable(rows)
-    assert points["order"].tolist() == [2.1, 3.1, 3.2] and points["paper"].notna().tolist() == [True, False, False]
+    assert points["order"].tolist() == [2.1, 3.1, 3.2, 3.3]
+    assert points["ours"].tolist() == [0.92, -0.4, 1.0, 0.312]
+    assert points["paper"].notna().tolist() == [True, False, False, False]
     figure = glance_plots.forest_plot(rows)
-    assert len(figure.axes) == 3
+    assert len(figure.axes) == 4
     first = figure.axes[0]
     assert first.get_xlim()[0] < 0.5 and first.get_xlim()[1] > 0.94  # paper's value and CI on the row's own scale
     colours = [ax.lines[0].get_color() for ax in figure.axes]
-    assert colours == [glance.VERDICT_COLOURS[v] for v in ("replicated", "not replicated", "not testable")]
+    assert colours == [glance.VERDICT_COLOURS[v] for v in ("replicated", "not replicated", "not testable", "partly")]
 
 
 def test_a_typed_verdict_or_kind_is_refused(tmp_path):

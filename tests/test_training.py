@@ -22,13 +22,13 @@ RECIPE = Recipe(stages=[Stage(LENGTH, 20, 8)], lr=3e-3, warmup_steps=2, eval_eve
 
 def test_twenty_steps_decrease_the_loss():
     model = organism.build(MICRO, seed=0)
-    before = training.heldout_loss(model, LENGTH)
+    before = training.dev_loss(model, LENGTH)
     log = training.train(model, RECIPE, eval_length=LENGTH, desc="micro")
-    after = training.heldout_loss(model, LENGTH)
+    after = training.dev_loss(model, LENGTH)
     assert after < before - 0.5, (before, after)
     assert log.tokens_seen == RECIPE.tokens == 20 * 8 * LENGTH
     assert [p["step"] for p in log.curve] == [10, 20]
-    assert log.curve[-1]["heldout_loss"] == pytest.approx(after, abs=1e-3)
+    assert log.curve[-1]["dev_loss"] == pytest.approx(after, abs=1e-3)
     assert not model.training
 
 
@@ -55,7 +55,9 @@ def test_train_one_writes_a_manifest_that_loads_back(tmp_path, monkeypatch):
     assert manifest["organism"] == MICRO.as_dict()
     assert manifest["rope"]["pretrained_base"] == 100.0 and manifest["rope"]["method"] == "rope"
     assert manifest["recipe"]["tokens"] == RECIPE.tokens
-    assert {"retrieval_at_L0", "heldout_loss_at_L0"} <= set(manifest["final"])
+    assert {"retrieval_at_L0", "dev_loss_at_L0"} <= set(manifest["final"])
+    assert [row["length"] for row in manifest["gate"]] == [LENGTH] and manifest["trained_length"] == LENGTH
+    assert {"hits", "needles", "rate", "ci_low", "ci_high", "passed"} <= set(manifest["gate"][0])
     assert len(manifest["curve"]) == 2 and manifest["corpus"]["train_sha256"]
 
     loaded = models.load(str(directory))
@@ -97,3 +99,12 @@ def test_every_continual_pretraining_starts_with_the_same_warmup():
     assert cpts and all(spec.recipe.stages[0] == recipes.CPT_WARMUP for spec in cpts)
     four_x = [spec for spec in cpts if spec.factor == 4.0]
     assert len({spec.recipe.tokens for spec in four_x}) == 1  # same tokens for every method and size
+
+
+def test_mixed_needle_lengths_pack_a_new_document_after_a_short_needle():
+    sampler = BatchSampler("train", seed=0, needle_fraction=1.0)
+    sampler.short_needles = 1.0
+    bos = ByteTokenizer().bos_token_id
+    rows = sampler.batch(256, 16)
+    assert rows.shape == (16, 257) and (rows[:, 0] == bos).all()
+    assert ((rows == bos).sum(1) == 2).sum() >= 12  # almost every needle is shorter; a new document follows it

@@ -160,7 +160,10 @@ def glance_rows(js: pd.DataFrame | None, gap: pd.DataFrame | None, length: int, 
         return [sources[label] for label in labels if label in sources]
 
     def row(order, claim, paper, table, roles, rule, kind="paper"):
-        verdict, details = _verdict(table, roles, needs(*([roles[0], *roles[1]]), reference, long_reference or ""))
+        # every model in the comparison, the original model, and the natively long one only where it is compared with
+        beyond = table is js and long_reference and setting(length, pretrained_length) != "at L0"
+        compared = [roles[0], *roles[1], reference] + ([long_reference] if beyond else [])
+        verdict, details = _verdict(table, roles, needs(*compared))
         return results.glance_row(order, "Finding 1", claim, paper, _summary(table, *roles), verdict, rule, chapter,
                                   kind=kind, details=details)
 

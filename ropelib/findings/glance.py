@@ -77,6 +77,11 @@ def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=list(KINDS), columns=list(VERDICTS), fill_value=0).fillna(0).astype(int)
 
 
+def badge(verdict: str) -> str:
+    """The verdict as a coloured badge (``span.verdict.verdict-<name>``, styled by ropebook.css)."""
+    return f'<span class="verdict verdict-{verdict.replace(" ", "-")}">{html.escape(verdict)}</span>'
+
+
 def verdict_rules_html() -> str:
     """What each verdict means in general, folded in a ``<details>`` block (each row states its exact rule)."""
     items = "".join(f"<li>{badge(v)} {html.escape(meaning)}</li>" for v, meaning in VERDICT_RULES.items())

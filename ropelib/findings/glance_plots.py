@@ -1,6 +1,7 @@
 """The forest plot of the "Results at a glance" page: every claim with a number, at a glance.
 
-One row per claim whose ``ours`` is a number: our value (dot) with its 95% CI (bar), the
+One row per claim whose ``ours`` is a number (or starts with the number its CI is about, see
+:func:`plottable`): our value (dot) with its 95% CI (bar), the
 paper's value (open diamond) where the paper gives a number, the verdict as the colour
 (``glance.VERDICT_COLOURS``). The claims measure different things, so each row has its own
 x scale; a dotted line marks zero where a row's scale includes it.
@@ -21,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from ropelib.findings.glance import VERDICT_COLOURS, normalise
 
 LABEL_CHARACTERS = 52  # of the claim, after its number, on the left of its row
-ROW_INCHES = 0.42  # height of one claim's row
+ROW_INCHES = 0.36  # height of one claim's row
 LEADING_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
 
 
@@ -60,7 +61,7 @@ def forest_plot(rows: pd.DataFrame):
     points = plottable(rows)
     if points.empty:
         return None
-    figure, axes = plt.subplots(len(points), 1, figsize=(12, ROW_INCHES * len(points) + 0.8), squeeze=False,
+    figure, axes = plt.subplots(len(points), 1, figsize=(10, ROW_INCHES * len(points) + 0.8), squeeze=False,
                                 layout="constrained")
     for ax, (_, row) in zip(axes[:, 0], points.iterrows()):
         colour = VERDICT_COLOURS[row["verdict"]]

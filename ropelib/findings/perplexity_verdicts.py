@@ -3,11 +3,13 @@
 **Extrapolation limit.** One bar for every model: ``TOLERANCE`` times the original
 model's (``reference``: plain RoPE pretrained at L0) ``ppl_new`` at L0, i.e. "about as good
 as the original model is on the second half of its own length". A model holds at a length
-L >= L0 while the perplexity of the positions L adds, ppl_new(L), is under the bar; the
-first length over the bar ends its limit (a later recovery does not count). The limit is
-computed three times, on the point estimate and on each end of its 95% CI:
+L >= L0 while the ratio r(L) = ppl_new(L) / the original's ppl_new(L0) is at most
+TOLERANCE; the first length over it ends its limit (a later recovery does not count). The
+ratio's 95% CI is a paired bootstrap over documents (``paired_ratios``): both perplexities
+read the same documents, so a document's own difficulty cancels. The limit is computed
+three times, on the point estimate and on each end of that CI:
 
-- ``limit_low`` (conservative): the CI's upper end must be under the bar;
+- ``limit_low`` (conservative): the CI's upper end must be at most TOLERANCE;
 - ``limit_high`` (optimistic): only its lower end must;
 - ``determined``: the two agree. Otherwise the limit is "between" them, and no rule may
   read more into it than both ends support.
@@ -53,23 +55,54 @@ def _limit(lengths: np.ndarray, values: np.ndarray, bar: float) -> int:
     return int(lengths[over[0] - 1]) if len(over) and over[0] > 0 else 0 if len(over) else int(lengths[-1])
 
 
+def paired_ratios(table: pd.DataFrame, reference: str, pretrained_length: int, n_boot: int = 1000,
+                  seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Per (variant, length): r = ppl_new(L) / the original model's ppl_new(L0)
+    = exp(mean_d loss_new(variant, L, d) - mean_d loss_new(original, L0, d)), with a percentile
+    bootstrap CI that resamples documents for both at once (they read the same documents, so
+    the documents' own difficulty cancels instead of widening the interval)."""
+    ref = table[(table["variant"] == reference) & (table["length"] == pretrained_length)].set_index("document")
+    if ref.empty:
+        raise ValueError(f"no perplexity of {reference!r} at the pretrained length {pretrained_length}; "
+                         "the bar is set by it")
+    documents = ref.index
+    draws = np.random.default_rng(seed).integers(0, len(documents), (n_boot, len(documents)))
+    alpha = (1 - level) / 2
+    rows = []
+    for (variant, length), group in table.groupby(["variant", "length"], sort=False):
+        diff = group.set_index("document")["loss_new"].reindex(documents).to_numpy() - ref["loss_new"].to_numpy()
+        boot = np.exp(diff[draws].mean(axis=1))
+        rows.append({"variant": variant, "length": int(length), "ratio": float(np.exp(diff.mean())),
+                     "ratio_low": float(np.quantile(boot, alpha)), "ratio_high": float(np.quantile(boot, 1 - alpha))})
+    return pd.DataFrame(rows)
+
+
 def extrapolation_limits(curve: pd.DataFrame, pretrained_length: int, reference: str,
-                         tolerance: float = TOLERANCE) -> pd.DataFrame:
-    """Per variant: ppl_new at L0, the bar, and the limit on the point estimate and both CI ends (tokens)."""
+                         ratios: pd.DataFrame | None = None, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """Per variant: the limit on the point estimate and on both ends of the ratio's CI (tokens).
+
+    ``ratios`` from :func:`paired_ratios` (the chapter's); without it, the ratio and its CI
+    are each curve's ppl_new and CI over the original model's ppl_new at L0 (unpaired).
+    """
     at_l0 = curve[(curve["variant"] == reference) & (curve["length"] == pretrained_length)]
     if at_l0.empty:
         raise ValueError(f"no perplexity of {reference!r} at the pretrained length {pretrained_length} "
                          f"(lengths: {sorted(curve['length'].unique())}); the bar is set by it")
-    bar = tolerance * float(at_l0["ppl_new"].iloc[0])
+    original = float(at_l0["ppl_new"].iloc[0])
+    if ratios is None:
+        ratios = curve.assign(ratio=curve["ppl_new"] / original, ratio_low=curve["new_ci_low"] / original,
+                              ratio_high=curve["new_ci_high"] / original)[["variant", "length", "ratio", "ratio_low",
+                                                                           "ratio_high"]]
+    curve = curve.merge(ratios, on=["variant", "length"])
     longest = int(curve["length"].max())
     rows = []
     for variant, group in curve.groupby("variant", sort=False):
         beyond = group[group["length"] >= pretrained_length].sort_values("length")
         lengths = beyond["length"].to_numpy()
-        limits = {name: _limit(lengths, beyond[column].to_numpy(), bar) for name, column in
-                  (("limit", "ppl_new"), ("limit_low", "new_ci_high"), ("limit_high", "new_ci_low"))}
+        limits = {name: _limit(lengths, beyond[column].to_numpy(), tolerance) for name, column in
+                  (("limit", "ratio"), ("limit_low", "ratio_high"), ("limit_high", "ratio_low"))}
         rows.append({"variant": variant, "method": group["method"].iloc[0], "source": group["source"].iloc[0],
-                     "ppl_new_at_L0": float(beyond["ppl_new"].iloc[0]), "bar": bar, **limits,
+                     "ppl_new_at_L0": float(beyond["ppl_new"].iloc[0]), "bar": tolerance * original, **limits,
                      "determined": limits["limit_low"] == limits["limit_high"],
                      "censored": limits["limit_high"] == longest})
     frame = pd.DataFrame(rows)
