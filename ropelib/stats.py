@@ -272,13 +272,22 @@ def topk_permutation(scores, failed, groups, strata, k: int = 0, n_perm: int = 1
     observed = topk_hits(scores, failed, groups, k)
     if not np.isfinite(observed.hit_rate):
         return float("nan"), float("nan")
+    codes = np.unique(np.asarray(groups).ravel(), return_inverse=True)[1]
+    informative = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
+    informative = [m for m in informative if 0 < failed[m].sum() < len(m)]
+    tops = [(m, min(k or int(failed[m].sum()), len(m))) for m in informative]
+
+    def hit_rate(values):  # topk_hits' count without its exact null: the permutations are the null here
+        return sum(int(failed[m][np.argsort(-values[m], kind="stable")[:top]].sum()) for m, top in tops) \
+            / observed.failing
+
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(strata == s) for s in np.unique(strata)]
     shuffled, rates, exceed = scores.copy(), [], 0
     for _ in range(n_perm):
         for m in members:
             shuffled[m] = rng.permutation(scores[m])
-        rate = topk_hits(shuffled, failed, groups, k).hit_rate
+        rate = hit_rate(shuffled)
         rates.append(rate)
         exceed += rate >= observed.hit_rate - 1e-12
     return float(np.mean(rates)), (1 + exceed) / (1 + n_perm)
