@@ -259,6 +259,38 @@ def summarize(rows: list[dict]) -> dict:
     return {"worst_probe/sdpa": worst, "targets_met": met}
 
 
+def write_report(args, rows: list[dict]) -> Path:
+    """Write the report of the lengths measured so far (atomically); returns its path."""
+    import torch
+    import transformers
+
+    report = {
+        "benchmark": "one forward pass: sdpa vs sdpa + probe (last queries) vs eager output_attentions",
+        "device": args.device, "model_shape": args.model_shape, "model": shape_record(args.model_shape),
+        "dtype": args.dtype, "threads": args.threads, "probe_queries": args.queries, "repeats": args.repeats,
+        "memory_cap_gb": args.memory_cap_gb, "lengths": args.lengths,
+        "time_method": "min over repeats of one forward pass's wall time (seconds) and of the process's CPU "
+                       "time (cpu_seconds, less sensitive to other processes); cases interleaved in one "
+                       "process per length, after a 16-token warm-up",
+        "memory_method": ("CUDA max_memory_allocated minus allocated before the pass, one subprocess per case"
+                          if args.device == "cuda" else
+                          "VmHWM after the pass (reset via /proc/self/clear_refs) minus VmRSS before it, one "
+                          "subprocess per case, MALLOC_MMAP_THRESHOLD_=65536"),
+        "summary": summarize(rows),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None},
+        "results": rows,
+    }
+    out = Path(args.out or Path(__file__).parent / "results" / OUTPUTS[args.model_shape].format(device=args.device))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, out)  # atomic: readers never see a half-written file
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -269,7 +301,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ROPEBOOK_THREADS", 2)))
     parser.add_argument("--memory-cap-gb", type=float, default=6.0)
-    parser.add_argument("--out", help="default: benchmarks/results/probe-<device>.json")
+    parser.add_argument("--out", help="default: benchmarks/results/" + ", ".join(
+        f"{OUTPUTS[name]} ({name})" for name in OUTPUTS).replace("{device}", "<device>"))
     parser.add_argument("--_phase", choices=["time", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--_case", help=argparse.SUPPRESS)
     parser.add_argument("--_length", type=int, help=argparse.SUPPRESS)
@@ -279,9 +312,6 @@ def main(argv=None) -> None:
         args.phase, args.case, args.length = args._phase, args._case, args._length
         print(json.dumps(child(args)))
         return
-
-    import torch
-    import transformers
 
     rows = []
     for length in args.lengths:
@@ -298,29 +328,7 @@ def main(argv=None) -> None:
                     working / results["sdpa"]["extra_memory_gb"], 3)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    report = {
-        "benchmark": "one forward pass: sdpa vs sdpa + probe (last queries) vs eager output_attentions",
-        "device": args.device, "model_shape": args.model_shape, "model": shape_record(args.model_shape),
-        "dtype": args.dtype, "threads": args.threads, "probe_queries": args.queries, "repeats": args.repeats,
-        "memory_cap_gb": args.memory_cap_gb,
-        "time_method": "min over repeats of one forward pass's wall time (seconds) and of the process's CPU "
-                       "time (cpu_seconds, less sensitive to other processes); cases interleaved in one "
-                       "process per length, after a 16-token warm-up",
-        "memory_method": ("CUDA max_memory_allocated minus allocated before the pass, one subprocess per case"
-                          if args.device == "cuda" else
-                          "VmHWM after the pass (reset via /proc/self/clear_refs) minus VmRSS before it, one "
-                          "subprocess per case, MALLOC_MMAP_THRESHOLD_=65536"),
-        "summary": summarize(rows),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-        "results": rows,
-    }
-    out = Path(args.out or Path(__file__).parent / "results" / OUTPUTS[args.model_shape].format(device=args.device))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".json.tmp")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(partial, out)  # atomic: readers never see a half-written file
+        out = write_report(args, rows)  # after every length: a run stopped early keeps what it measured
     print(f"wrote {out}")
 
 

@@ -12,7 +12,8 @@ n probed queries, B distance bins.
                  LLaMA-2-7B: P = 6.738e9, 12.55 GiB in bfloat16
   kv_cache     = 2 * n_l * n_kv * d * T * b * s   (0 with use_cache=False; LLaMA-2-7B at 32K: 16 GiB)
   activations  = the peak transient of the pass (each layer frees its temporaries before the next):
-                 2*b*L*H*s  (residual stream: hidden states + residual, always live)
+                 3*b*L*H*s  (residual stream: the embedding output, which LlamaModel.forward keeps,
+                             the residual, and the normed input of the attention or MLP block)
                  + mask     (b*L^2*s eager's 4D additive mask; b*L^2 boolean with a sliding window; else 0:
                              SDPA runs with is_causal and no mask)
                  + max of   attention  b*L*s*(2*d*(n_h + 2 n_kv) + 2*n_h*d): q, k, v before and after RoPE,
@@ -53,8 +54,9 @@ GIB = 2**30
 PROBE_CHUNK_BYTES = 64 * 2**20  # ropelib.probe._CHUNK_BYTES: bound on the float32 key copy
 # Rough achieved rates: (FLOP/s for 2-byte dtypes, FLOP/s for float32, bytes/s of memory bandwidth).
 # cuda: an H100/H200-class GPU running PyTorch eager (bf16 dense peak ~990 TFLOP/s, ~4.8 TB/s on H200);
-# cpu: per thread, AVX2/AVX-512 float32 GEMM (bf16 without AMX is slower); bandwidth per socket.
-THROUGHPUT = {"cuda": (4.0e14, 5.0e13, 3.0e12), "cpu": (1.0e10, 3.0e10, 1.0e10)}
+# cpu: per thread (x torch.get_num_threads()); measured on this repository's 2-core AMD EPYC (AVX-512):
+# float32 GEMM 73 GFLOP/s per thread, bf16 190, a whole 7B-layer forward ~40 (float32); bandwidth per socket.
+THROUGHPUT = {"cuda": (4.0e14, 5.0e13, 3.0e12), "cpu": (8.0e10, 4.0e10, 1.0e10)}
 
 
 class DoesNotFit(MemoryError):
@@ -181,7 +183,7 @@ def estimate(config, length: int, *, dtype="bfloat16", device="cuda", batch: int
     logits = b * L * V * (s + 4 + (4 if s < 4 else 0)) if full_logits else b * V * (s + 8)
     decode = 2 * n_kv * d * T * b * s if g else 0
     mask = b * L * L * s if eager else (b * L * L if c["sliding"] else 0)  # 4D float / boolean mask
-    activations = 2 * b * L * H * s + mask + max(attn, mlp, norm, logits, decode)
+    activations = 3 * b * L * H * s + mask + max(attn, mlp, norm, logits, decode)
 
     rows, width = (probe_queries * g, T) if g else (probe_queries, L)  # generating: n rows per new token
     probe_rows = n_l * b * n_h * rows * (bins if probe_mode == "reduced" else width) * 4

@@ -236,18 +236,23 @@ def glance_rows(reasons: dict[str, str], slopes: dict | None, all_token: dict | 
     """
     pair_why, short_why = _why_not(reasons, ("short", "long")), _why_not(reasons, ("base", "short"))
     frame = table.set_index("comparison") if table is not None else None
-    long_short = None if pair_why or frame is None else frame.loc["long vs short"].to_dict()
-    short_base = None if short_why or frame is None else frame.loc["short vs base"].to_dict()
-    slopes = None if pair_why else slopes
-    verdicts = {3.1: verdict_flatter(slopes), 3.2: verdict_more_passes(long_short),
-                3.3: verdict_little_change(short_base)}
-    shown = {3.1: _flatter_row(slopes, all_token) if slopes else None,
-             3.2: _pass_row(long_short, "long - short", short_length) if long_short else None,
-             3.3: _pass_row(short_base, "short - base", short_length) if short_base else None}
+    computed = {3.1: slopes, 3.2: None if frame is None else frame.loc["long vs short"].to_dict(),
+                3.3: None if frame is None else frame.loc["short vs base"].to_dict()}
     why = {3.1: pair_why, 3.2: pair_why, 3.3: short_why}
+    judged = {order: None if why[order] else c for order, c in computed.items()}
+    verdicts = {3.1: verdict_flatter(judged[3.1]), 3.2: verdict_more_passes(judged[3.2]),
+                3.3: verdict_little_change(judged[3.3])}
+    shown = {3.1: _flatter_row(computed[3.1], all_token) if computed[3.1] else None,
+             3.2: _pass_row(computed[3.2], "long - short", short_length) if computed[3.2] else None,
+             3.3: _pass_row(computed[3.3], "short - base", short_length) if computed[3.3] else None}
     rows = []
     for order, (claim, paper, rule) in CLAIMS.items():
-        ours, low, high, details = shown[order] or ("not testable", None, None, why[order] or "no comparison computed")
+        if verdicts[order] == "not testable":  # the reason first; statistics computed anyway are shown, not judged
+            ours, low, high = "not testable", None, None
+            details = why[order] or "no comparison computed"
+            details += f"; computed, not judged: {shown[order][0]}, {shown[order][3]}" if shown[order] else ""
+        else:
+            ours, low, high, details = shown[order]
         rows.append(results.glance_row(order, "Finding 3", claim, paper, ours, verdicts[order], rule, CHAPTER, low,
                                        high, kind="paper", details=details))
     return rows

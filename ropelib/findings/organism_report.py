@@ -179,7 +179,7 @@ def gate_table(names) -> pd.DataFrame:
     rows = []
     for name in names:
         manifest = _manifest(name)
-        miss = recipes.KNOWN_MISSES.get(name) or manifest.get("known_miss") or ""
+        miss = manifest.get("known_miss") or ""
         for gate in manifest.get("gate") or [None]:
             if gate is None:
                 rows.append({"checkpoint": name, "length": "none", "hits / needles": "", "rate": math.nan,
@@ -200,7 +200,7 @@ def gate_summary(names) -> str:
     line = (f"{len(names) - len(failed)} of {len(names)} checkpoints pass both gates (L0 and their training "
             f"length; rule: 95% Wilson lower bound >= {GATE:g} on {recipes.GATE_NEEDLES} dev needles at each)")
     for name in failed:
-        line += f"\n  {name}: {recipes.KNOWN_MISSES.get(name) or _manifest(name).get('known_miss') or 'not passed, no known-miss reason recorded'}"
+        line += f"\n  {name}: {_manifest(name).get('known_miss') or 'not passed, no known-miss reason recorded'}"
     return line
 
 
