@@ -90,13 +90,6 @@ def parse_models(variant_specs: list[str], reference: str,
     return variants_lib.parse(variant_specs), variants_lib.parse([reference], "reference")[0], native
 
 
-def without_sink(rows: torch.Tensor) -> torch.Tensor:
-    """Rows (..., keys) with key 0 removed (set to 0) and renormalised to sum 1."""
-    rows = rows.clone()
-    rows[..., 0] = 0
-    return rows / rows.sum(-1, keepdim=True).clamp_min(1e-30)
-
-
 def query_positions(length: int, n_queries: int, seed: int | tuple[int, ...]) -> np.ndarray:
     """Sorted query positions: ``length - 1`` plus n_queries - 1 distinct draws from the last quarter.
 
@@ -124,13 +117,13 @@ def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_
 
         def reduce(rows: torch.Tensor) -> torch.Tensor:
             rows = rows[0].cpu()  # (head, query, key): batch of one
-            free = without_sink(rows)
-            per_head = torch.stack([rows[..., 0].mean(-1), metrics.entropy(rows).mean(-1),
+            free = metrics.without_sink(rows)  # key column j is now position j + 1
+            per_head = torch.stack([metrics.sink_mass(rows).mean(-1), metrics.entropy(rows).mean(-1),
                                     metrics.entropy(free).mean(-1)], dim=-1)  # (head, 3)
             return torch.cat([metrics.distance_profile(rows, positions, edges),
                               metrics.distance_profile(rows, positions, edges, density=True),
                               metrics.distance_profile(rows, positions, local_edges, density=True),
-                              metrics.distance_profile(free, positions, edges), per_head], dim=-1)
+                              metrics.distance_profile(free, positions, edges, key_offset=1), per_head], dim=-1)
 
         with torch.no_grad(), probe.capture(model, queries=positions.tolist(), reduce=reduce) as rec:
             model(torch.tensor([ids[:length]], device=device), use_cache=False, logits_to_keep=1)
