@@ -61,6 +61,12 @@ KNOWN_MISSES: dict[str, str] = {
                   "estimate, but the interval does not exclude less (1.000 at 256)"),
 }
 
+
+def known_miss(manifest: dict) -> str | None:
+    """Why a checkpoint may miss its gate: the reason its manifest recorded, else ``KNOWN_MISSES``
+    (checkpoints trained before their reason was written down carry ``known_miss: null``)."""
+    return manifest.get("known_miss") or KNOWN_MISSES.get(manifest.get("name", ""))
+
 # short, needle-heavy stages until retrieval forms (~1000 steps at 32 tokens, see training.py)
 SHORT_PHASE = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 600, 32, needle_fraction=0.6))
 CURRICULUM = (*SHORT_PHASE, Stage(128, 400, 16))

@@ -98,3 +98,15 @@ def test_nbval_of_a_page_leaves_git_clean(tmp_path, clean_checkout):
                              "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
                              str(page)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_no_published_page_prints_where_its_tables_went():
+    """A page that prints a results path shows a machine's folder, and nbval (which writes the
+    tables to a temporary folder) then fails on it: the CI failure of stop 17."""
+    pages = sorted((ROOT / "book").glob("*.ipynb"))
+    assert pages, "no executed pages in book/"
+    for page in pages:
+        for index, cell in enumerate(json.loads(page.read_text())["cells"]):
+            for output in cell.get("outputs", []):
+                text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+                assert "data/results" not in text and "PosixPath(" not in text, f"{page.name} cell {index}: {text[:120]}"

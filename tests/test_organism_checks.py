@@ -129,3 +129,14 @@ def test_the_chapter_shows_every_checkpoint_by_default_and_keeps_seed_and_device
     declared = params.declared(ROOT / "chapters" / "model-organism.ipynb")
     assert set(declared["checkpoints"].default) == set(recipes.SPECS) == set(declared["checkpoints"].choices)
     assert {"seed", "device"} <= set(declared) and "OVERWRITING" in declared["retrain"].description
+
+
+def test_a_manifest_without_a_reason_reads_it_from_the_recipes(checkpoints, monkeypatch):
+    """Checkpoints trained before their reason was written down carry ``known_miss: null``: the report
+    takes the reason from ``recipes.KNOWN_MISSES`` rather than saying none was recorded."""
+    from ropelib import recipes
+    monkeypatch.setitem(recipes.KNOWN_MISSES, "ntk8-short", "why it may miss (from the recipes)")
+    summary = report.gate_summary(checkpoints)
+    assert "ntk8-short: why it may miss (from the recipes)" in summary and "no known-miss" not in summary
+    assert "cpt-pi: retrieval 0.5 at 1024 (measured)" in summary  # the manifest's own reason comes first
+    assert report.gate_table(checkpoints).loc[("ntk8-short", "none"), "known miss"] == "why it may miss (from the recipes)"

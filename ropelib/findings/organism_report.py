@@ -179,7 +179,7 @@ def gate_table(names) -> pd.DataFrame:
     rows = []
     for name in names:
         manifest = _manifest(name)
-        miss = manifest.get("known_miss") or ""
+        miss = recipes.known_miss(manifest) or ""
         for gate in manifest.get("gate") or [None]:
             if gate is None:
                 rows.append({"checkpoint": name, "length": "none", "hits / needles": "", "rate": math.nan,
@@ -200,7 +200,7 @@ def gate_summary(names) -> str:
     line = (f"{len(names) - len(failed)} of {len(names)} checkpoints pass both gates (L0 and their training "
             f"length; rule: 95% Wilson lower bound >= {GATE:g} on {recipes.GATE_NEEDLES} dev needles at each)")
     for name in failed:
-        line += f"\n  {name}: {_manifest(name).get('known_miss') or 'not passed, no known-miss reason recorded'}"
+        line += f"\n  {name}: {recipes.known_miss(_manifest(name)) or 'not passed, no known-miss reason recorded'}"
     return line
 
 
