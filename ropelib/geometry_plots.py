@@ -132,3 +132,25 @@ def yarn_temperature(head_dim: int, base: float, train_length: int, factor: floa
         "0.1 ln s + 1 (paper)": significant(0.1 * math.log(factor) + 1 if factor > 1 else 1.0),
         "logit scale (0.1 ln s + 1)^2": significant(scaling**2),
     }
+
+
+def effective_bases(head_dim: int, base: float, train_length: int, factor: float) -> pd.DataFrame:
+    """The base b' each NTK-style method really uses, read back from transformers' frequencies.
+
+    theta_1 = b'^(-2/d), so b' = theta_1^(-d/2). NTK-aware: b * s^(d/(d-2)); Code Llama's NTK
+    (``ntk100``): 100 b; Dynamic NTK at length l: b * (s * l / L - (s - 1))^(d/(d-2)), so called
+    with factor s it reaches b * (s^2 - s + 1)^(d/(d-2)) at l = s * L, a much larger base than
+    NTK-aware at the same s. Shown at L, 2L and s * L, as it is, rather than renamed.
+    """
+    def read_back(inv_freq) -> float:
+        return float(inv_freq[1]) ** (-head_dim / 2)
+
+    rows = [("ntk", "NTK-aware", "any", read_back(extensions.frequencies("ntk", head_dim, base, factor, train_length)[0])),
+            ("ntk100", "Code Llama (100 b)", "any",
+             read_back(extensions.frequencies("ntk100", head_dim, base, factor, train_length)[0]))]
+    for length in sorted({train_length, 2 * train_length, int(factor * train_length)}):
+        rows.append(("dynamic_ntk", "Dynamic NTK", f"{length:,}",
+                     read_back(_dynamic_at(head_dim, base, factor, train_length, length))))
+    frame = pd.DataFrame(rows, columns=["method", "name", "at length", "base b'"])
+    frame["b' / b"] = frame["base b'"] / base
+    return frame.assign(**{c: frame[c].map(significant) for c in ("base b'", "b' / b")})

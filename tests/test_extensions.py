@@ -262,3 +262,16 @@ def test_ntk100_raises_the_base_100_times_whatever_the_factor():
         inv_freq, scaling = frequencies("ntk100", head_dim=64, base=663.0, factor=factor)
         expected, _ = frequencies("rope", head_dim=64, base=66300.0)
         assert torch.allclose(inv_freq, expected) and scaling == 1.0
+
+
+def test_effective_bases_read_back_the_closed_forms():
+    """The bases the rescaling page shows are read back from transformers' frequencies and match
+    the closed forms: NTK-aware b s^(d/(d-2)), Code Llama 100 b, Dynamic NTK b (s l/L - s + 1)^(d/(d-2))."""
+    from ropelib import geometry_plots
+    d, b, L, s = 128, 10000.0, 4096, 4.0
+    table = geometry_plots.effective_bases(d, b, L, s).set_index(["method", "at length"])["b' / b"]
+    assert table[("ntk", "any")] == pytest.approx(s ** (d / (d - 2)), rel=1e-3)
+    assert table[("ntk100", "any")] == pytest.approx(100, rel=1e-3)
+    assert table[("dynamic_ntk", "4,096")] == pytest.approx(1, rel=1e-3)
+    assert table[("dynamic_ntk", "16,384")] == pytest.approx((s * s - s + 1) ** (d / (d - 2)), rel=1e-3)
+    assert table[("dynamic_ntk", "16,384")] > 3 * table[("ntk", "any")]  # same s, a much stronger stretch
