@@ -118,7 +118,8 @@ def load_huggingface(source: str, trust_remote_code: bool = False, device: str =
     kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto", attn_implementation="sdpa", **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype), attn_implementation="sdpa",
+                                                     **kwargs)
     except OSError as err:
         raise FileNotFoundError(
             f"could not load {source!r} from local files ({str(err).splitlines()[0]}); ropebook never downloads: "
@@ -129,12 +130,28 @@ def load_huggingface(source: str, trust_remote_code: bool = False, device: str =
     return LoadedModel(model, tokenizer, source, "huggingface", {})
 
 
-def load(name_or_path: str, *, trust_remote_code: bool = False, device: str = "cpu", dtype=None,
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def torch_dtype(dtype: str | None):
+    """"auto" / None -> "auto" (the checkpoint's own dtype; float32 for the organism), else the torch dtype."""
+    import torch
+
+    if dtype in (None, "auto"):
+        return "auto"
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}; expected one of {DTYPES}")
+    return getattr(torch, dtype)
+
+
+def load(name_or_path: str, *, trust_remote_code: bool = False, device: str = "cpu", dtype: str | None = None,
          verify: bool = True) -> LoadedModel:
-    """Model + tokenizer from an organism name or a local path (see module docstring)."""
+    """Model + tokenizer from an organism name or a local path (see module docstring), on ``device``
+    in ``dtype`` ("auto": as stored, e.g. bfloat16 for LLaMA-3, float16 for LLaMA-2)."""
     kind, path = _resolve(str(name_or_path))
     if kind == "organism":
         loaded = load_organism(path, verify=verify)
-        loaded.model.to(device)
+        dtype = torch_dtype(dtype)
+        loaded.model.to(device, **({} if dtype == "auto" else {"dtype": dtype}))
         return loaded
     return load_huggingface(str(path), trust_remote_code, device, dtype)

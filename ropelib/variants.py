@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ropelib import extensions, models, sources
+from ropelib import extensions, memory, models, sources
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,31 @@ def parse(specs: list[str], name: str = "variants") -> list[Variant]:
 
 
 class ModelCache:
-    """Loads each source once; ``get`` switches it to the variant's method in place."""
+    """Loads each source once; ``get`` switches it to the variant's method in place.
 
-    def __init__(self, device: str = "cpu", dtype=None):
+    ``longest`` (tokens) and ``memory_options`` (``memory.estimate``'s, e.g. batch or generate_tokens):
+    before a Hugging Face checkpoint's weights are loaded, ``memory.check_fits`` estimates that pass
+    from its config.json alone and raises ``memory.DoesNotFit`` with the numbers if it cannot fit
+    on ``device``. Organism checkpoints (a few MB) are not estimated.
+    """
+
+    def __init__(self, device: str = "cpu", dtype=None, longest: int = 0, **memory_options):
         self.device, self.dtype, self._loaded = device, dtype, {}
+        self.longest, self.memory_options = longest, memory_options
+
+    def check_fits(self, source: str) -> None:
+        kind, directory = models._resolve(source)
+        if kind != "huggingface" or not self.longest:
+            return
+        config = memory.load_config(directory)
+        dtype = models.torch_dtype(self.dtype)
+        if dtype == "auto":  # what from_pretrained(dtype="auto") will pick: the dtype stored in config.json
+            dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32"
+        memory.check_fits(config, self.longest, device=self.device, dtype=dtype, **self.memory_options)
 
     def get(self, variant: Variant, factor: float) -> models.LoadedModel:
         if variant.source not in self._loaded:
+            self.check_fits(variant.source)
             self._loaded[variant.source] = models.load(variant.source, device=self.device, dtype=self.dtype)
         loaded = self._loaded[variant.source]
         extensions.apply(loaded.model, variant.method, factor)

@@ -104,6 +104,24 @@ def test_available_bytes_on_cpu_and_config_from_a_directory(tmp_path):
     assert memory.estimate(tmp_path, 4096).weights == memory.estimate(config, 4096).weights == 6_738_415_616 * 2
 
 
+
+def test_every_task_refuses_an_impossible_length_before_loading_weights(tmp_path, monkeypatch):
+    """ModelCache (every chapter's loader) estimates from config.json alone: the 7B shape at 10M tokens
+    is refused with its numbers in under a second, and the (absent) weights are never read."""
+    from ropelib import models
+    from ropelib.variants import ModelCache, Variant
+
+    llama2_7b(dtype="bfloat16").save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"")  # a checkpoint by its files; loading it would fail
+    monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("weights loaded before the memory check"))
+    cache = ModelCache("cpu", "auto", 10_000_000, batch=5, generate_tokens=8)
+    start = time.perf_counter()
+    with pytest.raises(memory.DoesNotFit, match=r"length=10000000 does not fit on cpu in bfloat16: needs about"):
+        cache.get(Variant("rope", str(tmp_path), "RoPE (x)"), 1.0)
+    assert time.perf_counter() - start < 1.0
+    with pytest.raises(ValueError, match="dtype='int8'"):
+        ModelCache("cpu", "int8", 10_000_000).get(Variant("rope", str(tmp_path), "RoPE (x)"), 1.0)
+
 # --- measured on CPU -------------------------------------------------------------------------
 
 CASES = {

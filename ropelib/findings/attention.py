@@ -137,10 +137,10 @@ def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_
 
 def capture(variants: list[Variant], reference: Variant, long_reference: Variant | None, factor: float, length: int,
             pretrained_length: int, n_sequences: int, n_queries: int, n_bins: int, seed: int,
-            device: str = "cpu", documents=None, progress: bool = True) -> Capture:
+            device: str = "cpu", documents=None, progress: bool = True, dtype: str = "auto") -> Capture:
     """Profiles of every variant at ``length``, of ``long_reference`` there too when length > L0,
     and of ``reference`` at L0 (Fig. 2's overlay). Each model is captured once per length."""
-    cache = ModelCache(device)
+    cache = ModelCache(device, dtype, longest=length, probe_queries=n_queries, full_logits=False)
     native = [long_reference] if long_reference is not None and length > pretrained_length else []
     wanted = list(variants) + native
     if reference not in wanted:

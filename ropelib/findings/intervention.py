@@ -89,9 +89,10 @@ def _condition(model, condition: str, length: int, trained_length: int, alpha: f
 
 
 def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_depth: int, dev_prompts: int,
-        n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu") -> tuple[pd.DataFrame, ...]:
+        n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
+        dtype: str = "auto") -> tuple[pd.DataFrame, ...]:
     """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length."""
-    cache, trials, perplexity, temperatures = ModelCache(device), [], [], []
+    cache, trials, perplexity, temperatures = ModelCache(device, dtype, max(lengths)), [], [], []
     for variant in variants:
         loaded = cache.get(variant, factor)
         model, tokenizer = loaded.model, loaded.tokenizer

@@ -68,13 +68,14 @@ def quiet_transformers():
 
 def evaluate(variants: list[Variant], factor: float, needle_lengths: list[int], depths: list[float],
              needles_per_cell: int, ppl_lengths: list[int], n_documents: int, seed: int = 0,
-             device: str = "cpu", needle_format: str = "compact", progress: bool = True) -> Sweep:
+             device: str = "cpu", needle_format: str = "compact", progress: bool = True,
+             dtype: str = "auto") -> Sweep:
     """Needle grid and perplexity of every variant (each checkpoint loaded once, switched in place).
 
     ``needle_format``: ``haystack.FORMATS`` key ("compact" for the organism, "sentence" for
     real checkpoints).
     """
-    cache = ModelCache(device)
+    cache = ModelCache(device, dtype, max(*needle_lengths, *ppl_lengths), batch=needles_per_cell, generate_tokens=8)
     trials, ppl, sizes = [], [], {}
     for variant in variants:
         loaded = cache.get(variant, factor)

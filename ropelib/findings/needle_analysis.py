@@ -51,12 +51,12 @@ CAUSAL_MEASURES = ("entropy_first", "entropy_teacher")
 
 def collect_trials(variants: list[Variant], factor: float, lengths: list[int], depths: list[float],
                    needles_per_cell: int, seed: int = 0, device: str = "cpu", fmt: str = "compact",
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, dtype: str = "auto") -> pd.DataFrame:
     """``needle_grid`` for every variant on the same prompts (each checkpoint loaded once).
 
     Adds ``failed`` (= not passed) and ``pretrained_length`` (the checkpoint's L0) columns.
     """
-    cache = ModelCache(device)
+    cache = ModelCache(device, dtype, max(lengths), batch=needles_per_cell, generate_tokens=8)
     frames = []
     for variant in variants:
         loaded = cache.get(variant, factor)

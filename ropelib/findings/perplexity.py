@@ -54,14 +54,14 @@ def reference_variant(variants: list[Variant], reference: str, pretrained_length
 
 
 def evaluate(variants: list[Variant], factor: float, lengths: list[int], n_documents: int,
-             device: str = "cpu", documents=None, progress: bool = True) -> pd.DataFrame:
+             device: str = "cpu", documents=None, progress: bool = True, dtype: str = "auto") -> pd.DataFrame:
     """One row per (variant, length, document): variant label, method, source, loss (nats/token), ppl.
 
     Every variant sees the same documents (the first ``n_documents`` documents with at least
     max(lengths) + 1 tokens; held-out Python stdlib unless ``documents`` is given), so any
     two can be compared document by document.
     """
-    cache = ModelCache(device)
+    cache = ModelCache(device, dtype, max(lengths) + 1)
     frames = []
     for variant in variants:
         loaded = cache.get(variant, factor)

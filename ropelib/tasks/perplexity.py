@@ -47,7 +47,7 @@ def sequence_losses(model, ids: list[int]) -> torch.Tensor:
     """Per-position next-token loss (nats) of one sequence: shape (len(ids) - 1,)."""
     device = next(model.parameters()).device
     tokens = torch.tensor([ids], device=device)
-    logits = model(tokens).logits[0, :-1].float()  # (L-1, vocab)
+    logits = model(tokens, use_cache=False).logits[0, :-1].float()  # (L-1, vocab)
     return F.cross_entropy(logits, tokens[0, 1:], reduction="none")
 
 
