@@ -32,3 +32,14 @@ def glue_numbers(**values) -> dict[str, str]:
     for name, text in texts.items():
         glue(name, _Text(text), display=False)
     return texts
+
+
+def glue_verdicts(prefix: str, rows: list[dict]) -> dict[str, str]:
+    """Glue each glance row's verdict, "ours" and details as ``<prefix>_<j>_verdict`` /
+    ``_ours`` / ``_details`` (j = 1, 2, ... in the rows' order), for a "What this shows"
+    paragraph that cites the page's own verdicts."""
+    values = {}
+    for j, row in enumerate(rows, start=1):
+        values.update({f"{prefix}_{j}_verdict": row["verdict"], f"{prefix}_{j}_ours": row["ours"],
+                       f"{prefix}_{j}_details": row["details"] or "no details"})
+    return glue_numbers(**values)

@@ -70,3 +70,14 @@ def test_glued_numbers_are_rounded_text(monkeypatch):
         lambda name, value, display: glued.update({name: (repr(value), display)}))}))
     assert prose.glue_numbers(auroc=0.734567, label="4x") == {"auroc": "0.735", "label": "4x"}
     assert glued == {"auroc": ("0.735", False), "label": ("4x", False)}  # no quotes in text/plain
+
+
+def test_a_pages_verdicts_are_glued_in_row_order(monkeypatch):
+    glued = {}
+    monkeypatch.setitem(sys.modules, "myst_nb", type("M", (), {"glue": staticmethod(
+        lambda name, value, display: glued.update({name: str(value)}))}))
+    rows = [{"verdict": "not testable", "ours": "not testable", "details": "gate missed"},
+            {"verdict": "partly", "ours": 0.123456, "details": ""}]
+    prose.glue_verdicts("f3", rows)
+    assert glued == {"f3_1_verdict": "not testable", "f3_1_ours": "not testable", "f3_1_details": "gate missed",
+                     "f3_2_verdict": "partly", "f3_2_ours": "0.123", "f3_2_details": "no details"}
