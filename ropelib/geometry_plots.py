@@ -145,9 +145,8 @@ def effective_bases(head_dim: int, base: float, train_length: int, factor: float
     def read_back(inv_freq) -> float:
         return float(inv_freq[1]) ** (-head_dim / 2)
 
-    rows = [("ntk", "NTK-aware", "any", read_back(extensions.frequencies("ntk", head_dim, base, factor, train_length)[0])),
-            ("ntk100", "Code Llama (100 b)", "any",
-             read_back(extensions.frequencies("ntk100", head_dim, base, factor, train_length)[0]))]
+    rows = [(method, name, "any", read_back(extensions.frequencies(method, head_dim, base, factor, train_length)[0]))
+            for method, name in (("ntk", "NTK-aware"), ("ntk100", "Code Llama (100 b)"))]
     for length in sorted({train_length, 2 * train_length, int(factor * train_length)}):
         rows.append(("dynamic_ntk", "Dynamic NTK", f"{length:,}",
                      read_back(_dynamic_at(head_dim, base, factor, train_length, length))))

@@ -129,7 +129,8 @@ def gate_status(source: str) -> tuple[bool | None, str]:
     text = "; ".join(f"{r['hits']}/{r['needles']} = {r['rate']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}] at "
                      f"{r['length']}" for r in rows)
     passed = recipes.gate_passed(manifest)
-    miss = f"; known miss: {recipes.known_miss(manifest)}" if recipes.known_miss(manifest) else ""
+    reason = recipes.known_miss(manifest)
+    miss = f"; known miss: {reason}" if reason else ""
     return passed, f"{'passed' if passed else 'MISSED'}: {text}{miss}"
 
 
