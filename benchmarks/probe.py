@@ -268,7 +268,7 @@ def write_report(args, rows: list[dict]) -> Path:
         "benchmark": "one forward pass: sdpa vs sdpa + probe (last queries) vs eager output_attentions",
         "device": args.device, "model_shape": args.model_shape, "model": shape_record(args.model_shape),
         "dtype": args.dtype, "threads": args.threads, "probe_queries": args.queries, "repeats": args.repeats,
-        "memory_cap_gb": args.memory_cap_gb, "lengths": args.lengths,
+        "memory_cap_gb": args.memory_cap_gb, "lengths": args.lengths, "conditions": args.note,
         "time_method": "min over repeats of one forward pass's wall time (seconds) and of the process's CPU "
                        "time (cpu_seconds, less sensitive to other processes); cases interleaved in one "
                        "process per length, after a 16-token warm-up",
@@ -301,6 +301,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ROPEBOOK_THREADS", 2)))
     parser.add_argument("--memory-cap-gb", type=float, default=6.0)
+    parser.add_argument("--note", default="", help="how the machine was when it ran (kept as 'conditions')")
     parser.add_argument("--out", help="default: benchmarks/results/" + ", ".join(
         f"{OUTPUTS[name]} ({name})" for name in OUTPUTS).replace("{device}", "<device>"))
     parser.add_argument("--_phase", choices=["time", "memory"], help=argparse.SUPPRESS)

@@ -64,7 +64,7 @@ def organism_dir(name: str) -> Path:
     return paths.MODELS / name
 
 
-def _resolve(name_or_path: str) -> tuple[str, Path]:
+def resolve(name_or_path: str) -> tuple[str, Path]:
     """("organism" | "huggingface", directory); FileNotFoundError naming what is missing."""
     path = Path(name_or_path).expanduser()
     if sources.is_path(str(name_or_path)) and path.is_dir() and (path / MANIFEST).exists():
@@ -148,7 +148,13 @@ def load(name_or_path: str, *, trust_remote_code: bool = False, device: str = "c
          verify: bool = True) -> LoadedModel:
     """Model + tokenizer from an organism name or a local path (see module docstring), on ``device``
     in ``dtype`` ("auto": as stored, e.g. bfloat16 for LLaMA-3, float16 for LLaMA-2)."""
-    kind, path = _resolve(str(name_or_path))
+    kind, path = resolve(str(name_or_path))
+    return load_resolved(kind, path, trust_remote_code=trust_remote_code, device=device, dtype=dtype, verify=verify)
+
+
+def load_resolved(kind: str, path: Path, *, trust_remote_code: bool = False, device: str = "cpu",
+                  dtype: str | None = None, verify: bool = True) -> LoadedModel:
+    """:func:`load` for a (kind, directory) that :func:`resolve` returned."""
     if kind == "organism":
         loaded = load_organism(path, verify=verify)
         dtype = torch_dtype(dtype)

@@ -62,8 +62,7 @@ class ModelCache:
         self.device, self.dtype, self._loaded = device, dtype, {}
         self.longest, self.memory_options = longest, memory_options
 
-    def check_fits(self, source: str) -> None:
-        kind, directory = models._resolve(source)
+    def check_fits(self, kind: str, directory) -> None:
         if kind != "huggingface" or not self.longest:
             return
         config = memory.load_config(directory)
@@ -74,8 +73,9 @@ class ModelCache:
 
     def get(self, variant: Variant, factor: float) -> models.LoadedModel:
         if variant.source not in self._loaded:
-            self.check_fits(variant.source)
-            self._loaded[variant.source] = models.load(variant.source, device=self.device, dtype=self.dtype)
+            kind, directory = models.resolve(variant.source)
+            self.check_fits(kind, directory)
+            self._loaded[variant.source] = models.load_resolved(kind, directory, device=self.device, dtype=self.dtype)
         loaded = self._loaded[variant.source]
         extensions.apply(loaded.model, variant.method, factor)
         return loaded

@@ -106,7 +106,7 @@ def query_positions(length: int, n_queries: int, seed: int | tuple[int, ...]) ->
 def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_bins: int, local_length: int,
              seed: int, label: str = "", method: str = "", documents=None, progress: bool = True) -> Profiles:
     """Capture one model's attention on the chapter's sequences and reduce it to profiles (module docstring)."""
-    check_memory(model, length)
+    check_memory(model, length, probe_queries=n_queries, use_cache=False, full_logits=False)
     edges = metrics.log_bins(length - 1, n_bins)
     local_edges = metrics.log_bins(local_length - 1, n_bins)
     device = next(model.parameters()).device

@@ -44,9 +44,10 @@ CONDITIONS = ("none", "log_scale", "temperature")
 LABELS = {"none": "none", "log_scale": "log-length scaling", "temperature": "entropy-matched temperature"}
 
 
-def needle_prompts(tokenizer, length: int, depths, per_depth: int, seed: int, split: str, fmt: str = "compact"):
-    """``per_depth`` prompts at each depth, seeded by (seed, split, length, depth): the same for every model."""
-    hay = haystack_tokens(tokenizer, stdlib_documents(split))
+def needle_prompts(tokenizer, hay: list[int], length: int, depths, per_depth: int, seed: int, split: str,
+                   fmt: str = "compact"):
+    """``per_depth`` prompts at each depth from ``hay`` (the tokens of ``split``), seeded by
+    (seed, split, length, depth): the same for every model."""
     prompts = []
     for depth in depths:
         rng = random.Random(f"{seed}-{split}-{length}-{depth}")
@@ -92,21 +93,25 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
         n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
         dtype: str = "auto") -> tuple[pd.DataFrame, ...]:
     """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length."""
-    cache, trials, perplexity, temperatures = ModelCache(device, dtype, max(lengths)), [], [], []
+    cache, trials, perplexity, temperatures, haystacks = ModelCache(device, dtype, max(lengths)), [], [], [], {}
     for variant in variants:
         loaded = cache.get(variant, factor)
         model, tokenizer = loaded.model, loaded.tokenizer
         trained = lineup.geometry(variant.source).trained_length
         scale = alpha or 1 / np.log(trained)
         fit_lengths = sorted({trained, *[length for length in lengths if length > trained]})
-        dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, length, [10, 50, 90], -(-dev_prompts // 3), seed, "dev")]
-               [:dev_prompts] for length in fit_lengths}
+        # a BPE tokenizer takes seconds over a whole split: once per source, not once per length
+        hay = haystacks.setdefault(variant.source, {split: haystack_tokens(tokenizer, stdlib_documents(split))
+                                                    for split in ("dev", "test")})
+        dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
+                                                               -(-dev_prompts // 3), seed, "dev")][:dev_prompts]
+               for length in fit_lengths}
         with quiet_transformers():
             taus = interventions.fit_entropy_matched_temperature(model, dev, trained, xtol=1e-2)
         temperatures += [{"method": variant.label, "length": length, "tau": tau} for length, tau in taus.items()]
         for condition in progress(CONDITIONS, desc=f"interventions {variant.label}"):
             for length in lengths:
-                prompts = needle_prompts(tokenizer, length, depths, per_depth, seed, "test")
+                prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test")
                 with _condition(model, condition, length, trained, scale, taus), quiet_transformers():
                     rows = teacher_forced(model, tokenizer, [(i, p) for i, p in prompts])
                     ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)

@@ -97,7 +97,7 @@ def checkpoint_table(variants: list[Variant]) -> pd.DataFrame:
     """
     rows = []
     for variant in variants:
-        kind, path = models._resolve(variant.source)
+        kind, path = models.resolve(variant.source)
         manifest = json.loads((path / models.MANIFEST).read_text()) if kind == "organism" else {}
         stages = manifest.get("recipe", {}).get("stages", [])
         rows.append({"variant": variant.label, "size": manifest.get("size", ""), "parent": manifest.get("parent") or "",
@@ -109,7 +109,7 @@ def checkpoint_table(variants: list[Variant]) -> pd.DataFrame:
 
 def manifest_of(source: str) -> dict:
     """The manifest of an organism checkpoint; {} for a Hugging Face checkpoint (it has none)."""
-    kind, path = models._resolve(source)
+    kind, path = models.resolve(source)
     return json.loads((path / models.MANIFEST).read_text()) if kind == "organism" else {}
 
 

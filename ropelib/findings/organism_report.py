@@ -57,7 +57,7 @@ def check_checkpoints(names, must_exist: bool = True) -> list[str]:
     if len(set(names)) != len(names) or "base" not in names:
         raise ValueError(f"checkpoints={names}: give distinct names, including 'base' (the gate and the beyond-L0 check)")
     for name in names if must_exist else ():
-        models._resolve(name)  # a missing checkpoint: one line saying how to get it
+        models.resolve(name)  # a missing checkpoint: one line saying how to get it
     return names
 
 

@@ -141,9 +141,10 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
         raise ValueError(f"depths={depths}: every depth must be in [0, 100] percent")
     if needles_per_cell < 1:
         raise ValueError(f"needles_per_cell={needles_per_cell} must be >= 1")
-    check_memory(model, max(lengths), batch=needles_per_cell)
-    hay = haystack_tokens(tokenizer, documents)
     answer_len = len(tokenizer.encode(fmt.value(random.Random(0)), add_special_tokens=False))
+    check_memory(model, max(lengths), batch=needles_per_cell, generate_tokens=answer_len + 1, probe_queries=1,
+                 full_logits=False)
+    hay = haystack_tokens(tokenizer, documents)
     device = next(model.parameters()).device
     rows_out = []
     cells = [(length, depth) for length in lengths for depth in depths]

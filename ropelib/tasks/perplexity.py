@@ -74,7 +74,7 @@ def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method
         raise ValueError(f"n_documents={n_documents} must be >= 1")
     if stride is not None and not 1 <= stride <= min(lengths):
         raise ValueError(f"stride={stride} must be in [1, {min(lengths)}] (the smallest length)")
-    check_memory(model, max(lengths))
+    check_memory(model, max(lengths), use_cache=False)
     docs = long_documents(tokenizer, max(lengths) + 1, n_documents, documents)
     rows = []
     ordered = sorted(set(lengths))
