@@ -7,10 +7,13 @@ inputs. Each :class:`Stage` trains at one length; a recipe is a list of stages. 
 batch mixes three kinds of sequence from the training split, loss on every next-token
 prediction: LM chunks, needle prompts (haystack from the same split), and "repeats" (a
 segment followed by itself). Repeats were added because needle prompts alone carry only
-5 copyable tokens each. Measured here (M size, batch 32, needles inserted at uniformly
-random token positions): at 64 tokens the retrieval circuit had not formed after 1500
-steps; at 32 tokens with 100% needles it forms after ~800-1100 steps (exact match of the
-first digit 0.1 -> 0.9). So the first stage is short, needle-heavy and long. (An earlier
+5 copyable tokens each. History (organisms v1-v2, 2026-11, M size, batch 32, needles at
+uniformly random token positions; not re-measured since): at 64 tokens from scratch the
+retrieval circuit had not formed after 1500 steps; at 32 tokens with 100% needles it
+formed after ~800-1100 steps (exact match of the first digit 0.1 -> 0.9). So the first
+stage is short, needle-heavy and long. Organism v3 (manifests' ``curve``): after the
+32-token stage, base (RoPE base 663) formed it ~500 steps into the 64-token stage; with
+native-4x's base (2,774) a scratch run (2026-12-02) needed 800-1,000 steps there. (An earlier
 recipe that inserted needles only at line boundaries "learned" retrieval at 64 tokens:
 short haystacks rarely have a line break, so the needle sat at position 1 and the model
 learned to copy from there, which failed at every longer length.)

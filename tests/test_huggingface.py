@@ -62,7 +62,7 @@ def test_tokenizer_adds_one_bos(checkpoints):
     # loading and perplexity, the attention probe, generation with capture, the logit interventions
     # (cpt-length and model-size reach the model only through needle-entropy's and perplexity's
     # code; Mistral's attention module is LLaMA's, Qwen2's adds q/k/v biases). An intervention
-    # run costs about 5 minutes on 2 cores: one extra architecture, to keep `make test` short.
+    # run costs about 2 minutes on 2 cores: one extra architecture, to keep `make test` short.
     ("perplexity", "qwen2"), ("needle-entropy", "qwen2"), ("entropy-intervention", "qwen2"),
     ("perplexity", "mistral"), ("attention-patterns", "mistral"),
 ])
