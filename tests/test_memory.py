@@ -113,7 +113,8 @@ def test_every_task_refuses_an_impossible_length_before_loading_weights(tmp_path
 
     llama2_7b(dtype="bfloat16").save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"")  # a checkpoint by its files; loading it would fail
-    monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("weights loaded before the memory check"))
+    for loader in ("load", "load_resolved"):
+        monkeypatch.setattr(models, loader, lambda *a, **k: pytest.fail("weights loaded before the memory check"))
     cache = ModelCache("cpu", "auto", 10_000_000, batch=5, generate_tokens=8)
     start = time.perf_counter()
     with pytest.raises(memory.DoesNotFit, match=r"length=10000000 does not fit on cpu in bfloat16: needs about"):

@@ -106,7 +106,9 @@ def query_positions(length: int, n_queries: int, seed: int | tuple[int, ...]) ->
 def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_bins: int, local_length: int,
              seed: int, label: str = "", method: str = "", documents=None, progress: bool = True) -> Profiles:
     """Capture one model's attention on the chapter's sequences and reduce it to profiles (module docstring)."""
-    check_memory(model, length, probe_queries=n_queries, use_cache=False, full_logits=False)
+    # reduce() moves each layer's rows to the CPU at once: per query at most 4 x n_bins + 3 numbers are kept
+    check_memory(model, length, probe_queries=n_queries, probe_mode="reduced", bins=4 * n_bins + 3, use_cache=False,
+                 full_logits=False)
     edges = metrics.log_bins(length - 1, n_bins)
     local_edges = metrics.log_bins(local_length - 1, n_bins)
     device = next(model.parameters()).device

@@ -101,8 +101,10 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
         scale = alpha or 1 / np.log(trained)
         fit_lengths = sorted({trained, *[length for length in lengths if length > trained]})
         # a BPE tokenizer takes seconds over a whole split: once per source, not once per length
-        hay = haystacks.setdefault(variant.source, {split: haystack_tokens(tokenizer, stdlib_documents(split))
-                                                    for split in ("dev", "test")})
+        if variant.source not in haystacks:
+            haystacks[variant.source] = {split: haystack_tokens(tokenizer, stdlib_documents(split))
+                                         for split in ("dev", "test")}
+        hay = haystacks[variant.source]
         dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
                                                                -(-dev_prompts // 3), seed, "dev")][:dev_prompts]
                for length in fit_lengths}

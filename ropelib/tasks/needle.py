@@ -117,7 +117,7 @@ def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, ans
         fed = torch.tensor([values[i][:-1] for i in group], device=input_ids.device, dtype=input_ids.dtype)
         forced = torch.cat([input_ids[group], fed.reshape(len(group), n - 1)], dim=1)  # (b, length + n - 1)
         with probe.capture(model, queries=n) as rec:
-            model(forced)
+            model(forced, use_cache=False, logits_to_keep=1)  # only the rows are used, never the logits
         rows = torch.stack(rec.attention)[:, :, :, :answer_len]  # (layers, b, heads, <= answer_len, keys)
         if rows.shape[3] < answer_len:
             pad = torch.full((*rows.shape[:3], answer_len - rows.shape[3], rows.shape[4]), float("nan"))
@@ -142,8 +142,11 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
     if needles_per_cell < 1:
         raise ValueError(f"needles_per_cell={needles_per_cell} must be >= 1")
     answer_len = len(tokenizer.encode(fmt.value(random.Random(0)), add_special_tokens=False))
+    # generation, then the teacher-forced pass while the generation's rows are still held
     check_memory(model, max(lengths), batch=needles_per_cell, generate_tokens=answer_len + 1, probe_queries=1,
                  full_logits=False)
+    check_memory(model, max(lengths) + answer_len - 1, batch=needles_per_cell, probe_queries=2 * answer_len + 1,
+                 use_cache=False, full_logits=False)
     hay = haystack_tokens(tokenizer, documents)
     device = next(model.parameters()).device
     rows_out = []
