@@ -118,15 +118,17 @@ def load_huggingface(source: str, trust_remote_code: bool = False, device: str =
     kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})
+        # device_map (through accelerate) puts every tensor straight on the device: a 7B bfloat16
+        # checkpoint never passes through host RAM as a whole model first
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype), attn_implementation="sdpa",
-                                                     **kwargs)
+                                                     device_map=str(device), **kwargs)
     except OSError as err:
         raise FileNotFoundError(
             f"could not load {source!r} from local files ({str(err).splitlines()[0]}); ropebook never downloads: "
             "download the checkpoint (safetensors) yourself and pass its directory"
         ) from err
     extensions._rotary_module(model)  # refuses non-rotary models with a clear message
-    model.to(device).eval()
+    model.eval()
     return LoadedModel(model, tokenizer, source, "huggingface", {})
 
 

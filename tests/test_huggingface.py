@@ -56,6 +56,24 @@ def test_tokenizer_adds_one_bos(checkpoints):
     assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
 
 
+def test_loads_straight_onto_the_device_without_dispatch_hooks(checkpoints):
+    """models.load passes device_map (accelerate): weights land on the device as they are read, and
+    no accelerate hook wraps a module (the probe and the interventions hook modules themselves)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ropelib import models
+
+    for path in checkpoints.values():
+        loaded = models.load(str(path), device="cpu")
+        assert {p.device.type for p in loaded.model.parameters()} == {"cpu"}
+        assert not any(hasattr(m, "_hf_hook") for m in loaded.model.modules())
+        plain = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa").eval()
+        ids = torch.tensor([loaded.tokenizer.encode("def f(x):\n    return x + 1")])
+        with torch.no_grad():
+            assert torch.equal(loaded.model(ids).logits, plain(ids).logits)
+
+
 @pytest.mark.parametrize("chapter, architecture", [
     *[(chapter, "llama") for chapter in CHEAPER],
     # the other architectures through the chapters whose code touches the model's own modules:
