@@ -93,18 +93,14 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
         n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
         dtype: str = "auto") -> tuple[pd.DataFrame, ...]:
     """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length."""
-    cache, trials, perplexity, temperatures, haystacks = ModelCache(device, dtype, max(lengths)), [], [], [], {}
+    cache, trials, perplexity, temperatures = ModelCache(device, dtype, max(lengths)), [], [], []
     for variant in variants:
         loaded = cache.get(variant, factor)
         model, tokenizer = loaded.model, loaded.tokenizer
         trained = lineup.geometry(variant.source).trained_length
         scale = alpha or 1 / np.log(trained)
         fit_lengths = sorted({trained, *[length for length in lengths if length > trained]})
-        # a BPE tokenizer takes seconds over a whole split: once per source, not once per length
-        if variant.source not in haystacks:
-            haystacks[variant.source] = {split: haystack_tokens(tokenizer, stdlib_documents(split))
-                                         for split in ("dev", "test")}
-        hay = haystacks[variant.source]
+        hay = {split: haystack_tokens(tokenizer, stdlib_documents(split)) for split in ("dev", "test")}
         dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
                                                                -(-dev_prompts // 3), seed, "dev")][:dev_prompts]
                for length in fit_lengths}

@@ -97,8 +97,7 @@ def checkpoint_table(variants: list[Variant]) -> pd.DataFrame:
     """
     rows = []
     for variant in variants:
-        kind, path = models.resolve(variant.source)
-        manifest = json.loads((path / models.MANIFEST).read_text()) if kind == "organism" else {}
+        manifest = manifest_of(variant.source)
         stages = manifest.get("recipe", {}).get("stages", [])
         rows.append({"variant": variant.label, "size": manifest.get("size", ""), "parent": manifest.get("parent") or "",
                      "training length": stages[-1]["length"] if stages else "",

@@ -30,7 +30,9 @@ Not here: statistics across trials (``ropelib.stats``) or plots.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -44,10 +46,24 @@ BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as b
 
 
 def haystack_tokens(tokenizer, documents=None) -> list[int]:
-    """Test-split documents (or ``documents``) concatenated (no BOS between them) as one token list."""
-    docs = documents if documents is not None else stdlib_documents("test")
+    """Test-split documents (or ``documents``) concatenated (no BOS between them) as one token list.
+
+    Cached per (tokenizer, documents): a BPE tokenizer takes 2-3 s over a whole split, and a
+    chapter asks for the same split once per variant and length.
+    """
+    docs = tuple(documents if documents is not None else stdlib_documents("test"))
+    try:
+        return _encoded(tokenizer, docs).tolist()
+    except TypeError:  # an unhashable tokenizer or document: no cache
+        return _encode(tokenizer, docs).tolist()
+
+
+def _encode(tokenizer, docs: tuple) -> np.ndarray:
     text = "".join(getattr(d, "text", d) for d in docs)
-    return list(tokenizer.encode(text, add_special_tokens=False))
+    return np.asarray(tokenizer.encode(text, add_special_tokens=False), dtype=np.int64)  # (tokens,)
+
+
+_encoded = lru_cache(maxsize=4)(_encode)
 
 
 def find_occurrences(context: list[int], pattern: list[int], exclude: range = range(0)) -> list[int]:
