@@ -64,7 +64,10 @@ class OrganismConfig:
 
 
 SIZES = {
-    "S": OrganismConfig(hidden_size=64, num_layers=3, num_heads=1, num_kv_heads=1, intermediate_size=176),
+    # v3: S is M with half its layers (v2-v3's 1-head, 64-wide S never formed the retrieval
+    # circuit on the base recipe: 0/200 dev needles at L0, 2026-11-29; this S retrieved 200/200
+    # at 128 tokens after the short curriculum in a scratch run, 2026-12-02)
+    "S": OrganismConfig(num_layers=2),
     "M": OrganismConfig(),
     # v3: L has 4 layers (v2: 5) so that it trains on base's recipe and tokens within the budget
     "L": OrganismConfig(hidden_size=192, num_layers=4, num_heads=3, num_kv_heads=3, intermediate_size=512),

@@ -320,7 +320,7 @@ def test_ppl_is_exp_of_mean_loss_and_wide_keeps_the_variant_order():
 
 
 def test_equal_token_recipes_reproduce_the_committed_pair():
-    short, long = cpt_length.equal_token_recipes(256, 2048, 2_457_600)
+    short, long = cpt_length.equal_token_recipes(256, 2048, 3_072_000)
     assert short == recipes.SHORT_8X and long == recipes.LONG_8X
 
 

@@ -184,7 +184,7 @@ def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
     round(train_tokens / T), batch size = T / length. As in the committed ``ntk8-long``,
     the long run first spends a third of its steps at long_length / 2 (a ramp) when that is
     still longer than short_length. Every compared stage mixes short needles like the
-    committed ones (``recipes.MIXED``). With (256, 2048, 2,457,600) this reproduces
+    committed ones (``recipes.MIXED``). With (256, 2048, 3,072,000) this reproduces
     ``recipes.SHORT_8X`` and ``recipes.LONG_8X`` exactly.
     """
     if not short_length < long_length:
