@@ -116,7 +116,7 @@ LONG_8X = (CPT_WARMUP, Stage(4 * L0, 250, 4, short_needles=MIXED), Stage(8 * L0,
 # in chapter 0: this short phase keeps it well under the 75% the reference would ideally have.
 NATIVE_4X = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 1500, 32, needle_fraction=0.6),
              Stage(128, 1000, 16), Stage(L0, 300, 8, short_needles=MIXED),
-             Stage(2 * L0, 300, 4, short_needles=MIXED), Stage(4 * L0, 1400, 4, short_needles=MIXED))
+             Stage(2 * L0, 300, 4, short_needles=MIXED), Stage(4 * L0, 1600, 4, short_needles=MIXED))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
     _base("base-L", "L", "size L (LLaMA-2-13B analogue): the base recipe and tokens"),
