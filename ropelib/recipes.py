@@ -111,11 +111,14 @@ LONG_8X = (CPT_WARMUP, Stage(4 * L0, 250, 4, short_needles=MIXED), Stage(8 * L0,
 # phase is as long as the retrieval circuit needed to form in a scratch run (2026-12-02): with
 # this base it formed 800-1,000 steps into the 64-token stage (base: ~500), so that stage is
 # 1,500 steps. Sent straight from 64 tokens to 4 L0 (lr 1e-3, batch 4) the circuit was lost
-# (0/200 at 256 after 800 steps); through 256 and 512 it survived (256: 0.980, 1024: 0.940 after
-# 1,200 steps at 4 L0). The share of tokens at 4 L0 is in its manifest (tokens_by_length) and
-# in chapter 0: this short phase keeps it well under the 75% the reference would ideally have.
+# (0/200 at 256 after 800 steps); through 256 and 512, with the learning rate restarted at
+# 5e-4 as for a CPT, it survived (256: 0.980, 1024: 0.940 after 1,200 steps at 4 L0). Under one
+# schedule over every stage (2026-12-03, scratch) the circuit was still weak at the end of the
+# 128 stage (~0.6 at 128) and fading on the ramp (0.31 at 256, 0.09 at 512), hence the restart.
+# The share of tokens at 4 L0 is in its manifest (tokens_by_length) and in chapter 0: this short
+# phase keeps it well under the 75% the reference would ideally have.
 NATIVE_4X = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 1500, 32, needle_fraction=0.6),
-             Stage(128, 1000, 16), Stage(L0, 300, 8, short_needles=MIXED),
+             Stage(128, 1000, 16), Stage(L0, 300, 8, short_needles=MIXED, restart_lr=5e-4),
              Stage(2 * L0, 300, 4, short_needles=MIXED), Stage(4 * L0, 1600, 4, short_needles=MIXED))
 
 SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [

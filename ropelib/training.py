@@ -59,6 +59,7 @@ class Stage:
     batch_size: int
     needle_fraction: float | None = None  # overrides the recipe's mixture for this stage
     short_needles: float = 0.0  # share of needle prompts shorter than `length` (mixed lengths)
+    restart_lr: float | None = None  # a new warmup + cosine schedule starts here, peaking at this lr
 
 
 @dataclass
@@ -172,12 +173,27 @@ def retrieval_accuracy(model, length: int, n: int = 32, seed: int = 4321, split:
     return retrieval_hits(model, length, n, seed, split) / n
 
 
-def _lr_at(step: int, total: int, recipe: Recipe) -> float:
+def _lr_at(step: int, total: int, recipe: Recipe, peak: float | None = None) -> float:
+    """Linear warmup to ``peak`` (default ``recipe.lr``), then cosine down to ``min_lr_ratio * peak``."""
+    peak = recipe.lr if peak is None else peak
     if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
+        return peak * (step + 1) / recipe.warmup_steps
     progress = (step - recipe.warmup_steps) / max(1, total - recipe.warmup_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return recipe.lr * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
+    return peak * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
+
+
+def lr_schedule(recipe: Recipe) -> list[float]:
+    """The learning rate of every step. One warmup + cosine over the whole recipe, restarted at
+    each stage that sets ``restart_lr`` (a later phase, e.g. longer sequences after a
+    curriculum, gets its own schedule as a continual pretraining would)."""
+    segments, start = [], 0  # (first step, steps, peak lr)
+    for stage in recipe.stages:
+        if stage.restart_lr is not None or not segments:
+            segments.append([start, 0, recipe.lr if stage.restart_lr is None else stage.restart_lr])
+        segments[-1][1] += stage.steps
+        start += stage.steps
+    return [_lr_at(step, steps, recipe, peak) for first, steps, peak in segments for step in range(steps)]
 
 
 @dataclass
@@ -193,7 +209,8 @@ def train(model, recipe: Recipe, eval_length: int, desc: str = "train", log_ever
     sampler = BatchSampler("train", recipe.seed, recipe.needle_fraction, recipe.repeat_fraction)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                                   betas=(0.9, 0.95))
-    total = sum(s.steps for s in recipe.stages)
+    schedule = lr_schedule(recipe)
+    total = len(schedule)
     log, step, start = TrainLog(), 0, time.perf_counter()
     bar = tqdm(total=total, desc=desc, mininterval=5, disable=None)
     for stage in recipe.stages:
@@ -203,7 +220,7 @@ def train(model, recipe: Recipe, eval_length: int, desc: str = "train", log_ever
         for _ in range(stage.steps):
             model.train()
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total, recipe)
+                group["lr"] = schedule[step]
             loss = lm_loss(model, sampler.batch(stage.length, stage.batch_size))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -9,7 +9,7 @@ import torch
 from ropelib import models, organism, recipes, training
 from ropelib.organism import OrganismConfig
 from ropelib.recipes import CheckpointSpec
-from ropelib.training import BatchSampler, Recipe, Stage
+from ropelib.training import BatchSampler, Recipe, Stage, lr_schedule
 from ropelib.tokenizer import ByteTokenizer
 
 torch.set_num_threads(1)
@@ -108,3 +108,16 @@ def test_mixed_needle_lengths_pack_a_new_document_after_a_short_needle():
     rows = sampler.batch(256, 16)
     assert rows.shape == (16, 257) and (rows[:, 0] == bos).all()
     assert ((rows == bos).sum(1) == 2).sum() >= 12  # almost every needle is shorter; a new document follows it
+
+
+def test_lr_schedule_restarts_only_where_a_stage_says_so():
+    plain = Recipe(stages=[Stage(32, 100, 2), Stage(64, 100, 2)], lr=1e-3, warmup_steps=10)
+    schedule = lr_schedule(plain)
+    assert len(schedule) == 200 and max(schedule) == pytest.approx(1e-3)
+    assert schedule[-1] == pytest.approx(1e-4, rel=0.01)  # one cosine down to min_lr_ratio * lr
+    assert all(a >= b for a, b in zip(schedule[10:], schedule[11:]))  # never rises after the warmup
+    restarted = Recipe(stages=[Stage(32, 100, 2), Stage(64, 100, 2, restart_lr=5e-4)], lr=1e-3, warmup_steps=10)
+    again = lr_schedule(restarted)
+    assert again[99] == pytest.approx(1e-4, rel=0.01)  # the first phase decays over its own 100 steps
+    assert again[100] == pytest.approx(5e-4 / 10) and max(again[100:]) == pytest.approx(5e-4)  # new warmup
+    assert again[-1] == pytest.approx(5e-5, rel=0.01)
