@@ -24,6 +24,11 @@ the rest of the row is a new document (BOS + text). Without it, checkpoints trai
 at 4 L0 lost retrieval at L0 (organism v2, 2026-11: plain-RoPE CPT 0.69, the long-trained
 reference 0.16 at L0): every needle they had seen was asked ~1000 tokens after the BOS.
 
+Learning rate: linear warmup, then cosine to ``min_lr_ratio`` of the peak, over the whole
+recipe, unless a stage sets ``restart_lr``: a new warmup + cosine starts there (``lr_schedule``).
+native-4x uses it when it leaves its short curriculum: the circuit formed under the first
+schedule survives the longer stages only when the first has decayed (scratch runs, 2026-12-02/03).
+
 Continual pretraining (CPT) is the same loop started from a parent checkpoint after
 ``extensions.apply``. Every evaluation during training and every gate reads the ``dev``
 split; the findings read ``test``. Exact-match retrieval is measured teacher-forced, which equals
