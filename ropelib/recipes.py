@@ -49,6 +49,15 @@ KNOWN_MISSES: dict[str, str] = {
     "cpt-rope": ("0.320 [0.259, 0.388] of 200 dev needles at its training length 1024 (0.950 at 256) after the "
                  "same 400 steps at 4 L0 as the extensions (the v3 run of 2026-11-29): plain RoPE does not learn to "
                  "retrieve at 4 L0 on this budget (organism v2: 0.59)"),
+    "native-4x": ("0.800 [0.739, 0.850] of 200 dev needles at 256 and 0.740 [0.675, 0.796] at 1024 (the partial run "
+                  "of 2026-12-03, benchmarks/results/models-partial.json). Retrieval formed in the short phase "
+                  "(0.97 of 32 at 128 at its end), faded to 0 at 256 and 0.09 at 512 after the learning-rate "
+                  "restart, and came back only partly at 1024 (0.13 -> 0.63 -> 0.47 over 1,600 steps). Tried "
+                  "before: one schedule over every stage (faded on the ramp), 4 L0 straight after 64 or 128 tokens "
+                  "(0/200); the v3 run of 2026-11-29 (600 steps at 64): 0/200. Only 43.8% of its tokens are at 4 L0"),
+    "ntk8-long": ("0.925 [0.880, 0.954] of 200 dev needles at its training length 2048 (1.000 at 256) after "
+                  "3,072,000 tokens (2026-12-03); with 2,457,600 (2026-11-29) 0.920 [0.874, 0.950]: 25% more tokens "
+                  "moved it by one needle, above 90% on the point estimate but not at 95% confidence"),
 }
 
 def known_miss(manifest: dict) -> str | None:
@@ -241,7 +250,7 @@ def gate_failures(manifests: dict[str, dict]) -> list[str]:
 
 # relative cost of a training token by size, measured in the first full v3 run (wall seconds per
 # million tokens at L0, 2 processes on 2 cores: S 29, M 106, L 186); longer sequences cost more
-SIZE_COST = {"S": 0.55, "M": 1.0, "L": 1.76}  # S: half of M's layers (not yet measured in a full run)
+SIZE_COST = {"S": 0.55, "M": 1.0, "L": 1.76}  # S (2 of M's 4 layers): base-S 842 s on 2026-12-03, ~0.56 of M scaled by machine
 
 
 def _cost(name: str) -> float:
