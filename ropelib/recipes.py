@@ -43,8 +43,8 @@ from ropelib.training import Recipe, Stage, dev_loss, retrieval_hits, train
 RETRIEVAL_GATE = 0.9
 GATE_NEEDLES = 200
 GATE_SEED = 2468
-# checkpoint -> why it is allowed to miss its gate (measured in a full run,
-# benchmarks/results/models.json); every verdict that needs one of them is "not testable"
+# checkpoint -> why it is allowed to miss its gate (measured in the training run named in each
+# reason, benchmarks/results/models*.json); every verdict that needs one of them is "not testable"
 KNOWN_MISSES: dict[str, str] = {
     "cpt-rope": ("0.320 [0.259, 0.388] of 200 dev needles at its training length 1024 (0.950 at 256) after the "
                  "same 400 steps at 4 L0 as the extensions (the v3 run of 2026-11-29): plain RoPE does not learn to "

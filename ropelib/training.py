@@ -192,13 +192,12 @@ def lr_schedule(recipe: Recipe) -> list[float]:
     """The learning rate of every step. One warmup + cosine over the whole recipe, restarted at
     each stage that sets ``restart_lr`` (a later phase, e.g. longer sequences after a
     curriculum, gets its own schedule as a continual pretraining would)."""
-    segments, start = [], 0  # (first step, steps, peak lr)
+    segments = []  # [steps, peak lr] per schedule
     for stage in recipe.stages:
         if stage.restart_lr is not None or not segments:
-            segments.append([start, 0, recipe.lr if stage.restart_lr is None else stage.restart_lr])
-        segments[-1][1] += stage.steps
-        start += stage.steps
-    return [_lr_at(step, steps, recipe, peak) for first, steps, peak in segments for step in range(steps)]
+            segments.append([0, recipe.lr if stage.restart_lr is None else stage.restart_lr])
+        segments[-1][0] += stage.steps
+    return [_lr_at(step, steps, recipe, peak) for steps, peak in segments for step in range(steps)]
 
 
 @dataclass
