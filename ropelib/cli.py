@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the run plan, the TOC and every template's parameters")
     check.set_defaults(command=_check)
 
-    models = commands.add_parser("models", help="retrain the model organisms (ropelib.recipes.train_all)")
+    models = commands.add_parser("models", help="retrain the model organisms (ropelib.make_models.train_all)")
     models.add_argument("names", nargs="*", help="checkpoints to train (default: all, parents first)")
     models.add_argument("--jobs", type=int, default=2, help="training processes at a time (each uses 1 thread)")
     models.add_argument("--smoke", type=float, default=1.0, metavar="SCALE",
@@ -189,7 +189,8 @@ def _build(args, layout: _plan.Layout) -> int:
 
 
 def _models(args, layout: _plan.Layout) -> int:
-    from ropelib.recipes import SPECS, train_all  # lazy: torch and the organism code load only here
+    from ropelib.make_models import train_all  # lazy: torch and the organism code load only here
+    from ropelib.recipes import SPECS
 
     unknown = [name for name in args.names if name not in SPECS]
     if unknown:

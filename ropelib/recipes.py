@@ -1,4 +1,4 @@
-"""The checkpoints the book needs, how each is trained, its gate, and ``train_all`` (``make models``).
+"""The checkpoints the book needs, how each is trained (``train_one``), and its gate.
 
 | name           | paper analogue                                   | from          |
 |----------------|--------------------------------------------------|---------------|
@@ -15,21 +15,18 @@
 **The gate.** Every checkpoint must retrieve needles at L0 and at its own training length:
 ``GATE_NEEDLES`` needles from the dev split at each length, and the lower end of the 95%
 Wilson interval of the exact-match rate must be >= ``RETRIEVAL_GATE`` (so "retrieves >= 90%"
-holds at 95% confidence, not only on the point estimate). ``train_all`` trains everything,
-then fails naming every checkpoint that missed, unless ``KNOWN_MISSES`` lists it with the
-reason; chapters read the gate from the manifest and call a claim that needs a missing
-checkpoint "not testable".
+holds at 95% confidence, not only on the point estimate). ``make_models.train_all`` trains
+everything, then fails naming every checkpoint that missed, unless ``KNOWN_MISSES`` lists it
+with the reason; chapters read the gate from the manifest and call a claim that needs a
+missing checkpoint "not testable".
 
-Every run is seeded and single-threaded (deterministic on a given machine); ``train_all``
-runs independent checkpoints in parallel processes, each as soon as its parent exists,
-longest chain first.
+Every run is seeded and single-threaded (deterministic on a given machine). Not here:
+running the whole table in parallel (``make_models``).
 """
 
 from __future__ import annotations
 
 import platform
-import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from ropelib import corpus, extensions, organism
@@ -112,10 +109,41 @@ def _cpt(name, method, factor, stages, parent="base", size="M", purpose="", extr
 # Same stage for every CPT, so the methods still see the same tokens.
 CPT_WARMUP = Stage(L0 // 2, 200, 16, needle_fraction=0.8)  # 409,600 tokens
 CPT_4X = (CPT_WARMUP, Stage(4 * L0, 400, 4, short_needles=MIXED))  # then 1.6M tokens at 4 L0
-# finding 3: after the warm-up, the same 3,072,000 tokens at L0 or (after a short ramp) at 8 L0
-# (v3: 25% more than the first v3 run's 2,457,600, where ntk8-long gated 0.920 [0.874, 0.950] at 8 L0)
-SHORT_8X = (CPT_WARMUP, Stage(L0, 750, 16, short_needles=MIXED))
-LONG_8X = (CPT_WARMUP, Stage(4 * L0, 250, 4, short_needles=MIXED), Stage(8 * L0, 500, 2, short_needles=MIXED))
+TOKENS_PER_STEP = 16 * L0  # tokens per optimizer step of the finding-3 pair (at least one long row)
+
+
+def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
+                        warmup: Stage = CPT_WARMUP) -> tuple[tuple[Stage, ...], tuple[Stage, ...]]:
+    """Stages of the short and the long CPT of finding 3: same tokens per step, same steps.
+
+    Both start with the same needle-heavy ``warmup`` stage (not counted in ``train_tokens``).
+    Then a step holds T = max(16 L0, long_length) tokens, steps = round(train_tokens / T),
+    batch size = T / length. The long run first spends a third of its steps at long_length / 2
+    (a ramp) when that is still longer than short_length. Every compared stage mixes short
+    needles (``MIXED``). ``SHORT_8X`` / ``LONG_8X`` are this with (L0, 8 L0, 3,072,000); the
+    finding-3 chapter retrains other pairs with it.
+    """
+    if not short_length < long_length:
+        raise ValueError(f"short_length={short_length} must be below long_length={long_length}")
+    step_tokens = max(TOKENS_PER_STEP, long_length)
+    for length in (short_length, long_length):
+        if step_tokens % length:
+            raise ValueError(f"length {length} must divide the {step_tokens} tokens of a step (use powers of two)")
+    steps = max(1, round(train_tokens / step_tokens))
+    mixed = {"short_needles": MIXED}
+    short = (warmup, Stage(short_length, steps, step_tokens // short_length, **mixed))
+    ramp_length, ramp_steps = long_length // 2, steps // 3
+    if ramp_length > short_length and ramp_steps > 0:
+        long = (warmup, Stage(ramp_length, ramp_steps, step_tokens // ramp_length, **mixed),
+                Stage(long_length, steps - ramp_steps, step_tokens // long_length, **mixed))
+    else:
+        long = (warmup, Stage(long_length, steps, step_tokens // long_length, **mixed))
+    return short, long
+
+
+# finding 3: after the warm-up, the same 3,072,000 tokens at L0 or (after a ramp) at 8 L0
+# (v3: 25% more than the first v3 run's 2,457,600)
+SHORT_8X, LONG_8X = equal_token_recipes(L0, 8 * L0, 3_072_000)
 # The natively long reference, from scratch with its own (4.2x larger) RoPE base. Its short
 # phase is as long as the retrieval circuit needed to form in a scratch run (2026-12-02): with
 # this base it formed 800-1,000 steps into the 64-token stage (base: ~500), so that stage is
@@ -246,69 +274,3 @@ def gate_failures(manifests: dict[str, dict]) -> list[str]:
                   for r in manifest["gate"] if not r["passed"]]
         lines.append(f"{name}: retrieval {'; '.join(missed)} (gate: 95% lower bound >= {RETRIEVAL_GATE})")
     return lines
-
-
-# relative cost of a training token by size, measured in the first full v3 run (wall seconds per
-# million tokens at L0, 2 processes on 2 cores: S 29, M 106, L 186); longer sequences cost more
-SIZE_COST = {"S": 0.55, "M": 1.0, "L": 1.76}  # S (2 of M's 4 layers): base-S 842 s on 2026-12-03, ~0.56 of M scaled by machine
-
-
-def _cost(name: str) -> float:
-    spec = SPECS[name]
-    tokens = sum(st.length * st.steps * st.batch_size * (1 + st.length / 3000) for st in spec.recipe.stages)
-    return tokens * SIZE_COST[spec.size]
-
-
-def _chain_length(name: str) -> float:
-    """Estimated cost of the longest chain of descendants starting at ``name`` (scheduling priority)."""
-    children = [s.name for s in SPECS.values() if s.parent == name]
-    return _cost(name) + max((_chain_length(c) for c in children), default=0)
-
-
-def train_all(names: list[str] | None = None, jobs: int = 2, scale: float = 1.0) -> dict[str, dict]:
-    """Retrain ``names`` (default: all), ``jobs`` processes at a time, each as soon as its parent
-    exists, longest chain first; then fail naming every checkpoint that missed its gate."""
-    names = names or list(SPECS)
-    unknown = [n for n in names if n not in SPECS]
-    if unknown:
-        raise ValueError(f"unknown checkpoint(s) {unknown}; expected some of {', '.join(SPECS)}")
-    corpus.build_manifest()
-    start = time.perf_counter()
-    pending = sorted(names, key=_chain_length, reverse=True)
-    running, manifests = {}, {}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        def submit_ready():
-            for name in list(pending):
-                parent = SPECS[name].parent
-                if len(running) < jobs and (parent is None or parent not in names or parent in manifests):
-                    running[pool.submit(train_one, name, 0, scale)] = (name, time.perf_counter() - start)
-                    pending.remove(name)
-
-        submit_ready()
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                name, started = running.pop(future)
-                manifest = future.result()
-                manifest["started_at_seconds"] = round(started, 1)
-                manifest["finished_at_seconds"] = round(time.perf_counter() - start, 1)
-                manifests[name] = manifest
-                gates = ", ".join(f"{r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] at {r['length']}"
-                                  for r in manifest["gate"]) or "no gate (smoke)"
-                print(f"{name}: gate {gates}; dev loss {manifest['final']['dev_loss_at_L0']:.4f}; "
-                      f"{manifest['wall_seconds']} s", flush=True)
-            submit_ready()
-    print(f"all checkpoints trained in {time.perf_counter() - start:.0f} s", flush=True)
-    failures = gate_failures(manifests)
-    if failures:
-        raise GateMissed("checkpoints missed their retrieval gate (list them in recipes.KNOWN_MISSES "
-                         "with the reason, or fix the recipe):\n  " + "\n  ".join(failures), manifests)
-    return manifests
-
-
-class GateMissed(RuntimeError):
-    """Some checkpoints missed their gate; ``manifests`` holds every trained one (they are saved)."""
-
-    def __init__(self, message: str, manifests: dict[str, dict]):
-        super().__init__(message)
-        self.manifests = manifests

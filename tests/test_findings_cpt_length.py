@@ -319,14 +319,16 @@ def test_ppl_is_exp_of_mean_loss_and_wide_keeps_the_variant_order():
 # --- equal-token recipes and retraining ---------------------------------------------------------
 
 
-def test_equal_token_recipes_reproduce_the_committed_pair():
-    short, long = cpt_length.equal_token_recipes(256, 2048, 3_072_000)
-    assert short == recipes.SHORT_8X and long == recipes.LONG_8X
+def test_the_committed_pair_spends_3072000_tokens_each_after_the_same_warm_up():
+    mixed = {"short_needles": recipes.MIXED}
+    assert recipes.SHORT_8X == (recipes.CPT_WARMUP, Stage(256, 750, 16, **mixed))
+    assert recipes.LONG_8X == (recipes.CPT_WARMUP, Stage(1024, 250, 4, **mixed), Stage(2048, 500, 2, **mixed))
+    assert cpt_length.equal_token_recipes is recipes.equal_token_recipes  # the chapter retrains with the same rule
 
 
 @pytest.mark.parametrize("short_length, long_length, tokens", [(128, 1024, 1_000_000), (512, 8192, 3_000_000)])
 def test_equal_token_recipes_spend_the_same_tokens(short_length, long_length, tokens):
-    short, long = cpt_length.equal_token_recipes(short_length, long_length, tokens)
+    short, long = recipes.equal_token_recipes(short_length, long_length, tokens)
     assert short[0] == long[0] == recipes.CPT_WARMUP  # the same warm-up, then the compared tokens
     spent = [sum(s.length * s.steps * s.batch_size for s in stages[1:]) for stages in (short, long)]
     assert spent[0] == spent[1] and abs(spent[0] - tokens) <= max(4096, long_length) / 2
@@ -338,7 +340,7 @@ def test_equal_token_recipes_spend_the_same_tokens(short_length, long_length, to
 ])
 def test_equal_token_recipes_refuse_bad_pairs(short_length, long_length, message):
     with pytest.raises(ValueError, match=message):
-        cpt_length.equal_token_recipes(short_length, long_length, 100_000)
+        recipes.equal_token_recipes(short_length, long_length, 100_000)
 
 
 def test_retrain_trains_both_models_into_the_given_directory_only(tmp_path, monkeypatch):

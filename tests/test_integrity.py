@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -22,10 +21,8 @@ def _git_status() -> str:
 
 
 def _ropebook(*args, env=None, timeout=120):
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "ropelib", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=timeout, env=env)
-    return result, time.perf_counter() - start
+    return subprocess.run([sys.executable, "-m", "ropelib", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 @pytest.fixture
@@ -45,10 +42,11 @@ def clean_checkout():
     (["-p", "model", "/etc"], "has no config.json"),
 ])
 def test_bad_sources_fail_before_a_kernel_starts(spec, expected, clean_checkout):
-    result, seconds = _ropebook("run", "perplexity", *spec)
+    result = _ropebook("run", "perplexity", *spec)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
-    assert "parameter" in result.stderr and seconds < 10  # < 2 s on an idle machine; generous under load
+    assert "parameter" in result.stderr  # no kernel, no traceback: refused while checking parameters (not timed:
+    # a wall-clock bound fails on a loaded machine; the time is a benchmark's business)
     assert "Kernel" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -66,7 +64,7 @@ def test_pickle_only_and_tampered_checkpoints_are_refused(tmp_path):
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
     env = {**__import__("os").environ, "ROPEBOOK_MODELS": str(models)}
-    result, _ = _ropebook("run", "perplexity", "-p", "model", "base", env=env)
+    result = _ropebook("run", "perplexity", "-p", "model", "base", env=env)
     assert result.returncode == 2 and "sha256" in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
@@ -83,7 +81,7 @@ def test_results_go_where_the_run_says(tmp_path, monkeypatch):
 def test_one_off_run_writes_beside_its_page_and_leaves_git_clean(tmp_path, clean_checkout):
     output = tmp_path / "rescaling.ipynb"
     published = {p: p.read_bytes() for p in (ROOT / "data" / "results").glob("*.csv")}
-    result, _ = _ropebook("run", "rope-rescaling", "-p", "factor", "8", "-o", str(output), timeout=300)
+    result = _ropebook("run", "rope-rescaling", "-p", "factor", "8", "-o", str(output), timeout=300)
     assert result.returncode == 0, result.stderr
     assert output.exists()
     assert {p: p.read_bytes() for p in (ROOT / "data" / "results").glob("*.csv")} == published

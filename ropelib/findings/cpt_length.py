@@ -12,7 +12,8 @@ continual pretraining (CPT) at a short length and one at a long length with the 
   check_setup(...)    lengths, organism training lengths (manifest ``trained_length``), retraining
   testability(roles)  role -> why it cannot be used: missing, or its retrieval gate not passed
   grid_lengths, setup_line, marks   the grid (default RATIOS x L0), the page's line, figure marks
-  equal_token_recipes, retrain      the pair retrained from ``base`` into a directory (never data/models)
+  retrain             the pair retrained from ``base`` into a directory (never data/models), with
+                      ``recipes.equal_token_recipes`` (the committed pair's rule)
 
 Not here: the statistics, rules and glance rows (``cpt_length_verdicts``), running the models
 (``length_sweep``), plots.
@@ -26,11 +27,10 @@ from pathlib import Path
 from ropelib import lineup, recipes, variants, verdicts
 from ropelib.findings import length_sweep
 from ropelib.organism import L0
-from ropelib.recipes import CPT_WARMUP
+from ropelib.recipes import CPT_WARMUP, equal_token_recipes
 from ropelib.tasks.common import check_lengths
 from ropelib.training import Stage
 
-TOKENS_PER_STEP = 16 * L0  # tokens per optimizer step in the committed SHORT_8X / LONG_8X recipes
 CHAPTER = "cpt-length"
 
 
@@ -175,42 +175,12 @@ def marks(roles: Roles, short_length: int, long_length: int) -> dict[str, int]:
 # --- retraining the pair -------------------------------------------------------------
 
 
-def equal_token_recipes(short_length: int, long_length: int, train_tokens: int,
-                        warmup: Stage = CPT_WARMUP) -> tuple[tuple[Stage, ...], ...]:
-    """Stages of the short and the long CPT with the same tokens per step and the same steps.
-
-    Both start with the same needle-heavy ``warmup`` stage (default ``recipes.CPT_WARMUP``,
-    not counted in ``train_tokens``). Then a step holds T = max(16 L0, long_length) tokens, steps =
-    round(train_tokens / T), batch size = T / length. As in the committed ``ntk8-long``,
-    the long run first spends a third of its steps at long_length / 2 (a ramp) when that is
-    still longer than short_length. Every compared stage mixes short needles like the
-    committed ones (``recipes.MIXED``). With (256, 2048, 3,072,000) this reproduces
-    ``recipes.SHORT_8X`` and ``recipes.LONG_8X`` exactly.
-    """
-    if not short_length < long_length:
-        raise ValueError(f"short_length={short_length} must be below long_length={long_length}")
-    step_tokens = max(TOKENS_PER_STEP, long_length)
-    for length in (short_length, long_length):
-        if step_tokens % length:
-            raise ValueError(f"length {length} must divide the {step_tokens} tokens of a step (use powers of two)")
-    steps = max(1, round(train_tokens / step_tokens))
-    mixed = {"short_needles": recipes.MIXED}
-    short = (warmup, Stage(short_length, steps, step_tokens // short_length, **mixed))
-    ramp_length, ramp_steps = long_length // 2, steps // 3
-    if ramp_length > short_length and ramp_steps > 0:
-        long = (warmup, Stage(ramp_length, ramp_steps, step_tokens // ramp_length, **mixed),
-                Stage(long_length, steps - ramp_steps, step_tokens // long_length, **mixed))
-    else:
-        long = (warmup, Stage(long_length, steps, step_tokens // long_length, **mixed))
-    return short, long
-
-
 def retrain(short_length: int, long_length: int, train_tokens: int, factor: float, directory: Path,
             seed: int = 0, warmup: Stage = CPT_WARMUP) -> tuple[str, str]:
     """Train the short and the long NTK CPT of ``base`` into ``directory``; returns the two "ntk:path" variants.
 
     Same hyperparameters as the committed ``ntk8-short`` / ``ntk8-long`` (``recipes.SPECS``),
-    stages from :func:`equal_token_recipes`, NTK base for ``factor``. Slow (minutes of CPU
+    stages from ``recipes.equal_token_recipes``, NTK base for ``factor``. Slow (minutes of CPU
     each); writes only under ``directory``, never ``data/models``.
     """
     short_stages, long_stages = equal_token_recipes(short_length, long_length, train_tokens, warmup)

@@ -6,7 +6,7 @@ checkpoint was trained on, as trained, and its gate); this module only gathers, 
 and draws them:
 
   check_checkpoints(names)      known names, base among them, on disk (before any work)
-  retrain(names)                ``recipes.train_all`` into data/models: the chapter's ``retrain = True``
+  retrain(names)                ``make_models.train_all`` into data/models: the chapter's ``retrain = True``
   corpus_table()                train / dev / test: files, bytes, share, sha256 here vs data/corpus.json,
                                 and the share of each split's long lines also found in train
   document_lengths(lengths)     test documents long enough for each evaluation length
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ropelib import corpus, corpus_split, geometry, models, organism, paths, recipes
+from ropelib import corpus, corpus_split, geometry, make_models, models, organism, paths, recipes
 from ropelib.geometry_plots import significant
 from ropelib.tokenizer import ByteTokenizer, encode_document
 from ropelib.training import token_stream
@@ -65,7 +65,7 @@ def retrain(names) -> None:
     """Retrain ``names`` into data/models, overwriting the committed checkpoints (parents not listed must
     already exist). Only the chapter's ``retrain = True`` calls it; how long each took last time is in
     its manifest (``wall_seconds``, the recipe table's last column)."""
-    recipes.train_all(list(names), jobs=2)
+    make_models.train_all(list(names), jobs=2)
 
 
 # ---------------------------------------------------------------- corpus and tokenizer
