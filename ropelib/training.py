@@ -26,8 +26,8 @@ reference 0.16 at L0): every needle they had seen was asked ~1000 tokens after t
 
 Learning rate: linear warmup, then cosine to ``min_lr_ratio`` of the peak, over the whole
 recipe, unless a stage sets ``restart_lr``: a new warmup + cosine starts there (``lr_schedule``).
-native-4x uses it when it leaves its short curriculum: the circuit formed under the first
-schedule survives the longer stages only when the first has decayed (scratch runs, 2026-12-02/03).
+native-4x restarts when it jumps from its short phase to 4 L0: under one schedule over every
+stage the circuit formed in the short phase faded at longer lengths (scratch runs, 2026-12-02/03).
 
 Continual pretraining (CPT) is the same loop started from a parent checkpoint after
 ``extensions.apply``. Every evaluation during training and every gate reads the ``dev``

@@ -121,3 +121,14 @@ def test_lr_schedule_restarts_only_where_a_stage_says_so():
     assert again[99] == pytest.approx(1e-4, rel=0.01)  # the first phase decays over its own 100 steps
     assert again[100] == pytest.approx(5e-4 / 10) and max(again[100:]) == pytest.approx(5e-4)  # new warmup
     assert again[-1] == pytest.approx(5e-5, rel=0.01)
+
+
+def test_the_natively_long_reference_spends_most_of_its_tokens_at_4_l0():
+    """Issue 12: >= 75% of native-4x's tokens at 4 L0, the short phase before it only, restarted there."""
+    stages = recipes.SPECS["native-4x"].recipe.stages
+    tokens = [s.length * s.steps * s.batch_size for s in stages]
+    long = [i for i, s in enumerate(stages) if s.length == 4 * organism.L0]
+    assert long == [len(stages) - 1] and sum(tokens[i] for i in long) / sum(tokens) >= 0.75
+    assert all(s.length <= organism.L0 // 4 for s in stages[:-1])  # nothing between the short phase and 4 L0
+    assert stages[-1].restart_lr is not None
+    assert "native-4x" not in recipes.KNOWN_MISSES
