@@ -39,7 +39,7 @@ def _time_config(config: tuple[str, int, int, int]) -> dict:
 
     from ropelib import organism
     from ropelib.determinism import seed_everything
-    from ropelib.training import BatchSampler, lm_loss
+    from ropelib.training import BatchSampler, lm_loss, optimizer_step
 
     size, length, batch, steps = config
     seed_everything(0, threads=1)
@@ -49,14 +49,12 @@ def _time_config(config: tuple[str, int, int, int]) -> dict:
     for step in range(steps + 1):
         if step == 1:  # the first step pays for allocation: not timed
             start = time.perf_counter()
-        loss = lm_loss(model, sampler.batch(length, batch))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, lm_loss(model, sampler.batch(length, batch)))
     step_seconds = (time.perf_counter() - start) / steps
     rows = 16
     with torch.no_grad():
         tokens = sampler.batch(length, rows)
+        model(tokens[:, :-1])  # warm-up: the first forward at a shape pays for allocation
         start = time.perf_counter()
         model(tokens[:, :-1])
         forward_row = (time.perf_counter() - start) / rows

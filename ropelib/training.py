@@ -207,6 +207,14 @@ class TrainLog:
     wall_seconds: float = 0.0
 
 
+def optimizer_step(model, optimizer, loss, max_grad_norm: float = 1.0) -> None:
+    """One update: clear the gradients, backpropagate ``loss``, clip their global norm, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+
+
 def train(model, recipe: Recipe, eval_length: int, desc: str = "train", log_every: int | None = None) -> TrainLog:
     """Run ``recipe`` on ``model`` in place; log held-out loss and retrieval at ``eval_length``."""
     torch.manual_seed(recipe.seed)
@@ -226,10 +234,7 @@ def train(model, recipe: Recipe, eval_length: int, desc: str = "train", log_ever
             for group in optimizer.param_groups:
                 group["lr"] = schedule[step]
             loss = lm_loss(model, sampler.batch(stage.length, stage.batch_size))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            optimizer_step(model, optimizer, loss)
             step += 1
             log.tokens_seen += stage.length * stage.batch_size
             bar.update(1)
