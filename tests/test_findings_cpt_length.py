@@ -322,7 +322,7 @@ def test_ppl_is_exp_of_mean_loss_and_wide_keeps_the_variant_order():
 def test_the_committed_pair_spends_3072000_tokens_each_after_the_same_warm_up():
     mixed = {"short_needles": recipes.MIXED}
     assert recipes.SHORT_8X == (recipes.CPT_WARMUP, Stage(256, 750, 16, **mixed))
-    assert recipes.LONG_8X == (recipes.CPT_WARMUP, Stage(1024, 250, 4, **mixed), Stage(2048, 500, 2, **mixed))
+    assert recipes.LONG_8X == (recipes.CPT_WARMUP, Stage(2048, 750, 2, **mixed))
     assert cpt_length.equal_token_recipes is recipes.equal_token_recipes  # the chapter retrains with the same rule
 
 
@@ -362,7 +362,7 @@ def test_retrain_trains_both_models_into_the_given_directory_only(tmp_path, monk
     assert sorted(p.name for p in model_dir.iterdir()) == ["base"]  # nothing new next to the committed models
     manifests = [json.loads((out_dir / name / models.MANIFEST).read_text()) for name in ("ntk4-short-64", "ntk4-long-256")]
     assert [m["tokens_seen"] for m in manifests] == [3 * 4096 + 256, 3 * 4096 + 256]
-    assert [[s["length"] for s in m["recipe"]["stages"]] for m in manifests] == [[32, 64], [32, 128, 256]]
+    assert [[s["length"] for s in m["recipe"]["stages"]] for m in manifests] == [[32, 64], [32, 256]]
     assert all(m["rope"]["method"] == "ntk" and m["rope"]["factor"] == 4.0 and m["parent"] == "base" for m in manifests)
     parsed = variants.parse([short, long])
     assert [v.method for v in parsed] == ["ntk", "ntk"]
