@@ -137,11 +137,12 @@ SHORT_8X, LONG_8X = equal_token_recipes(L0, 8 * L0, 3_072_000)
 # needle-heavy phase only until the retrieval circuit forms, then every remaining step at 4 L0
 # with the learning rate restarted (>= 75% of its tokens at 4 L0; the share is in its manifest,
 # tokens_by_length, and in chapter 0). History, measured in scratch runs on dev needles:
-# 2026-12-02, with this base the circuit formed ~1,000 steps into the 64-token stage (base:
-# ~500); half the batch in the short phase (16) never formed it (0 at 64 after 3,000 steps).
-# 2026-12-03, sent from 64 tokens to 4 L0 without a restart it was lost (0/200); through
-# 128/256/512 under one schedule it faded (0.31 at 256, 0.09 at 512); with the restart at 5e-4
-# straight to 4 L0 it dropped to ~0.06 at the jump and climbed back within ~1,200 steps.
+# 2026-12-02, with this base the circuit formed 800-1,000 steps into the 64-token stage (base:
+# ~500); sent from 64 tokens to 4 L0 without a restart (lr 1e-3, batch 4) it was lost (0/200 at
+# 256 after 800 steps). 2026-12-03, through 128/256/512 under one schedule it faded (0.31 at
+# 256, 0.09 at 512); half the batch in the short phase (16) never formed it (0 at 64 after
+# 3,000 steps); this recipe dropped to 0.06 of 32 at the jump to 4 L0 and was back at >= 0.97
+# ~1,050 steps later (the manifest's curve).
 NATIVE_4X = (Stage(32, 2000, 32, needle_fraction=0.8), Stage(64, 1200, 32, needle_fraction=0.6),
              Stage(4 * L0, 3320, 4, short_needles=MIXED, restart_lr=5e-4))
 
