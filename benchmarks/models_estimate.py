@@ -12,9 +12,10 @@
 3. Replay ``make_models``' schedule on those costs (``make_models.simulate``: the same order and
    parent rule as ``train_all``) for the predicted wall time and critical path.
 
-Writes one JSON record; where ``benchmarks/results/models*.json`` hold measured wall times of the
-same checkpoints, each gets its measured / estimated ratio beside it, which says how far to
-trust the estimate (a different machine, or recipes changed since, shows up there). An
+Writes one JSON record; where a run record (``benchmarks/results/models*.json``) or a committed
+manifest holds the measured training time of a checkpoint's current recipe, it gets its
+measured / estimated ratio beside it, which says how far to trust the estimate (a different
+machine shows up there; a measurement of an older recipe is not compared). An
 estimate, not a measurement: the record of a run is ``models.json`` (``benchmarks/models.py``).
 """
 
@@ -76,17 +77,32 @@ def estimate(step: dict, forward: dict, spec, gate_needles: int) -> float:
     return seconds + sum(gate_needles * forward[(size, length)] for length in spec.gate_lengths)
 
 
-def measured_walls() -> dict[str, dict]:
-    """Measured wall seconds per checkpoint from earlier runs' records, newest record last."""
+def recipe_tokens_by_length(spec) -> dict[str, int]:
+    """{length: tokens} of ``spec``'s recipe, keyed as manifests and run records key it."""
+    tokens: dict[str, int] = {}
+    for stage in spec.recipe.stages:
+        tokens[str(stage.length)] = tokens.get(str(stage.length), 0) + stage.length * stage.steps * stage.batch_size
+    return tokens
+
+
+def measured_walls(specs: dict) -> dict[str, dict]:
+    """Measured training seconds per checkpoint of the recipes as they are now: from earlier run
+    records (``models*.json``), then the committed manifests (the newest wins). A measurement of a
+    different recipe (other tokens by length) is skipped, not compared."""
+    from ropelib.models import MANIFEST, organism_dir
+
+    sources = [(name, json.loads(path.read_text())) for name in ("models.json", "models-partial.json")
+               if (path := RESULTS / name).exists()]
     found = {}
-    for name in ("models.json", "models-partial.json"):
-        path = RESULTS / name
+    for source, record in sources:
+        for checkpoint, row in record["checkpoints"].items():
+            found[checkpoint] = {**row, "record": source}
+    for checkpoint in specs:
+        path = organism_dir(checkpoint) / MANIFEST
         if path.exists():
-            record = json.loads(path.read_text())
-            for checkpoint, row in record["checkpoints"].items():
-                found[checkpoint] = {"wall_seconds": row["wall_seconds"], "record": name,
-                                     "commit": record.get("commit")}
-    return found
+            found[checkpoint] = {**json.loads(path.read_text()), "record": f"data/models/{checkpoint}/{MANIFEST}"}
+    return {name: {"wall_seconds": row["wall_seconds"], "record": row["record"]} for name, row in found.items()
+            if name in specs and row.get("tokens_by_length") == recipe_tokens_by_length(specs[name])}
 
 
 def main() -> int:
@@ -116,7 +132,8 @@ def main() -> int:
     wall = max(finish for _, finish in times.values())
     chain = critical_path({name: {"finished_at_seconds": finish, "parent": recipes.SPECS[name].parent}
                            for name, (_, finish) in times.items()})
-    measured = measured_walls()
+    measured = measured_walls(recipes.SPECS)
+    training = {name: estimate(step, forward, spec, gate_needles=0) for name, spec in recipes.SPECS.items()}
     record = {
         "what": "an estimate of one full `make models` run on this machine (calibrated, then the schedule simulated)",
         "jobs": args.jobs, "cpu_count": os.cpu_count(), "machine": platform.machine(),
@@ -132,13 +149,14 @@ def main() -> int:
                    "finish": round(times[name][1]), "parent": recipes.SPECS[name].parent,
                    "size": recipes.SPECS[name].size,
                    **({"measured_wall_seconds": measured[name]["wall_seconds"], "measured_in": measured[name]["record"],
-                       "measured_over_estimated": round(measured[name]["wall_seconds"] / durations[name], 2)}
+                       "measured_over_estimated": round(measured[name]["wall_seconds"] / training[name], 2)}
                       if name in measured else {})}
             for name in sorted(durations, key=lambda n: times[n])
         },
         "calibration": calibration,
-        "note": ("measured_over_estimated compares with the last recorded run of each checkpoint; a ratio far "
-                 "from 1 means another machine or a recipe changed since that run"),
+        "note": ("measured_over_estimated: the newest recorded training seconds of the same recipe (a run record "
+                 "or the committed manifest) over the estimate without the gate (manifests time training only); "
+                 "a ratio far from 1 means another machine or a loaded one"),
     }
     corpus.write_json_atomic(Path(args.out), record)
     print(json.dumps({k: record[k] for k in ("estimated_wall_seconds", "estimated_cpu_seconds", "within_budget",
