@@ -63,8 +63,8 @@ def _time_config(config: tuple[str, int, int, int]) -> dict:
             "forward_seconds_per_row": round(forward_row, 5)}
 
 
-def estimate(step: dict, forward: dict, spec, gate_needles: int) -> float:
-    """Seconds to train ``spec``: steps, training-curve evaluations and the gate (see the module docstring)."""
+def estimate(step: dict, forward: dict, spec) -> float:
+    """Seconds to train ``spec``: its steps and training-curve evaluations (see the module docstring)."""
     recipe, size = spec.recipe, spec.size
     total = sum(s.steps for s in recipe.stages)
     eval_length = recipe.stages[-1].length
@@ -74,15 +74,16 @@ def estimate(step: dict, forward: dict, spec, gate_needles: int) -> float:
         evals = sum(1 for k in range(done + 1, done + stage.steps + 1) if k % recipe.eval_every == 0 or k == total)
         seconds += evals * (48 * forward[(size, eval_length)] + 32 * forward[(size, stage.length)])
         done += stage.steps
-    return seconds + sum(gate_needles * forward[(size, length)] for length in spec.gate_lengths)
+    return seconds
 
 
-def recipe_tokens_by_length(spec) -> dict[str, int]:
-    """{length: tokens} of ``spec``'s recipe, keyed as manifests and run records key it."""
-    tokens: dict[str, int] = {}
-    for stage in spec.recipe.stages:
-        tokens[str(stage.length)] = tokens.get(str(stage.length), 0) + stage.length * stage.steps * stage.batch_size
-    return tokens
+def gate_seconds(forward: dict, spec, needles: int) -> float:
+    """Seconds of ``spec``'s gate: ``needles`` forward rows at each gate length."""
+    return sum(needles * forward[(spec.size, length)] for length in spec.gate_lengths)
+
+
+def _keyed(tokens_by_length: dict[int, int]) -> dict[str, int]:
+    return {str(length): tokens for length, tokens in tokens_by_length.items()}  # as JSON records key it
 
 
 def measured_walls(specs: dict) -> dict[str, dict]:
@@ -102,7 +103,7 @@ def measured_walls(specs: dict) -> dict[str, dict]:
         if path.exists():
             found[checkpoint] = {**json.loads(path.read_text()), "record": f"data/models/{checkpoint}/{MANIFEST}"}
     return {name: {"wall_seconds": row["wall_seconds"], "record": row["record"]} for name, row in found.items()
-            if name in specs and row.get("tokens_by_length") == recipe_tokens_by_length(specs[name])}
+            if name in specs and row.get("tokens_by_length") == _keyed(specs[name].recipe.tokens_by_length)}
 
 
 def main() -> int:
@@ -127,13 +128,14 @@ def main() -> int:
         for length in spec.gate_lengths:
             if (spec.size, length) not in forward:
                 forward[(spec.size, length)] = _time_config((spec.size, length, 1, 1))["forward_seconds_per_row"]
-    durations = {name: estimate(step, forward, spec, recipes.GATE_NEEDLES) for name, spec in recipes.SPECS.items()}
+    training = {name: estimate(step, forward, spec) for name, spec in recipes.SPECS.items()}
+    durations = {name: training[name] + gate_seconds(forward, spec, recipes.GATE_NEEDLES)
+                 for name, spec in recipes.SPECS.items()}
     times = make_models.simulate(durations, jobs=args.jobs)
     wall = max(finish for _, finish in times.values())
     chain = critical_path({name: {"finished_at_seconds": finish, "parent": recipes.SPECS[name].parent}
                            for name, (_, finish) in times.items()})
     measured = measured_walls(recipes.SPECS)
-    training = {name: estimate(step, forward, spec, gate_needles=0) for name, spec in recipes.SPECS.items()}
     record = {
         "what": "an estimate of one full `make models` run on this machine (calibrated, then the schedule simulated)",
         "jobs": args.jobs, "cpu_count": os.cpu_count(), "machine": platform.machine(),

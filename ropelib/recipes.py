@@ -213,9 +213,6 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
     log = train(model, spec.recipe, eval_length=eval_length, desc=name)
     gate_rows = gate(model, spec, n=GATE_NEEDLES if scale == 1.0 else 16)
     final = {"retrieval_at_L0": gate_rows[0]["rate"], "dev_loss_at_L0": dev_loss(model, L0, n=32)}
-    lm_tokens_at = {}
-    for stage in spec.recipe.stages:
-        lm_tokens_at[stage.length] = lm_tokens_at.get(stage.length, 0) + stage.length * stage.steps * stage.batch_size
     manifest = {
         "name": name,
         "purpose": spec.purpose,
@@ -234,7 +231,7 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
         },
         "recipe": spec.recipe.as_dict(),
         "tokens_seen": log.tokens_seen,
-        "tokens_by_length": {str(k): v for k, v in sorted(lm_tokens_at.items())},
+        "tokens_by_length": {str(k): v for k, v in spec.recipe.tokens_by_length.items()},
         "trained_length": spec.trained_length,
         "gate": gate_rows if scale == 1.0 else [],
         "gate_rule": f"95% Wilson lower bound >= {RETRIEVAL_GATE} on {GATE_NEEDLES} dev needles at each length",

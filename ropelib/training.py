@@ -83,6 +83,14 @@ class Recipe:
     def tokens(self) -> int:
         return sum(s.length * s.steps * s.batch_size for s in self.stages)
 
+    @property
+    def tokens_by_length(self) -> dict[int, int]:
+        """{length: tokens trained at it}, shortest first (a manifest's ``tokens_by_length``)."""
+        tokens: dict[int, int] = {}
+        for s in sorted(self.stages, key=lambda stage: stage.length):
+            tokens[s.length] = tokens.get(s.length, 0) + s.length * s.steps * s.batch_size
+        return tokens
+
     def as_dict(self) -> dict:
         return {**asdict(self), "tokens": self.tokens}
 

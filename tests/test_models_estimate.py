@@ -20,7 +20,7 @@ def test_every_committed_checkpoint_was_trained_with_its_current_recipe(estimato
     """A recipe edited without retraining would leave the book describing a checkpoint it does not have."""
     for name, spec in recipes.SPECS.items():
         manifest = json.loads((models.organism_dir(name) / models.MANIFEST).read_text())
-        assert manifest["tokens_by_length"] == estimator.recipe_tokens_by_length(spec), name
+        assert manifest["tokens_by_length"] == estimator._keyed(spec.recipe.tokens_by_length), name
 
 
 def test_measurements_of_another_recipe_are_not_compared(estimator, monkeypatch, tmp_path):
@@ -28,7 +28,7 @@ def test_measurements_of_another_recipe_are_not_compared(estimator, monkeypatch,
     results.mkdir()
     monkeypatch.setattr(estimator, "RESULTS", results)
     monkeypatch.setattr(models, "organism_dir", lambda name: checkpoints / name)
-    current = estimator.recipe_tokens_by_length(recipes.SPECS["base"])
+    current = estimator._keyed(recipes.SPECS["base"].recipe.tokens_by_length)
     record = {"checkpoints": {"base": {"wall_seconds": 100.0, "tokens_by_length": current},
                               "native-4x": {"wall_seconds": 50.0, "tokens_by_length": {"1024": 1}}}}
     (results / "models.json").write_text(json.dumps(record))

@@ -126,9 +126,9 @@ def test_lr_schedule_restarts_only_where_a_stage_says_so():
 def test_the_natively_long_reference_spends_most_of_its_tokens_at_4_l0():
     """Issue 12: >= 75% of native-4x's tokens at 4 L0, the short phase before it only, restarted there."""
     stages = recipes.SPECS["native-4x"].recipe.stages
-    tokens = [s.length * s.steps * s.batch_size for s in stages]
+    tokens = recipes.SPECS["native-4x"].recipe.tokens_by_length
     long = [i for i, s in enumerate(stages) if s.length == 4 * organism.L0]
-    assert long == [len(stages) - 1] and sum(tokens[i] for i in long) / sum(tokens) >= 0.75
+    assert long == [len(stages) - 1] and tokens[4 * organism.L0] / sum(tokens.values()) >= 0.75
     assert all(s.length <= organism.L0 // 4 for s in stages[:-1])  # nothing between the short phase and 4 L0
     assert stages[-1].restart_lr is not None
     assert "native-4x" not in recipes.KNOWN_MISSES
