@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ropelib import plan  # noqa: E402
+from ropelib.publish import plan  # noqa: E402
 
 BUDGET_SECONDS = 15 * 60
 OUTPUT = ROOT / "benchmarks" / "results" / "book.json"

@@ -3,7 +3,7 @@
     python benchmarks/models.py [--jobs 2] [--out benchmarks/results/models.json]
     python benchmarks/models.py --only base-S cpt-pi-S   # a partial run (parents must exist)
 
-Runs ``ropelib.make_models.train_all`` exactly as ``make models`` does (2 processes x 1
+Runs ``ropelib.training.make.train_all`` exactly as ``make models`` does (2 processes x 1
 thread, children as soon as their parent exists), into ``data/models`` of the checkout
 it runs from (``ROPEBOOK_MODELS`` to train elsewhere), then writes one JSON record:
 per checkpoint its start and finish (seconds since the run began), wall seconds, tokens
@@ -45,7 +45,8 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="default: results/models.json, or models-partial.json with --only")
     args = parser.parse_args()
     out = Path(args.out or Path(__file__).parent / "results" / ("models-partial.json" if args.only else "models.json"))
-    from ropelib import corpus, make_models
+    from ropelib import paths
+    from ropelib.training import make as make_models
 
     start, error = time.perf_counter(), None
     try:
@@ -55,8 +56,8 @@ def main() -> int:
     wall = time.perf_counter() - start
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     record = {
-        "what": (f"a partial run: only {', '.join(args.only)} (ropelib.make_models.train_all)" if args.only
-                 else "one full `make models` run (ropelib.make_models.train_all)"),
+        "what": (f"a partial run: only {', '.join(args.only)} (ropelib.training.make.train_all)" if args.only
+                 else "one full `make models` run (ropelib.training.make.train_all)"),
         "commit": commit,
         "jobs": args.jobs,
         "threads_per_job": 1,
@@ -74,7 +75,7 @@ def main() -> int:
             for name, m in manifests.items()
         },
     }
-    corpus.write_json_atomic(out, record)
+    paths.write_json_atomic(out, record)
     print(json.dumps({k: record[k] for k in ("wall_seconds", "within_budget", "critical_path", "gate_error")}))
     return 1 if error else 0
 

@@ -38,9 +38,9 @@ def _time_config(config: tuple[str, int, int, int]) -> dict:
     """Seconds per optimizer step at (size, length, batch) and per forward row at (size, length)."""
     import torch
 
-    from ropelib import organism
+    from ropelib.models import organism
     from ropelib.determinism import seed_everything
-    from ropelib.training import BatchSampler, lm_loss, optimizer_step
+    from ropelib.training.curriculum import BatchSampler, lm_loss, optimizer_step
 
     size, length, batch, steps = config
     seed_everything(0, threads=1)
@@ -90,7 +90,7 @@ def measured_walls(specs: dict) -> dict[str, dict]:
     """Measured training seconds per checkpoint of the recipes as they are now: from earlier run
     records (``models*.json``), then the committed manifests (the newest wins). A measurement of a
     different recipe (other tokens by length) is skipped, not compared."""
-    from ropelib.models import MANIFEST, organism_dir
+    from ropelib.models.load import MANIFEST, organism_dir
 
     sources = [(name, json.loads(path.read_text())) for name in ("models.json", "models-partial.json")
                if (path := RESULTS / name).exists()]
@@ -114,7 +114,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.jobs < 1 or args.steps < 1:
         parser.error("--jobs and --steps must be >= 1")
-    from ropelib import corpus, make_models, recipes
+    from ropelib import paths
+    from ropelib.text import corpus
+    from ropelib.training import make as make_models, recipes
 
     corpus.build_manifest()
     configs = sorted({(spec.size, s.length, s.batch_size) for spec in recipes.SPECS.values() for s in spec.recipe.stages})
@@ -160,7 +162,7 @@ def main() -> int:
                  "or the committed manifest) over the estimate without the gate (manifests time training only); "
                  "a ratio far from 1 means another machine or a loaded one"),
     }
-    corpus.write_json_atomic(Path(args.out), record)
+    paths.write_json_atomic(Path(args.out), record)
     print(json.dumps({k: record[k] for k in ("estimated_wall_seconds", "estimated_cpu_seconds", "within_budget",
                                              "critical_path", "calibration_seconds")}))
     return 0

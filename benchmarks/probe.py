@@ -2,16 +2,16 @@
 
 One forward pass of the same random-init model (seed 0) at each length, three cases:
   sdpa   plain ``attn_implementation="sdpa"``
-  probe  SDPA + ``ropelib.probe.capture`` of the last 16 queries (rows kept in memory)
+  probe  SDPA + ``ropelib.core.probe.capture`` of the last 16 queries (rows kept in memory)
   eager  ``attn_implementation="eager"`` with ``output_attentions=True`` (skipped when
-         ``ropelib.memory`` estimates that the pass adds more than the cap or the free memory)
+         ``ropelib.core.memory`` estimates that the pass adds more than the cap or the free memory)
 All passes use ``use_cache=False, logits_to_keep=1`` (the same for every case).
 
-Shapes (``--shape``): ``organism``, today's organism M (``ropelib.organism.SIZES["M"]``);
+Shapes (``--shape``): ``organism``, today's organism M (``ropelib.models.organism.SIZES["M"]``);
 ``llama2-7b-2layers``, LLaMA-2-7B's layer (hidden 4096, 32 heads of 128, intermediate 11008,
 vocab 32000) with 2 decoder layers: the CPU proxy of the 7B model, whose per-layer costs it
 has exactly; ``llama2-7b``, the full model (a GPU; see also ``benchmarks/real_scale.py``).
-Each case's record has ``estimate_extra_gb``, ``ropelib.memory``'s estimate of what the pass
+Each case's record has ``estimate_extra_gb``, ``ropelib.core.memory``'s estimate of what the pass
 adds, next to the measured ``extra_memory_gb``.
 
 Time: one subprocess per length runs the cases' passes interleaved (sdpa, probe, eager,
@@ -47,9 +47,12 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from meter import Meter  # noqa: E402
+
 _LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                   num_key_value_heads=32, head_dim=128, vocab_size=32000, tie_word_embeddings=False)
-SHAPES = {  # name -> LlamaConfig keyword arguments (organism: ropelib.organism.SIZES["M"].to_llama())
+SHAPES = {  # name -> LlamaConfig keyword arguments (organism: ropelib.models.organism.SIZES["M"].to_llama())
     "organism": None,
     "llama2-7b": _LLAMA2_7B,
     "llama2-7b-2layers": {**_LLAMA2_7B, "num_hidden_layers": 2},
@@ -67,7 +70,7 @@ def model_config(shape: str, max_length: int = 4096):
     from transformers import LlamaConfig
 
     if shape == "organism":
-        from ropelib.organism import SIZES
+        from ropelib.models.organism import SIZES
 
         config = SIZES["M"].to_llama(max_position=max_length)
     else:
@@ -85,8 +88,8 @@ def shape_record(shape: str) -> dict:
 
 
 def estimate_extra_bytes(args, case: str, length: int) -> int:
-    """ropelib.memory's estimate of what one pass of ``case`` adds to the resident model."""
-    from ropelib import memory
+    """ropelib.core.memory's estimate of what one pass of ``case`` adds to the resident model."""
+    from ropelib.core import memory
 
     return memory.estimate(model_config(args.model_shape, length), length, dtype=args.dtype, device=args.device,
                            full_logits=False, use_cache=False, **ESTIMATE_OPTIONS[case]).working
@@ -103,46 +106,11 @@ def build_model(args):
     return model.eval()
 
 
-class Memory:
-    """Extra memory of a block: RSS high-water mark (CPU) or max allocated (CUDA), minus the level before."""
-
-    def __init__(self, device: str):
-        self.device = device
-
-    def __enter__(self):
-        import torch
-
-        gc.collect()
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.before = torch.cuda.memory_allocated()
-        else:
-            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-            self.before = _status_kb("VmRSS") * 1024
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated()
-        else:
-            self.peak = _status_kb("VmHWM") * 1024
-        self.extra = self.peak - self.before
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _forward_fn(args, model, case: str):
     """One forward pass of ``case``; returns what it keeps (probed rows, attention maps or the output)."""
-    from ropelib import probe
+    from ropelib.core import probe
 
     kwargs = dict(use_cache=False, logits_to_keep=1, output_attentions=case == "eager")
 
@@ -182,7 +150,7 @@ def child(args) -> dict:
             forward(ids[:, :16])  # warm-up
         if args.phase == "memory":
             model.set_attn_implementation("eager" if cases[0] == "eager" else "sdpa")
-            with Memory(args.device) as memory:
+            with Meter(args.device) as memory:
                 kept = forwards[cases[0]](ids)
             kept_bytes = sum(t.numel() * t.element_size() for t in kept) if isinstance(kept, (list, tuple)) else 0
             return {"extra_memory_gb": memory.extra / GB, "peak_memory_gb": memory.peak / GB,
@@ -219,14 +187,14 @@ def _run_child(args, phase: str, cases: list[str], length: int) -> dict:
 
 def measure(args, length: int) -> dict:
     """{case: record} at one length: times from one interleaved child, memory from one child per case."""
-    from ropelib import memory
+    from ropelib.core import memory
 
     estimates = {case: estimate_extra_bytes(args, case, length) for case in CASES}
     cap = min(args.memory_cap_gb * GB, memory.available_bytes(args.device))
     cases = list(CASES) if estimates["eager"] <= cap else ["sdpa", "probe"]
     results = {case: {"estimate_extra_gb": estimates[case] / GB} for case in CASES}
     if "eager" not in cases:
-        results["eager"]["skipped"] = (f"does not fit: ropelib.memory estimates {estimates['eager'] / GB:.1f} GB "
+        results["eager"]["skipped"] = (f"does not fit: ropelib.core.memory estimates {estimates['eager'] / GB:.1f} GB "
                                        f"> {cap / GB:.1f} GB (cap or free memory)")
     try:
         for case, record in _run_child(args, "time", cases, length).items():

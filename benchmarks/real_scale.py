@@ -1,12 +1,12 @@
 """Real scale on one device: a LLaMA-2-7B-shaped model at 32K-128K tokens, every length checked first.
 
 Sections (each a list of one record per length; every length is first checked with
-``ropelib.memory.check_fits`` against the device's free memory, the model being resident,
+``ropelib.core.memory.check_fits`` against the device's free memory, the model being resident,
 and a length that cannot fit is recorded as ``"refused: <message>"`` instead of run):
 
   perplexity  one forward with full logits, float32 log-softmax loss (``tasks.perplexity``'s pass)
   probe       one forward, ``logits_to_keep=1``, no cache, three cases interleaved per repeat:
-              sdpa (plain), probe (``ropelib.probe.capture`` of the last 16 query rows, kept),
+              sdpa (plain), probe (``ropelib.core.probe.capture`` of the last 16 query rows, kept),
               probe_reduced (the same rows reduced as they come to log-distance bins + entropy,
               :func:`reducer`); ratios probe/sdpa of time and peak memory
   needle      greedy ``generate`` of a few tokens after a random-token haystack with a planted
@@ -20,7 +20,7 @@ allocated before the pass (``extra_gib``); CPU the resident-set high-water mark 
 reset through /proc/self/clear_refs) and that minus the resident set before, with glibc's
 mmap threshold set to 64 KiB so that freed tensors leave the resident set at once.
 Robustness: each measurement is wrapped (errors recorded, e.g. out of memory), caches are
-emptied between measurements, a measurement whose estimated time (``ropelib.memory``, all its
+emptied between measurements, a measurement whose estimated time (``ropelib.core.memory``, all its
 passes, x2) exceeds what is left of ``--budget-seconds`` is skipped, and the JSON is rewritten
 (atomically) after each one, so a run killed by ``timeout`` still leaves its results.
 On CUDA the probe's full rows go to host memory layer by layer (``store_device="cpu"``).
@@ -48,7 +48,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-from ropelib import memory, metrics, probe  # noqa: E402
+from ropelib.core import memory, metrics, probe  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from meter import GIB, Meter  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -61,7 +64,6 @@ LENGTHS = {  # section -> lengths, per setting
     "tiny": dict(perplexity=[256, 512], probe=[256, 512], needle=[256, 512], eager=[256, 512, 1 << 20]),
 }
 QUERIES, BINS, NEEDLE = 16, 64, 8  # probed rows per pass, distance bins when reduced, needle value tokens
-GIB = 2**30
 
 
 def reducer(length: int, queries: int = QUERIES, bins: int = BINS):
@@ -82,39 +84,6 @@ def reducer(length: int, queries: int = QUERIES, bins: int = BINS):
         return {"bins": mass, "entropy": metrics.entropy(rows)}  # future keys carry 0 mass: bin 0, harmless
 
     return reduce
-
-
-class Meter:
-    """Wall time and peak memory of a block (see the module docstring)."""
-
-    def __init__(self, device: str):
-        self.device = device
-
-    def __enter__(self):
-        gc.collect()
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.before = torch.cuda.memory_allocated()
-        else:
-            Path("/proc/self/clear_refs").write_text("5")
-            self.before = _status_bytes("VmRSS")
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-        self.seconds = time.perf_counter() - self.start
-        self.peak = torch.cuda.max_memory_allocated() if self.device == "cuda" else _status_bytes("VmHWM")
-
-    def record(self) -> dict:
-        return {"seconds": self.seconds, "peak_gib": self.peak / GIB, "extra_gib": (self.peak - self.before) / GIB}
-
-
-def _status_bytes(field: str) -> int:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1]) * 1024
 
 
 def _free_caches(device: str) -> None:
@@ -169,7 +138,7 @@ class Bench:
             return
         start = time.perf_counter()
         if args.model:
-            from ropelib import models
+            from ropelib.models import load as models
 
             self.model = models.load(args.model, device=self.device, dtype=self.dtype).model
             self.model.config.num_hidden_layers = self.config.num_hidden_layers

@@ -2,6 +2,6 @@
 
 import sys
 
-from ropelib.cli import main
+from ropelib.publish.cli import main
 
 sys.exit(main())

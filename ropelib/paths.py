@@ -4,9 +4,12 @@ The root is found from this package's own location (the project is installed edi
 so chapters work whatever their working directory is (papermill runs them from the repo
 root, nbval from ``book/``). ``ROPEBOOK_ROOT`` overrides it; ``ROPEBOOK_MODELS`` points
 at another checkpoint folder (e.g. a smoke-trained set while developing a chapter).
+Also the one atomic JSON writer (``write_json_atomic``) every module that records a file uses.
 """
 
+import json
 import os
+import tempfile
 from pathlib import Path
 
 ROOT = Path(os.environ.get("ROPEBOOK_ROOT", Path(__file__).resolve().parents[1]))
@@ -14,3 +17,13 @@ DATA = ROOT / "data"
 MODELS = Path(os.environ.get("ROPEBOOK_MODELS", DATA / "models"))
 RESULTS = DATA / "results"
 CORPUS_MANIFEST = DATA / "corpus.json"
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to a temp file beside ``path``, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

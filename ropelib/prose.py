@@ -4,6 +4,7 @@ A chapter's "What this shows" paragraph cites its key numbers as ``{glue:text}`n
 ``glue_numbers(name=value, ...)`` stores each value as text (floats to 3 significant
 digits, so the executed page is stable across machines) without displaying it, and
 returns what it glued so the page can also print it. Never type a number into prose.
+Also ``significant``, the rounding every findings module's tables use.
 Not here: formatting of tables (``results``, each findings module).
 """
 
@@ -17,6 +18,16 @@ class _Text(str):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+DIGITS = 4  # significant digits of the numbers a page's tables print
+
+
+def significant(x: float, digits: int = DIGITS) -> float:
+    """``x`` rounded to ``digits`` significant digits (0, inf and NaN unchanged)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
 
 
 def as_text(value, digits: int = 3) -> str:

@@ -20,7 +20,7 @@ def train_tokenizer(directory: Path, vocab_size: int = 512):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from ropelib.corpus import stdlib_documents
+    from ropelib.text.corpus import stdlib_documents
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

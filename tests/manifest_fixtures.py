@@ -7,7 +7,8 @@
 
 import json
 
-from ropelib import organism, paths
+from ropelib.models import organism
+from ropelib import paths
 
 MICRO = organism.OrganismConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2, intermediate_size=64,
                                 head_dim=16)

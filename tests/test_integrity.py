@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from ropelib import paths, results, sources
+from ropelib import paths, results
+from ropelib.models import sources
 from ropelib.paths import ROOT
 
 

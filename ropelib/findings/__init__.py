@@ -1,7 +1,7 @@
 """The findings: what each chapter computes from the tasks' raw tables, and its verdict rules.
 
 One module per chapter (or per group of chapters), each turning a task's tidy table
-(``ropelib.tasks``) or captured attention (``ropelib.probe``) into the chapter's summary
+(``ropelib.tasks``) or captured attention (``ropelib.core.probe``) into the chapter's summary
 tables, figures and "Results at a glance" rows. For finding 1 and the glance page:
 
   perplexity       Fig. 1: perplexity-vs-length curves, extrapolation limit per method

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ropelib import memory
+from ropelib.core import memory
 
 MIN_LENGTH = 8
 

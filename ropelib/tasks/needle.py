@@ -24,7 +24,7 @@ layers; nats), which differ in what the row is conditioned on:
     ``borrowed_by_chance``: whether the same tokens occur in the *next* prompt of the cell
     (same length, different haystack, never seen by this trial), outside its needle: the
     rate at which a wrong answer is "found in the context" by chance alone.
-Not here: statistics across trials (``ropelib.stats``) or plots.
+Not here: statistics across trials (``ropelib.core.stats``) or plots.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import pandas as pd
 import torch
 
 from ropelib.progress import progress as progress_bar
-from ropelib import metrics, probe
-from ropelib.corpus import stdlib_documents
-from ropelib.haystack import FORMATS, NeedleFormat, build_prompt
+from ropelib.core import metrics, probe
+from ropelib.text.corpus import stdlib_documents
+from ropelib.text.haystack import FORMATS, NeedleFormat, build_prompt
 from ropelib.tasks.common import check_lengths, check_memory
 
 BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as borrowed

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from ropelib.progress import progress as progress_bar
-from ropelib.corpus import Document, stdlib_documents
+from ropelib.text.corpus import Document, stdlib_documents
 from ropelib.tasks.common import check_lengths, check_memory
-from ropelib.tokenizer import encode_document
+from ropelib.text.tokenizer import encode_document
 
 
 def long_documents(tokenizer, min_tokens: int, n: int, documents=None) -> list[tuple[str, list[int]]]:

@@ -1,0 +1,291 @@
+"""RoPE extensions, wired through transformers' own rope registry.
+
+Plain RoPE rotates the pair (h_2j, h_2j+1) of a query/key at position m by the angle
+m * theta_j with theta_j = b^(-2j/d), j = 0 .. d/2 - 1 (b: base, d: head dim). Every
+extension below changes the inverse frequencies theta_j (and, for YaRN, the scale of
+cos/sin). The formulas live in ``transformers.modeling_rope_utils``; this module only
+maps the paper's names and parameters onto that registry, so what we evaluate is
+exactly what a transformers user runs.
+
+Public API:
+  METHODS                 the method names, in the order the book shows them
+  rope_parameters(...)    the ``config.rope_parameters`` dict for a method
+  frequencies(...)        inv_freq and attention scaling, no model needed
+  apply(model, ...)       switch a loaded LLaMA-family model in place (weights untouched)
+  describe(model)         the active method and its parameters
+  frozen_pairs(model, w)  scoped ablation: pairs with wavelength > w stop rotating
+
+Not here: training, evaluation, or any RoPE maths of our own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+
+import torch
+from transformers import LlamaConfig
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+from ropelib.core.methods import METHODS
+# Code Llama's NTK (the paper's): the base raised 100x (10,000 -> 1,000,000), whatever s is
+CODE_LLAMA_BASE_RATIO = 100.0
+
+# our name -> transformers' rope_type
+_ROPE_TYPE = {
+    "rope": "default",
+    "pi": "linear",
+    "ntk": "default",  # a fixed, larger base: transformers' default RoPE at that base
+    "ntk100": "default",
+    "yarn": "yarn",
+    "dynamic_ntk": "dynamic",
+    "llama3": "llama3",
+}
+_NEEDS_ORIGINAL_LENGTH = {"yarn", "dynamic_ntk", "llama3"}
+_STATE_ATTR = "_ropebook_state"
+
+
+def ntk_aware_base(base: float, factor: float, head_dim: int) -> float:
+    """NTK-aware base for a context ``factor`` times longer: b' = b * s^(d / (d - 2)).
+
+    With this base the lowest frequency pair is interpolated by exactly s while the
+    highest is (almost) unchanged.
+    """
+    return base * factor ** (head_dim / (head_dim - 2))
+
+
+def _check(method: str, factor: float, original_max_position: int | None) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not a RoPE extension; expected one of {', '.join(METHODS)}")
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor >= 1:
+        raise ValueError(f"factor={factor!r} must be a number >= 1 (the context extension ratio s)")
+    if method in _NEEDS_ORIGINAL_LENGTH and not original_max_position:
+        raise ValueError(f"method={method!r} needs original_max_position (the pretrained context length)")
+    if original_max_position is not None and original_max_position < 1:
+        raise ValueError(f"original_max_position={original_max_position!r} must be a positive int")
+
+
+def rope_parameters(
+    method: str,
+    base: float,
+    factor: float = 1.0,
+    original_max_position: int | None = None,
+    head_dim: int | None = None,
+    **extra,
+) -> dict:
+    """The transformers ``rope_parameters`` dict that realises ``method``.
+
+    ``ntk`` takes either ``ntk_base=`` (the paper's explicit sweep, e.g. 1e6) or derives
+    the base from ``factor`` by :func:`ntk_aware_base` (needs ``head_dim``).
+    ``yarn`` accepts ``beta_fast`` (default 32) and ``beta_slow`` (default 1);
+    ``llama3`` accepts ``low_freq_factor`` (1) and ``high_freq_factor`` (4).
+    """
+    _check(method, factor, original_max_position)
+    params: dict = {"rope_type": _ROPE_TYPE[method], "rope_theta": float(base)}
+    if method == "ntk":
+        ntk_base = extra.pop("ntk_base", None)
+        if ntk_base is None:
+            if head_dim is None:
+                raise ValueError("method='ntk' needs ntk_base, or head_dim to derive it from factor")
+            ntk_base = ntk_aware_base(base, factor, head_dim)
+        if ntk_base < base:
+            raise ValueError(f"ntk_base={ntk_base!r} must be >= the pretrained base {base}")
+        params["rope_theta"] = float(ntk_base)
+    elif method == "ntk100":
+        params["rope_theta"] = float(base) * CODE_LLAMA_BASE_RATIO
+    elif method in ("pi", "dynamic_ntk"):
+        params["factor"] = float(factor)
+    elif method == "yarn":
+        params.update(
+            factor=float(factor),
+            original_max_position_embeddings=int(original_max_position),
+            beta_fast=float(extra.pop("beta_fast", 32.0)),
+            beta_slow=float(extra.pop("beta_slow", 1.0)),
+        )
+    elif method == "llama3":
+        params.update(
+            factor=float(factor),
+            original_max_position_embeddings=int(original_max_position),
+            low_freq_factor=float(extra.pop("low_freq_factor", 1.0)),
+            high_freq_factor=float(extra.pop("high_freq_factor", 4.0)),
+        )
+    if extra:
+        raise ValueError(f"unexpected parameter(s) for method={method!r}: {', '.join(sorted(extra))}")
+    return params
+
+
+def _compute(config) -> tuple[torch.Tensor, float]:
+    rope_type = config.rope_parameters["rope_type"]
+    if rope_type == "default":
+        base = config.rope_parameters["rope_theta"]
+        dim = config.head_dim
+        return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim)), 1.0
+    return ROPE_INIT_FUNCTIONS[rope_type](config)
+
+
+def _max_positions(method: str, length: int, factor: float) -> int:
+    """config.max_position_embeddings for ``method``: dynamic NTK reads the pretrained length from it."""
+    return length if method == "dynamic_ntk" else max(length, int(length * factor))
+
+
+def frequencies(
+    method: str,
+    head_dim: int,
+    base: float,
+    factor: float = 1.0,
+    original_max_position: int | None = None,
+    **extra,
+) -> tuple[torch.Tensor, float]:
+    """Inverse frequencies theta_j (shape [head_dim // 2]) and the cos/sin scaling of ``method``.
+
+    - ``rope``: theta_j = b^(-2j/d); scaling 1.
+    - ``pi``: theta_j / s (position m -> m/s); scaling 1.
+    - ``ntk``: b' ^(-2j/d) with b' = ntk_base, or b * s^(d/(d-2)) (NTK-aware); scaling 1.
+    - ``ntk100``: b' = 100 b, Code Llama's NTK as the paper uses it (x4.2 for NTK-aware
+      at s = 4, d = 64); ``factor`` does not change it; scaling 1.
+    - ``yarn``: per pair, gamma_j * theta_j + (1 - gamma_j) * theta_j / s, where the ramp
+      gamma_j rises from 0 for pairs completing fewer than beta_slow rotations within L
+      (interpolated like PI) to 1 for pairs completing more than beta_fast (kept as is);
+      scaling 0.1 ln s + 1 on cos and sin, hence (0.1 ln s + 1)^2 on the attention logits.
+    - ``dynamic_ntk``: NTK-aware base recomputed from the current length l:
+      b * (s * l / L - (s - 1))^(d/(d-2)); returned here at l = L (i.e. plain RoPE).
+    - ``llama3``: Llama-3.1 bands: wavelength < L/high_freq_factor kept, > L/low_freq_factor
+      divided by s, smooth in between; scaling 1.
+
+    L is ``original_max_position``; pure function, no model needed.
+    """
+    params = rope_parameters(method, base, factor, original_max_position, head_dim=head_dim, **extra)
+    config = LlamaConfig(
+        hidden_size=head_dim,
+        num_attention_heads=1,
+        head_dim=head_dim,
+        # as in apply(): the extended length, except for dynamic NTK, which reads L from it
+        max_position_embeddings=_max_positions(method, int(original_max_position or 1), factor),
+        rope_parameters=params,
+    )
+    inv_freq, scaling = _compute(config)
+    return inv_freq, float(scaling)
+
+
+def _rotary_module(model) -> torch.nn.Module:
+    inner = getattr(model, "model", model)
+    rotary = getattr(inner, "rotary_emb", None)
+    if rotary is None or not hasattr(rotary, "inv_freq"):
+        raise ValueError(
+            f"{type(model).__name__} has no rotary embedding (model.model.rotary_emb); "
+            "ropelib.core.extensions supports LLaMA-family models with RoPE"
+        )
+    return rotary
+
+
+def _pretrained(model) -> dict:
+    """Base and length the checkpoint was pretrained with, recorded before the first switch."""
+    state = getattr(model, _STATE_ATTR, None)
+    if state is None:
+        params = model.config.rope_parameters or {}
+        if params.get("rope_type", "default") != "default":
+            raise ValueError(
+                "this model already uses rope_type="
+                f"{params['rope_type']!r}; load it through ropelib.models.load.load, which records its pretrained RoPE"
+            )
+        state = {
+            "base": float(params["rope_theta"]),
+            "original_max_position": int(
+                params.get("original_max_position_embeddings") or model.config.max_position_embeddings
+            ),
+            "method": "rope",
+            "factor": 1.0,
+            "extra": {},
+        }
+        setattr(model, _STATE_ATTR, state)
+    return state
+
+
+def record_pretrained(model, base: float, original_max_position: int, method: str = "rope",
+                      factor: float = 1.0, **extra) -> None:
+    """Tell ``apply`` which RoPE a checkpoint was pretrained with (used by ``models.load``)."""
+    setattr(model, _STATE_ATTR, {
+        "base": float(base),
+        "original_max_position": int(original_max_position),
+        "method": method,
+        "factor": float(factor),
+        "extra": dict(extra),
+    })
+
+
+def _reset_dynamic_cache(rotary, args):
+    # transformers' dynamic NTK only ever grows its cached base; resetting before each
+    # forward makes every call use the base of its own length (identical for generation,
+    # where lengths only grow, and correct for a sweep over lengths in any order).
+    rotary.inv_freq = rotary.original_inv_freq.clone()
+    rotary.max_seq_len_cached = rotary.original_max_seq_len
+
+
+def apply(model, method: str, factor: float = 1.0, *, original_max_position: int | None = None, **extra):
+    """Switch ``model`` to ``method`` in place; weights are untouched. Returns the model.
+
+    The pretrained base and length come from the model itself (recorded at the first
+    call); ``original_max_position`` overrides the length. Extra keyword arguments are
+    the method's own (see :func:`rope_parameters`).
+    """
+    rotary = _rotary_module(model)
+    state = _pretrained(model)
+    length = int(original_max_position or state["original_max_position"])
+    head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
+    params = rope_parameters(method, state["base"], factor, length, head_dim=head_dim, **copy.deepcopy(extra))
+
+    config = model.config
+    config.rope_parameters = params
+    # dynamic NTK reads the pretrained length from max_position_embeddings
+    config.max_position_embeddings = _max_positions(method, length, factor)
+    device = rotary.inv_freq.device
+    new_rotary = type(rotary)(config).to(device)
+    if method == "dynamic_ntk":
+        new_rotary.register_forward_pre_hook(_reset_dynamic_cache)
+    getattr(model, "model", model).rotary_emb = new_rotary
+    state.update(method=method, factor=float(factor), extra=dict(extra), applied_length=length)
+    return model
+
+
+def describe(model) -> dict:
+    """The active method and its parameters, as chapters print them."""
+    rotary = _rotary_module(model)  # first: a model without RoPE gets the one-line error
+    state = _pretrained(model)
+    return {
+        "method": state["method"],
+        "factor": state["factor"],
+        "pretrained_base": state["base"],
+        "pretrained_length": state["original_max_position"],
+        "rope_type": model.config.rope_parameters.get("rope_type"),
+        "rope_theta": model.config.rope_parameters.get("rope_theta"),
+        "attention_scaling": float(rotary.attention_scaling),
+        **state["extra"],
+    }
+
+
+def wavelengths(inv_freq: torch.Tensor) -> torch.Tensor:
+    """Wavelength 2*pi/theta_j of each pair, in tokens."""
+    return 2 * math.pi / inv_freq
+
+
+@contextlib.contextmanager
+def frozen_pairs(model, min_wavelength: float):
+    """Within the block, the pairs with wavelength 2*pi/theta_j > ``min_wavelength`` do not rotate.
+
+    An ablation, not an extension: theta_j = 0 for those pairs removes the positional signal
+    they carry while their q.k content stays. The loss it costs inside the training length
+    measures how much a model relies on the rotation of the pairs that never complete a
+    period in training (the ones whose unseen angles past that length are blamed for the
+    extrapolation failure). Yields how many pairs are frozen; restores them on exit.
+    """
+    rotary = _rotary_module(model)
+    if _pretrained(model)["method"] == "dynamic_ntk":
+        raise ValueError("frozen_pairs: dynamic_ntk recomputes its frequencies at every call; use another method")
+    saved = rotary.inv_freq.clone()
+    frozen = wavelengths(saved) > min_wavelength
+    rotary.inv_freq = torch.where(frozen, torch.zeros_like(saved), saved)
+    try:
+        yield int(frozen.sum())
+    finally:
+        rotary.inv_freq = saved

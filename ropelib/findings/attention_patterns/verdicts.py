@@ -1,0 +1,217 @@
+"""Verdicts of chapter "Attention patterns at and beyond the pretrained length": Table 1's orderings, Fig. 2's claim.
+
+Input: the tables of :mod:`ropelib.findings.attention_patterns.analysis` (one row per variant: variant,
+method, compared with, statistic, value, ci_low, ci_high).
+
+  setting(length, L0)                  "at L0" (the paper's 2K half of Table 1) or "at 4 L0" (its 8K half)
+  ordering_roles(table, ...)           who should come first in the paper's ordering, and against whom
+  dominates(table, leader, others)     the ordering rule: replicated / partly / not replicated
+  ratios(table, leader, others)        the leader's value as a multiple of each other's (the paper's "much larger")
+  beside_paper(table, ...)             ours beside the paper's Table 1, as printed
+  glance_rows(js, gap, ...)            this page's rows for the "Results at a glance" page
+
+The paper's ordering at L0: PI's divergence from the original model above YaRN's and NTK's.
+Beyond L0: plain RoPE's (the original model's, extrapolating) above PI's, YaRN's and NTK's,
+both for the divergence from the natively long model (Table 1) and for the gap from the
+original model's L0 pattern (Fig. 2).
+
+Controls the paper lacks (rows 1.35, 1.55): beyond L0, does each extension beat plain RoPE
+continually pretrained at the same length with the same tokens (``cpt-rope``), i.e. is the
+control's gap (or JS to the natively long model) above every extension's, by the same
+rule? A row is "not testable" when a checkpoint it needs missed its retrieval gate
+(``ropelib.findings.verdicts``) or is absent (no native model, no cpt-rope).
+Not here: capturing or computing the statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ropelib import results
+from ropelib.findings.verdicts import not_testable_reason
+
+EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")
+# The paper's Table 1, units as printed there (the paper does not say which).
+PAPER_TABLE1 = {
+    "at L0": {"pi": 1.29, "yarn": 0.05, "ntk": 0.06, "rope": 0.00},  # at 2K, vs LLaMA-2 at 2K
+    "at 4 L0": {"pi": 2.29, "yarn": 1.72, "ntk": 1.68, "rope": 2.57},  # at 8K, vs LLaMA-3 at 8K
+}
+RULE = ("95% paired bootstrap CIs over sequences; replicated if the first model's CI lies above every other's, "
+        "partly if only its point estimate is the largest, else not replicated")
+
+
+def setting(length: int, pretrained_length: int) -> str:
+    """Which half of Table 1 a length belongs to: "at L0" (length <= L0) or "at 4 L0" (beyond L0)."""
+    return "at L0" if length <= pretrained_length else "at 4 L0"
+
+
+def ordering_roles(table: pd.DataFrame, length: int, pretrained_length: int,
+                   reference: str) -> tuple[str, list[str]] | None:
+    """(leader, others) of the paper's ordering at this length, or None when the variants lack them.
+
+    At L0: the PI variant leads, YaRN and NTK follow. Beyond L0: ``reference`` (the original
+    model, the paper's RoPE row) leads, the PI, YaRN and NTK variants follow. Other
+    variants (e.g. RoPE continually pretrained) take no part.
+    """
+    extensions = table[table["method"].isin(EXTENSIONS) & (table["variant"] != reference)]
+    if setting(length, pretrained_length) == "at L0":
+        pi = extensions.loc[extensions["method"] == "pi", "variant"].tolist()
+        others = extensions.loc[extensions["method"] != "pi", "variant"].tolist()
+        return (pi[0], others) if len(pi) == 1 and others else None
+    if reference not in set(table["variant"]) or extensions.empty:
+        return None
+    return reference, extensions["variant"].tolist()
+
+
+def dominates(table: pd.DataFrame, leader: str, others: list[str]) -> str:
+    """Verdict of "``leader``'s value is larger than each of ``others``'":
+
+    replicated if the leader's CI lies above every other CI (its low > each other's high);
+    partly if only its point estimate is the largest; not replicated otherwise.
+    """
+    by = table.set_index("variant")
+    rest = by.loc[others]
+    if by.loc[leader, "ci_low"] > rest["ci_high"].max():
+        return "replicated"
+    return "partly" if by.loc[leader, "value"] > rest["value"].max() else "not replicated"
+
+
+def ratios(table: pd.DataFrame, leader: str, others: list[str]) -> str:
+    """How many times each of ``others``' value the leader's is, e.g. "1.35x NTK (cpt-ntk), 1.36x YaRN (cpt-yarn)"."""
+    by = table.set_index("variant")["value"]
+    return ", ".join(f"{_shown(by[leader] / by[other]) if by[other] else 'inf'}x {other}" for other in others)
+
+
+def _shown(x: float) -> str:
+    return "nan" if not np.isfinite(x) else f"{x:.4g}"
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """A statistic table as printed: value and 95% CI to 4 significant digits, one row per variant."""
+    statistic = table["statistic"].iloc[0] if len(table) else "value"
+    return pd.DataFrame({
+        "variant": table["variant"],
+        "compared with": table["compared with"],
+        f"ours: {statistic}": table["value"].map(_shown),
+        "95% CI": [f"[{_shown(lo)}, {_shown(hi)}]" for lo, hi in zip(table["ci_low"], table["ci_high"])],
+    }).set_index("variant")
+
+
+def sink_formatted(sinks: pd.DataFrame) -> pd.DataFrame:
+    """``attention.sink_table`` as printed: each statistic with its 95% CI, 4 significant digits."""
+    names = ("sink mass", "entropy (nats)", "entropy without sink (nats)")
+    return pd.DataFrame({name: [f"{_shown(v)} [{_shown(lo)}, {_shown(hi)}]" for v, lo, hi in
+                                zip(sinks[name], sinks[f"{name} low"], sinks[f"{name} high"])] for name in names},
+                        index=pd.Index(sinks["variant"], name="variant"))
+
+
+def beside_paper(table: pd.DataFrame, length: int, pretrained_length: int, reference: str) -> pd.DataFrame:
+    """Ours beside the paper's Table 1 value of the same method (``reference`` is the paper's RoPE row).
+
+    Variants the paper does not evaluate (e.g. RoPE continually pretrained) get "-".
+    """
+    paper = PAPER_TABLE1[setting(length, pretrained_length)]
+
+    def paper_value(row):
+        method = "ntk" if row.method == "ntk100" else row.method  # the paper's NTK is Code Llama's base raise
+        key = "rope" if row.variant == reference else method if method in EXTENSIONS else None
+        return f"{paper[key]:.2f}" if key else "-"
+
+    shown = formatted(table)
+    shown.insert(1, "paper (units as printed)", [paper_value(row) for row in table.itertuples()])
+    return shown
+
+
+def _summary(table: pd.DataFrame, leader: str, others: list[str]) -> str:
+    """Each value with its CI, then the leader's value as a multiple of the others'."""
+    by = table.set_index("variant")
+    values = "; ".join(f"{label} {_shown(by.loc[label, 'value'])} [{_shown(by.loc[label, 'ci_low'])}, "
+                       f"{_shown(by.loc[label, 'ci_high'])}]" for label in [leader, *others])
+    return f"{values} (first = {ratios(table, leader, others)})"
+
+
+def control_roles(table: pd.DataFrame, reference: str) -> tuple[str, list[str]] | None:
+    """(plain-RoPE CPT variant, extensions) for the control rows, or None when there is no such model."""
+    controls = table[(table["method"] == "rope") & (table["variant"] != reference)]["variant"].tolist()
+    extensions = table[table["method"].isin(EXTENSIONS)]["variant"].tolist()
+    return (controls[0], extensions) if controls and extensions else None
+
+
+def _verdict(table, roles, needs) -> tuple[str, str]:
+    """(verdict, details): "not testable" with the reason when a needed checkpoint misses its gate."""
+    reason = not_testable_reason(needs)
+    if reason:
+        return "not testable", reason
+    return dominates(table, *roles), _summary(table, *roles)
+
+
+def glance_rows(js: pd.DataFrame | None, gap: pd.DataFrame | None, length: int, pretrained_length: int,
+                reference: str, long_reference: str | None, chapter: str, sources: dict[str, str]) -> list[dict]:
+    """This page's verdicts for the glance page (rule: :func:`dominates`, repeated in each row).
+
+    At L0: row 1.4, Table 1's ordering vs the original model. Beyond L0: row 1.3, plain RoPE's
+    curve further from the original model's L0 pattern than the extensions' (``gap``), and
+    its control 1.35; row 1.5, Table 1's ordering vs the natively long model (``js``, None
+    when there is none: not testable), and its control 1.55. ``sources``: label ->
+    "method:source" of every model on the page, for the gate check.
+    """
+    def needs(*labels):
+        return [sources[label] for label in labels if label in sources]
+
+    def row(order, claim, paper, table, roles, rule, kind="paper"):
+        # every model in the comparison, the original model, and the natively long one only where it is compared with
+        beyond = table is js and long_reference and setting(length, pretrained_length) != "at L0"
+        compared = [roles[0], *roles[1], reference] + ([long_reference] if beyond else [])
+        verdict, details = _verdict(table, roles, needs(*compared))
+        return results.glance_row(order, "Finding 1", claim, paper, _summary(table, *roles), verdict, rule, chapter,
+                                  kind=kind, details=details)
+
+    def untestable(order, claim, paper, why, kind="paper"):
+        return results.glance_row(order, "Finding 1", claim, paper, "-", "not testable", why, chapter, kind=kind,
+                                  details=why)
+
+    rows = []
+    if setting(length, pretrained_length) == "at L0":
+        roles = ordering_roles(js, length, pretrained_length, reference)
+        if roles:
+            rows.append(row(1.4, f"Table 1 at L0: PI changes in-length attention more than YaRN and NTK do "
+                            f"(JS vs {reference})", "PI 1.29 >> YaRN 0.05, NTK 0.06", js, roles,
+                            f"JS (bits) of mean distance-binned attention, PI first; {RULE}"))
+        return rows
+    def with_control(order, claim, paper, table, roles, rule, what, statistic):
+        rows.append(row(order, claim, paper, table, roles, rule))
+        claim = (f"Control: at {length} tokens each extension is {what} than plain RoPE continually pretrained "
+                 "at the same length with the same tokens")
+        if (control := control_roles(table, reference)):
+            rows.append(row(round(order + 0.05, 2), claim, "not tested in the paper", table, control,
+                            f"{statistic} as in {order}, plain-RoPE CPT first; {RULE}", kind="control"))
+        else:
+            rows.append(untestable(round(order + 0.05, 2), claim, "not tested in the paper", "no plain-RoPE CPT model",
+                                   "control"))
+
+    if gap is not None and (roles := ordering_roles(gap, length, pretrained_length, reference)):
+        with_control(1.3, f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
+                     "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", gap, roles,
+                     "gap = mean |log10| ratio of attention per key to the original's at L0 over distances "
+                     f"< 3 L0 / 4, plain RoPE first; {RULE}", "closer to the original L0 pattern", "gap")
+    claim = (f"Table 1 beyond L0: the extensions' attention is closer to the natively long model's "
+             f"({long_reference or 'none given'}) than plain RoPE's")
+    if js is None or not long_reference:
+        rows.append(untestable(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68",
+                               "no natively long-trained model was given (long_model)"))
+    elif (roles := ordering_roles(js, length, pretrained_length, reference)):
+        with_control(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68", js, roles,
+                     f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}",
+                     "closer to the natively long model", "JS")
+    return rows
+
+
+def key_numbers(js, js_free, gap, sinks: pd.DataFrame, roles, gap_roles) -> dict[str, str]:
+    """What the page's prose cites: sink mass range, and each ordering's verdict with and without the sink."""
+    def verdict(table, order):
+        return dominates(table, *order) if table is not None and order else "not tested on this page"
+
+    return {"att_sink_low": f"{sinks['sink mass'].min():.3g}", "att_sink_high": f"{sinks['sink mass'].max():.3g}",
+            "att_js_verdict": verdict(js, roles), "att_js_free_verdict": verdict(js_free, roles),
+            "att_gap_verdict": verdict(gap, gap_roles)}

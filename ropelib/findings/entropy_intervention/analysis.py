@@ -1,0 +1,172 @@
+"""Chapter "Does lowering attention entropy fix retrieval?": paired needle trials under interventions.
+
+For every CPT checkpoint (its training length L from its manifest) and every length, the
+same needle prompts (test split) are scored three ways, paired prompt by prompt:
+
+- ``none``: the model as it is;
+- ``log_scale``: every query at position p scaled by 1 + alpha ln(max(1, (p + 1) / L))
+  (``interventions.log_length_scaling``; alpha = 1 / ln L by default, SSMax's ln n / ln L);
+- ``temperature``: one temperature per length, fitted on dev-split prompts so that the
+  mean first-token entropy at that length equals its value at L
+  (``interventions.fit_entropy_matched_temperature``; 1 at and below L).
+
+Each trial is one teacher-forced forward pass over prompt + true value: the row of the
+last prompt token gives ``entropy_first`` (before anything is generated), the rows of
+the answer positions ``entropy_teacher``, and ``passed`` is exact match of every answer
+token's argmax, which equals greedy decoding's exact match (greedy stops being right at
+the first wrong digit, and so does this). Perplexity of the positions each length adds
+(``tasks.perplexity``) is measured under each condition too.
+Not here: the interventions (``interventions``), the verdict rule (``intervention_verdicts``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from ropelib.core import interventions, metrics, probe
+from ropelib.models import lineup
+from ropelib import results
+from ropelib.text.corpus import stdlib_documents
+from ropelib.findings.entropy_intervention import verdicts as rules
+from ropelib.findings.sweep import quiet_transformers
+from ropelib.text.haystack import FORMATS, answer_ids, build_prompt
+from ropelib.progress import progress
+from ropelib.tasks.needle import haystack_tokens
+from ropelib.tasks.perplexity import perplexity_by_length
+from ropelib.models.variants import ModelCache, Variant
+
+CONDITIONS = ("none", "log_scale", "temperature")
+LABELS = {"none": "none", "log_scale": "log-length scaling", "temperature": "entropy-matched temperature"}
+
+
+def needle_prompts(tokenizer, hay: list[int], length: int, depths, per_depth: int, seed: int, split: str,
+                   fmt: str = "compact"):
+    """``per_depth`` prompts at each depth from ``hay`` (the tokens of ``split``), seeded by
+    (seed, split, length, depth): the same for every model."""
+    prompts = []
+    for depth in depths:
+        rng = random.Random(f"{seed}-{split}-{length}-{depth}")
+        for i in range(per_depth):
+            start = rng.randrange(0, len(hay) - length)
+            prompt = build_prompt(tokenizer, hay[start:start + length], length, depth, FORMATS[fmt].value(rng),
+                                  FORMATS[fmt])
+            prompts.append((f"{length}-{depth:g}-{i}", prompt))
+    return prompts
+
+
+@torch.no_grad()
+def teacher_forced(model, tokenizer, prompts, batch_size: int = 4) -> list[dict]:
+    """entropy_first, entropy_teacher (nats) and passed of each (prompt_id, prompt), one forward each."""
+    device = next(model.parameters()).device
+    out = []
+    sizes = {len(answer_ids(tokenizer, p.value)) for _, p in prompts}
+    batch_size = batch_size if len(sizes) == 1 else 1  # a BPE may split values unevenly: run those one by one
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        values = [answer_ids(tokenizer, p.value) for _, p in chunk]
+        n = len(values[0])
+        ids = torch.tensor([p.input_ids + v[:-1] for (_, p), v in zip(chunk, values)], device=device)
+        with probe.capture(model, queries=n, reduce=metrics.entropy, store_device="cpu") as rec:
+            logits = model(ids, use_cache=False, logits_to_keep=n).logits  # (batch, n, vocab)
+        entropy = torch.stack(rec.attention).double().mean(dim=(0, 2))  # (batch, n): mean over layers, heads
+        hits = (logits.argmax(-1).cpu() == torch.tensor(values)).all(-1)
+        for b, (prompt_id, _) in enumerate(chunk):
+            out.append({"prompt_id": prompt_id, "entropy_first": float(entropy[b, 0]),
+                        "entropy_teacher": float(entropy[b].mean()), "passed": bool(hits[b])})
+    return out
+
+
+def _condition(model, condition: str, length: int, trained_length: int, alpha: float, taus: dict):
+    if condition == "log_scale":
+        return interventions.log_length_scaling(model, alpha, trained_length)
+    if condition == "temperature" and length > trained_length and np.isfinite(taus.get(length, np.nan)):
+        return interventions.fixed_temperature(model, taus[length])
+    return contextlib.nullcontext()
+
+
+def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_depth: int, dev_prompts: int,
+        n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
+        dtype: str = "auto") -> tuple[pd.DataFrame, ...]:
+    """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length."""
+    cache, trials, perplexity, temperatures = ModelCache(device, dtype, max(lengths)), [], [], []
+    for variant in variants:
+        loaded = cache.get(variant, factor)
+        model, tokenizer = loaded.model, loaded.tokenizer
+        trained = lineup.geometry(variant.source).trained_length
+        scale = alpha or 1 / np.log(trained)
+        fit_lengths = sorted({trained, *[length for length in lengths if length > trained]})
+        hay = {split: haystack_tokens(tokenizer, stdlib_documents(split)) for split in ("dev", "test")}
+        dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
+                                                               -(-dev_prompts // 3), seed, "dev")][:dev_prompts]
+               for length in fit_lengths}
+        with quiet_transformers():
+            taus = interventions.fit_entropy_matched_temperature(model, dev, trained, xtol=1e-2)
+        temperatures += [{"method": variant.label, "length": length, "tau": tau} for length, tau in taus.items()]
+        for condition in progress(CONDITIONS, desc=f"interventions {variant.label}"):
+            for length in lengths:
+                prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test")
+                with _condition(model, condition, length, trained, scale, taus), quiet_transformers():
+                    rows = teacher_forced(model, tokenizer, [(i, p) for i, p in prompts])
+                    ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)
+                trials += [{"method": variant.label, "condition": condition, "length": length, **r} for r in rows]
+                perplexity.append({"method": variant.label, "condition": condition, "length": length,
+                                   "ppl_new": float(np.exp(ppl["loss_new"].mean()))})
+    return pd.DataFrame(trials), pd.DataFrame(perplexity), pd.DataFrame(temperatures)
+
+
+def by_length(trials: pd.DataFrame, perplexity: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, condition, length): pass rate, mean first-token and teacher-forced entropy, ppl of new positions."""
+    table = (trials.groupby(["method", "condition", "length"], sort=False)
+             .agg(pass_rate=("passed", "mean"), entropy_first=("entropy_first", "mean"),
+                  entropy_teacher=("entropy_teacher", "mean"), trials=("passed", "size")).reset_index())
+    return table.merge(perplexity, on=["method", "condition", "length"])
+
+
+def plot(summary: pd.DataFrame, cpt_length: int):
+    """Pass rate (top) and first-token entropy (bottom) against length, one column per model,
+    one line per condition; the CPT length marked."""
+    methods = list(dict.fromkeys(summary["method"]))
+    sns.set_theme(style="whitegrid", context="notebook")
+    figure, axes = plt.subplots(2, len(methods), figsize=(3.2 * len(methods), 6.2), sharex=True, sharey="row",
+                                squeeze=False, constrained_layout=True)
+    palette = dict(zip(CONDITIONS, sns.color_palette(n_colors=len(CONDITIONS))))
+    for column, method in enumerate(methods):
+        part = summary[summary["method"] == method]
+        for row, (value, label) in enumerate((("pass_rate", "needle pass rate"),
+                                              ("entropy_first", "first-token entropy (nats)"))):
+            ax = axes[row, column]
+            for condition, group in part.groupby("condition", sort=False):
+                ax.plot(group["length"], group[value], marker="o", color=palette[condition], label=LABELS[condition])
+            ax.axvline(cpt_length, color="grey", linestyle=":", linewidth=1)
+            ax.set_xscale("log", base=2)
+            ax.set(xlabel="context length (tokens)" if row else "", ylabel=label if column == 0 else "",
+                   title=method if row == 0 else "")
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    figure.suptitle(f"Lowering attention entropy beyond the CPT length ({cpt_length}, dotted): does retrieval return?")
+    return figure
+
+
+def glance_rows(table: pd.DataFrame, unfit: str, chapter: str) -> list[dict]:
+    """One "beyond the paper" row per intervention: causal -> replicated, symptom -> not replicated."""
+    rows = []
+    for order, (_, row) in zip((4.1, 4.2), table.iterrows()):
+        outcome = "not testable" if unfit else row["verdict"]
+        verdict = {rules.CAUSAL: "replicated", rules.SYMPTOM: "not replicated"}.get(outcome, "not testable")
+        numbers = (f"entropy {row.get('entropy_change', np.nan):+.3f} nats "
+                   f"[{row.get('entropy_change_low', np.nan):+.3f}, {row.get('entropy_change_high', np.nan):+.3f}], "
+                   f"pass rate {row.get('pass_change', np.nan):+.3f} [{row.get('pass_change_low', np.nan):+.3f}, "
+                   f"{row.get('pass_change_high', np.nan):+.3f}] over {row['n_prompts']} prompts")
+        rows.append(results.glance_row(
+            order, "Beyond the paper", f"Lowering attention entropy ({LABELS[row['condition']]}) restores retrieval "
+            "beyond the CPT length: entropy is a cause, not a symptom", "not tested in the paper",
+            f"{outcome}: {row.get('pass_change', np.nan):+.3f} pass rate", verdict, rules.RULE, chapter,
+            row.get("pass_change_low"), row.get("pass_change_high"), kind="beyond",
+            details=(f"{unfit}; " if unfit else "") + f"{row['reason']}; {numbers}"))
+    return rows

@@ -1,0 +1,8 @@
+"""Chapter ``glance``: "Results at a glance", every chapter's verdict rows on one page.
+
+  table  the rows read from ``data/results/glance-*.csv``, formatted with their rules
+  plots  the forest plot under the table
+
+Not here: any rule (each chapter's ``verdicts``); which page computed a row is asked of
+``ropelib.publish.plan``.
+"""

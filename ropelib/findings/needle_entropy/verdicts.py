@@ -1,0 +1,162 @@
+"""Finding 2's rules, verdicts and words, from the tables of ``needle_analysis``.
+
+Fixed in code before any real run; each has a unit test with a synthetic table that must
+NOT replicate (length alone, post-error tokens, tiny strata, a checkpoint that misses its
+gate). Every rule is "not testable" when a model of the page misses its retrieval gate
+(``ropelib.findings.verdicts``), or when no stratum has >= 5 trials of each outcome.
+
+- 2.1 **Large attention entropy goes with retrieval errors.** On the two measures where
+  cause precedes effect (first answer token, teacher-forced), pooled over methods, within
+  a fixed length (strata (method, length), clustered by prompt): replicated if for BOTH
+  measures the AUROC's 95% CI lies above 0.5 and its permutation p < 0.05; partly if for
+  one; not replicated otherwise. The all-token mean (Appendix C) is shown, not judged.
+- 2.3 / 2.4 **Failing lengths (depths) are among the top-k entropies at a fixed depth
+  (length).** On each causal measure: replicated if the hit rate beats the null of
+  entropies shuffled within each (method, length) (p < 0.05) and, at a fixed depth, also
+  beats ranking by length alone; partly if it beats the null's mean but not significantly;
+  the statement is replicated if both measures replicate, partly if either does at least
+  partly.
+- 2.5 **Wrong answers are borrowed from the context**: replicated if failures find their
+  wrong answer in their own context more often than in an unseen context of the same
+  length (McNemar p < 0.05) and the borrowed places get more attention than the needle
+  (signed-rank p < 0.05); partly if one holds.
+Not here: computing the tables (``needle_analysis``), plots (``needle_plots``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ropelib import results
+from ropelib.findings.needle_entropy.analysis import ALPHA, CAUSAL_MEASURES, CHAPTER, MEASURES, POOLED, STATEMENTS, pooled_row
+from ropelib.findings.verdicts import agree
+
+RULES = {
+    "association": ("within a length, pooled over methods, clustered by prompt, strata with >= 5 trials of each "
+                    "outcome: replicated if on both the first-token and the teacher-forced entropy the AUROC's 95% "
+                    f"CI lies above 0.5 and the permutation p < {ALPHA}; partly if on one"),
+    "topk": (f"on the first-token and teacher-forced entropies: the hit rate must beat entropies shuffled within "
+             f"each length (p < {ALPHA}) and, at a fixed depth, ranking by length alone; replicated if both "
+             "measures do, partly if either beats the null's mean"),
+    "borrowed": (f"replicated if failures find their wrong answer in their own context more often than in an "
+                 f"unseen one (McNemar p < {ALPHA}) and the borrowed places get more attention than the needle "
+                 f"(signed-rank p < {ALPHA}); partly if one of the two holds"),
+}
+
+
+def association_verdict(association: pd.DataFrame) -> tuple[str, str]:
+    """(verdict, details) of 2.1 from ``association_table`` rows of every measure."""
+    passed, details = [], []
+    for measure in MEASURES:
+        rows = association[(association["method"] == POOLED) & (association["measure"] == measure)]
+        if rows.empty:
+            continue
+        row = rows.iloc[0]
+        details.append(f"{MEASURES[measure]}: within-length AUROC {row['within']:.3f} [{row['within_low']:.3f}, "
+                       f"{row['within_high']:.3f}], p = {row['within_p']:.3g}, {row['strata']} strata; all trials "
+                       f"{row['auroc']:.3f} [{row['auroc_low']:.3f}, {row['auroc_high']:.3f}]")
+        if measure in CAUSAL_MEASURES:
+            passed.append(None if row["strata"] == 0 else agree(row["within_low"], row["within_high"],
+                                                                row["within_p"], 0.5))
+    if not passed or any(p is None for p in passed):
+        return "not testable", "no (method, length) stratum has >= 5 trials of each outcome; " + "; ".join(details)
+    verdict = "replicated" if all(passed) else "partly" if any(passed) else "not replicated"
+    return verdict, "; ".join(details)
+
+
+def topk_verdict(topk: pd.DataFrame, statement: str) -> tuple[str, str]:
+    """(verdict, details) of a top-k statement from ``topk_table`` rows of every measure."""
+    grades, details = [], []
+    for measure in MEASURES:
+        rows = topk[(topk["method"] == POOLED) & (topk["statement"] == statement) & (topk["measure"] == measure)]
+        if rows.empty:
+            continue
+        row = rows.iloc[0]
+        if not np.isfinite(row["hit_rate"]):
+            details.append(f"{MEASURES[measure]}: no group has both outcomes")
+            if measure in CAUSAL_MEASURES:
+                grades.append(None)
+            continue
+        beats_length = not np.isfinite(row["length_only"]) or row["hit_rate"] > row["length_only"]
+        details.append(f"{MEASURES[measure]}: hit rate {row['hit_rate']:.3f} ({row['hits']} of {row['failing']}), "
+                       f"shuffled within length {row['null']:.3f} (p = {row['p_value']:.3g}), random ranking "
+                       f"{row['chance']:.3f}" + ("" if not np.isfinite(row["length_only"]) else
+                                                 f", length alone {row['length_only']:.3f}"))
+        if measure in CAUSAL_MEASURES:
+            grades.append(2 if row["p_value"] < ALPHA and beats_length else 1 if row["hit_rate"] > row["null"] else 0)
+    if not grades or any(g is None for g in grades):
+        return "not testable", "; ".join(details)
+    verdict = "replicated" if min(grades) == 2 else "partly" if max(grades) >= 1 else "not replicated"
+    return verdict, "; ".join(details)
+
+
+def borrowed_verdict(borrowed: pd.DataFrame) -> tuple[str, str, pd.Series | None]:
+    row = pooled_row(borrowed) if (borrowed["method"] == POOLED).any() else None
+    if row is None or not row["failed"]:
+        return "not testable", "no failed trial", row
+    checks = int(bool(row["chance_p"] < ALPHA)) + int(bool(row["mass_p"] < ALPHA))
+    details = (f"{row['borrowed']:.3f} of {int(row['failed'])} wrong answers found elsewhere in the context "
+               f"(in an unseen context: {row['by_chance']:.3f}, McNemar p = {row['chance_p']:.3g}); attention on "
+               f"borrowed places vs the needle: signed-rank p = {row['mass_p']:.3g}; garbled copies of the needle "
+               f"{row['garbled']:.3f}")
+    return ("replicated", "partly", "not replicated")[2 - checks], details, row
+
+
+def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame,
+                unfit: str = "") -> list[dict]:
+    """One row per claim of finding 2; all "not testable" when ``unfit`` names a checkpoint that missed its gate."""
+    verdict, details = association_verdict(association)
+    causal = association[(association["method"] == POOLED) & (association["measure"] == "entropy_first")]
+    first = causal.iloc[0] if len(causal) else None
+    rows = [results.glance_row(
+        2.1, "Finding 2", "Large attention entropy goes with retrieval errors (Fig. 4), entropy measured before "
+        "the answer is generated", "failures coincide with high entropy (by eye)",
+        "-" if first is None else float(f"{first['within']:.4g}"), verdict, RULES["association"], CHAPTER,
+        None if first is None else float(f"{first['within_low']:.4g}"),
+        None if first is None else float(f"{first['within_high']:.4g}"), details=details)]
+    for order, statement in zip((2.3, 2.4), STATEMENTS):
+        verdict, details = topk_verdict(topk, statement)
+        rows.append(results.glance_row(order, "Finding 2", f"{statement.capitalize()} entropies", "yes (by eye)",
+                                       "see details", verdict, RULES["topk"], CHAPTER, details=details))
+    verdict, details, row = borrowed_verdict(borrowed)
+    rows.append(results.glance_row(
+        2.5, "Finding 2", "Wrong answers are borrowed from elsewhere in the context", "yes (examples)",
+        np.nan if row is None else float(f"{row['borrowed']:.4g}"), verdict, RULES["borrowed"], CHAPTER,
+        None if row is None else float(f"{row['borrowed_low']:.4g}"),
+        None if row is None else float(f"{row['borrowed_high']:.4g}"), details=details))
+    if unfit:
+        for row in rows:
+            row.update(verdict="not testable", details=f"{unfit}; measured: {row['details']}")
+    return rows
+
+
+def summary(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[str]:
+    """The pooled results in words, one line per claim (what the page prints under "Verdict")."""
+    lines = [f"2.1 {association_verdict(association)[0].upper()}: {association_verdict(association)[1]}"]
+    for order, statement in zip((2.3, 2.4), STATEMENTS):
+        verdict, details = topk_verdict(topk, statement)
+        lines.append(f"{order} {statement}: {verdict.upper()}: {details}")
+    verdict, details, _ = borrowed_verdict(borrowed)
+    lines.append(f"2.5 borrowed: {verdict.upper()}: {details}")
+    return lines
+
+
+def key_numbers(association: pd.DataFrame, topk: pd.DataFrame) -> dict[str, str]:
+    """What the page's prose cites: the pooled within-length AUROC of each measure, the top-k at a
+    fixed depth against length alone, and the verdict of 2.1."""
+    def auroc(measure):
+        rows = association[(association["method"] == POOLED) & (association["measure"] == measure)]
+        if rows.empty or not np.isfinite(rows.iloc[0]["within"]):
+            return "n/a"
+        row = rows.iloc[0]
+        return f"{row['within']:.3f} [{row['within_low']:.3f}, {row['within_high']:.3f}]"
+
+    depth = topk[(topk["method"] == POOLED) & (topk["measure"] == "entropy_first")
+                 & (topk["statement"] == next(iter(STATEMENTS)))]
+    top = depth.iloc[0] if len(depth) else None
+    return {"needle_auroc_first": auroc("entropy_first"), "needle_auroc_teacher": auroc("entropy_teacher"),
+            "needle_auroc_all": auroc("entropy"), "needle_verdict": association_verdict(association)[0],
+            "needle_topk_hits": "n/a" if top is None else f"{top['hit_rate']:.3f}",
+            "needle_topk_length": "n/a" if top is None else f"{top['length_only']:.3f}",
+            "needle_topk_null": "n/a" if top is None else f"{top['null']:.3f}"}

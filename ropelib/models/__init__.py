@@ -1,0 +1,14 @@
+"""Checkpoints: naming, checking, loading, and what a chapter compares.
+
+Modules, independent first:
+
+  sources    a parameter's model source (organism name or local Hugging Face directory), checked without torch
+  manifest   the one reader of an organism checkpoint's ``manifest.json``, and the judge of its retrieval gate
+  organism   the tiny LLaMA configs of the model organism
+  load       saving and loading checkpoints (organism and Hugging Face), onto a device
+  variants   "method:source" strings turned into ready models
+  lineup     what a chapter compares, from its ``model`` parameter
+
+Not here: training the organism (``ropelib.training``), the RoPE switch itself
+(``ropelib.core.extensions``).
+"""

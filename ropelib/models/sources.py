@@ -1,0 +1,122 @@
+"""Model sources named by chapter parameters, checked before any kernel starts.
+
+A *source* is an organism checkpoint name (``data/models/<name>/``) or the path of a local
+Hugging Face checkpoint directory; a *variant* is ``"method:source"``. Parameters hold
+sources by name: ``model`` and ``*_model`` hold a source, ``variants``, ``*_variants``,
+``reference``, ``*_reference`` and ``*_variant`` hold variants. ``check_parameters``
+validates every one of them in well under a second (json and hashing only: no torch, no
+transformers), so ``ropebook run`` refuses a bad source with exit status 2 before
+papermill starts a kernel:
+
+- an organism name must exist, and its weights' sha256 must match its manifest;
+- a path must exist, be a directory, hold ``config.json`` and ``*.safetensors`` weights
+  (pickle-only checkpoints are refused: loading them can run code);
+- a method must be one of :data:`METHODS`.
+
+Not here: loading (``models``), the RoPE switch (``extensions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ropelib import paths
+from ropelib.models import manifest as manifests
+from ropelib.core.methods import DISPLAY, METHODS  # noqa: F401 (re-exported: sources.METHODS)
+
+WEIGHTS, MANIFEST = manifests.WEIGHTS, manifests.MANIFEST
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+class SourceError(ValueError):
+    """A one-line message naming the parameter and what was expected."""
+
+
+def organism_names() -> list[str]:
+    return manifests.names()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_path(source: str) -> bool:
+    """A path (has a separator or starts with . or ~), as opposed to an organism name."""
+    return "/" in source or source.startswith((".", "~"))
+
+
+def check_source(source: str, where: str, verify_weights: bool = True) -> Path:
+    """The checkpoint directory of ``source``, or SourceError saying what is wrong and what to do."""
+    if not source:
+        raise SourceError(f"{where}: empty model source; give an organism name or a local checkpoint directory")
+    directory = Path(source).expanduser() if is_path(source) else paths.MODELS / source
+    if not is_path(source) and not (directory / MANIFEST).is_file():
+        raise SourceError(f"{where}: {source!r} is not an organism checkpoint (known: "
+                          f"{', '.join(organism_names()) or 'none'}; `make models` trains them) and not a path; "
+                          "for a Hugging Face model pass its local directory (download it yourself, e.g. "
+                          "`huggingface-cli download meta-llama/Llama-2-7b-hf --local-dir DIR`)")
+    if (directory / MANIFEST).is_file():  # an organism checkpoint, in data/models or elsewhere
+        if verify_weights:
+            manifest = manifests.read(directory)
+            weights = directory / WEIGHTS
+            if not weights.is_file() or sha256_file(weights) != manifest.get("weights_sha256"):
+                raise SourceError(f"{where}: {weights} is missing or does not match the sha256 in its manifest "
+                                  "(tampered or partial file); restore it with `git checkout data/models` or "
+                                  "retrain with `make models`")
+        return directory
+    if not directory.exists():
+        raise SourceError(f"{where}: {source} does not exist; download the checkpoint (safetensors) yourself "
+                          "and pass its local directory (ropebook never downloads)")
+    if not directory.is_dir():
+        raise SourceError(f"{where}: {source} is not a directory; pass the checkpoint's directory")
+    if not (directory / "config.json").is_file():
+        raise SourceError(f"{where}: {source} has no config.json; is it a Hugging Face checkpoint directory?")
+    if not any(directory.glob("*.safetensors")):
+        pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        detail = f"pickle weights only ({', '.join(pickles[:3])}), which can run code when loaded" if pickles \
+            else "no *.safetensors weights"
+        raise SourceError(f"{where}: {source} holds {detail}; convert to safetensors once "
+                          "(`model.save_pretrained(dir, safe_serialization=True)` in a trusted session)")
+    return directory
+
+
+def check_variant(spec: str, where: str, verify_weights: bool = True) -> tuple[str, str]:
+    """``(method, source)`` of a ``"method:source"`` string, checked."""
+    method, sep, source = str(spec).partition(":")
+    if not sep or not source:
+        raise SourceError(f"{where}: {spec!r} is not 'method:source', e.g. 'pi:cpt-pi' or 'rope:/models/Llama-2-7b-hf'")
+    if method not in METHODS:
+        raise SourceError(f"{where}: method {method!r} in {spec!r} is not one of {', '.join(METHODS)}")
+    check_source(source, where, verify_weights)
+    return method, source
+
+
+def holds_source(name: str) -> bool:
+    return name == "model" or name.endswith("_model")
+
+
+def holds_variants(name: str) -> bool:
+    return name in ("variants", "reference") or name.endswith(("_variants", "_reference", "_variant"))
+
+
+def check_parameters(parameters: dict, chapter: str = "") -> None:
+    """Check every source-holding parameter of ``parameters`` (empty values mean "not given")."""
+    prefix = f"{chapter}: " if chapter else ""
+    verified: set[str] = set()
+    for name, value in parameters.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if not isinstance(item, str) or not item:
+                continue
+            where = f"{prefix}parameter {name}"
+            if holds_source(name):
+                check_source(item, where, verify_weights=item not in verified)
+                verified.add(item)
+            elif holds_variants(name):
+                source = check_variant(item, where, verify_weights=item.partition(":")[2] not in verified)[1]
+                verified.add(source)

@@ -1,0 +1,385 @@
+"""Finding 3 (ropelib.findings.cpt_length.analysis, cpt_length_verdicts) and the shared length-sweep summaries:
+who is compared and the checks before any work (manifest-only checkpoints in a tmp folder), every
+verdict rule on synthetic needle tables (each with a table that must NOT replicate), the
+equal-token recipes, and the retrain path on a micro organism in a tmp dir (never data/models)."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from manifest_fixtures import MICRO, huggingface_dir, organisms, write_checkpoint
+
+from ropelib.models import load as models, organism, variants
+from ropelib.training import recipes
+from ropelib import results
+from ropelib.findings.cpt_length import analysis as cpt_length
+from ropelib.findings import sweep as length_sweep
+from ropelib.findings.cpt_length import verdicts
+from ropelib.training.curriculum import Stage
+
+LENGTHS = [256, 512, 1024, 2048]
+DEPTHS = [0, 50, 100]
+SHORT = 256  # the short CPT length of the synthetic tables: the shortest length, inside both
+
+
+def synthetic_trials(spec: dict, needles: int = 2) -> pd.DataFrame:
+    """``spec``: method -> f(length, depth, needle) -> (passed, teacher-forced entropy[, all-token entropy]);
+    rows like tasks.needle.needle_grid's (all-token entropy = teacher-forced unless given)."""
+    rows = []
+    for method, trial in spec.items():
+        for length in LENGTHS:
+            for depth in DEPTHS:
+                for i in range(needles):
+                    passed, teacher, *rest = trial(length, depth, i)
+                    rows.append({"method": method, "length": length, "depth": float(depth), "trial": len(rows),
+                                 "passed": bool(passed), "entropy": float(rest[0] if rest else teacher),
+                                 "entropy_first": float(teacher), "entropy_teacher": float(teacher),
+                                 "needle_mass": 0.0})
+    return pd.DataFrame(rows)
+
+
+def noise(length, depth, i, scale=0.02):
+    """A deterministic, prompt-dependent wiggle (the same for every model: a prompt is shared)."""
+    return scale * math.sin(length * 0.37 + depth * 1.3 + i)
+
+
+def base_like(length, depth, i):  # uniform-attention growth: ln L
+    return length <= SHORT, math.log(length) - 0.5 + noise(length, depth, i)
+
+
+def flat_long(length, depth, i):  # passes everywhere; entropy rises half as fast as base_like past SHORT
+    return True, math.log(SHORT) - 0.5 + 0.5 * math.log(length / SHORT) + noise(length, depth, i)
+
+
+def offset_long(length, depth, i):  # 1 nat lower at EVERY length, inside both training lengths too: same slope
+    return True, math.log(length) - 1.5 + noise(length, depth, i)
+
+
+def judged(trials, reasons=None, short="short", long="long", base="base"):
+    """Roles-free judgement of a synthetic table: (rows, slopes, comparisons table)."""
+    table = verdicts.comparisons(trials, base, short, long, beyond=SHORT)
+    slopes = verdicts.entropy_slopes(trials, short, long, SHORT)
+    all_token = verdicts.entropy_slopes(trials, short, long, SHORT, column="entropy")
+    reasons = reasons or {"base": "", "short": "", "long": ""}
+    return verdicts.glance_rows(reasons, slopes, all_token, table, SHORT), slopes, table
+
+
+# --- the slope rule (3.1): slopes, not levels --------------------------------------------------------
+
+
+def test_a_flatter_rise_replicates_with_a_paired_ci_below_zero():
+    rows, slopes, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": flat_long}))
+    assert slopes["slope_short"] == pytest.approx(1.0, abs=0.02)
+    assert slopes["slope_long"] == pytest.approx(0.5, abs=0.02)
+    assert slopes["d_slope_ci_high"] < 0 and slopes["flattening"] == pytest.approx(0.5 * math.log(8), abs=0.05)
+    assert rows[0]["verdict"] == "replicated" and rows[0]["order"] == 3.1
+    assert "reported, not counted" in rows[0]["details"] and rows[0]["kind"] == "paper"
+
+
+def test_a_constant_offset_at_every_length_does_not_replicate():
+    """Lower by the same 1 nat everywhere, inside both training lengths included: equal slopes."""
+    rows, slopes, table = judged(synthetic_trials({"base": base_like, "short": base_like, "long": offset_long}))
+    assert slopes["d_slope"] == pytest.approx(0.0, abs=1e-9)
+    assert slopes["gap_shortest"] == pytest.approx(-1.0) and slopes["shortest_length"] == SHORT  # reported ...
+    assert table.set_index("comparison").loc["long vs short", "d_entropy"] == pytest.approx(-1.0)  # ... a level
+    assert rows[0]["verdict"] == "not replicated"  # ... not counted
+
+
+def test_the_rule_reads_teacher_forced_entropy_not_the_all_token_mean():
+    """All-token entropy that flattens only because errors feed back (teacher-forced: same slope)."""
+    def errors_feed_back(length, depth, i):
+        passed, teacher = offset_long(length, depth, i)[:2]
+        return passed, teacher, flat_long(length, depth, i)[1] - 1.0
+    rows, slopes, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": errors_feed_back}))
+    assert rows[0]["verdict"] == "not replicated"
+    assert "Appendix C all-token entropy" in rows[0]["details"]
+
+
+@pytest.mark.parametrize("ci_high, flattening, verdict", [
+    (-0.1, 0.5, "replicated"),
+    (-0.01, 0.05, "partly"),  # separated from 0 but below MIN_ENTROPY_DROP
+    (0.2, 0.3, "partly"),  # large point estimate, CI includes 0
+    (0.2, 0.05, "not replicated"),
+    (0.5, -0.3, "not replicated"),  # the long model's entropy rises faster
+])
+def test_flatter_rule(ci_high, flattening, verdict):
+    c = {"d_slope": -flattening, "d_slope_ci_high": ci_high, "flattening": flattening}
+    assert verdicts.verdict_flatter(c) == verdict
+    assert verdicts.verdict_flatter(c, testable=False) == "not testable"
+
+
+def test_bootstrap_is_seeded_and_paired():
+    trials = synthetic_trials({"short": base_like, "long": flat_long})
+    first = verdicts.entropy_slopes(trials, "short", "long", SHORT, seed=3)
+    assert first == verdicts.entropy_slopes(trials, "short", "long", SHORT, seed=3)
+    same = verdicts.entropy_slopes(synthetic_trials({"short": base_like, "long": base_like}), "short", "long", SHORT)
+    assert same["d_slope_ci_low"] == same["d_slope_ci_high"] == 0.0  # paired: identical models, no spread
+
+
+# --- passes (3.2) and little change (3.3) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d_pass, low, verdict", [
+    (0.4, 0.1, "replicated"), (0.4, -0.05, "partly"), (0.0, 0.0, "not replicated"), (-0.2, -0.4, "not replicated"),
+])
+def test_more_passes_rule(d_pass, low, verdict):
+    assert verdicts.verdict_more_passes({"d_pass": d_pass, "pass_ci_low": low}) == verdict
+
+
+def test_a_long_model_that_passes_fewer_needles_does_not_replicate():
+    def fails_beyond(length, depth, i):
+        return length <= SHORT and i == 0, flat_long(length, depth, i)[1]
+    rows, _, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": fails_beyond}))
+    assert rows[1]["verdict"] == "not replicated" and rows[0]["verdict"] == "replicated"
+
+
+@pytest.mark.parametrize("d_pass, low, high, verdict", [
+    (0.0, 0.0, 0.0, "replicated"),
+    (0.05, -0.1, 0.15, "replicated"),  # the margin itself is inside
+    (0.1, -0.05, 0.25, "partly"),
+    (-0.3, -0.5, -0.1, "not replicated"),
+])
+def test_little_change_rule(d_pass, low, high, verdict):
+    c = {"d_pass": d_pass, "pass_ci_low": low, "pass_ci_high": high}
+    assert verdicts.verdict_little_change(c) == verdict
+
+
+def test_a_short_cpt_that_repairs_the_base_is_not_little_change():
+    def broken(length, depth, i):
+        return False, base_like(length, depth, i)[1]
+    def repaired(length, depth, i):
+        return True, base_like(length, depth, i)[1]
+    rows, _, _ = judged(synthetic_trials({"base": broken, "short": repaired, "long": flat_long}))
+    assert rows[2]["verdict"] == "not replicated"
+
+
+def test_a_missed_gate_makes_the_claims_not_testable():
+    trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long})
+    reasons = {"base": "", "short": "", "long": "ntk8-long: retrieval gate not passed (...)"}
+    rows, _, _ = judged(trials, reasons)
+    assert [r["verdict"] for r in rows] == ["not testable", "not testable", "replicated"]  # 3.3 needs no long
+    assert all(r["details"].startswith("ntk8-long") for r in rows[:2]) and rows[0]["ci_low"] is None
+    assert "computed, not judged: -0.5" in rows[0]["details"]  # the statistics are still shown
+    assert list(pd.DataFrame(rows, columns=results.GLANCE_COLUMNS).columns) == results.GLANCE_COLUMNS
+
+
+def test_without_a_pair_every_claim_is_not_testable_and_says_why():
+    reasons = {"base": "", "short": "no short CPT checkpoint given (short_model / long_model): the comparison is "
+                                    "skipped", "long": "no long CPT checkpoint given ..."}
+    rows = verdicts.glance_rows(reasons, None, None, None, SHORT)
+    assert [r["verdict"] for r in rows] == ["not testable"] * 3
+    assert all("skipped" in r["details"] for r in rows)
+    assert all(line.count("NOT TESTABLE") == 1 for line in verdicts.verdict_lines(rows))
+
+
+def test_paired_cells_keep_lengths_beyond_and_subtract_first_from_second():
+    trials = synthetic_trials({"short": base_like, "long": flat_long})
+    pairs = verdicts.paired_cells(trials, "short", "long", beyond=SHORT)
+    assert sorted(pairs["length"].unique()) == [512, 1024, 2048]
+    assert len(pairs) == 3 * len(DEPTHS) and (pairs["d_pass"] == 1.0).all()
+
+
+def test_identical_models_give_no_effect_and_no_warning(recwarn):
+    trials = synthetic_trials({"a": base_like, "b": base_like})
+    c = verdicts.compare(verdicts.paired_cells(trials, "a", "b", beyond=SHORT))
+    assert c["d_entropy"] == 0 and c["p_entropy_lower"] == 1.0
+    assert (c["pass_ci_low"], c["pass_ci_high"]) == (0.0, 0.0)
+    assert not [w for w in recwarn if "wilcoxon" in str(w.message).lower()]
+
+
+def test_wilcoxon_is_one_sided():
+    assert verdicts.wilcoxon_less([-1.0, -2.0, -0.5, -0.2, -0.1, -0.3]) < 0.05
+    assert verdicts.wilcoxon_less([1.0, 2.0, 0.5, 0.2, 0.1, 0.3]) > 0.95
+
+
+def test_further_references_are_compared_with_the_short_model_but_not_judged():
+    trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long, "rope": flat_long})
+    table = verdicts.comparisons(trials, "base", "short", "long", beyond=SHORT, references=("rope",))
+    assert list(table["comparison"]) == ["long vs short", "short vs base", "short vs rope"]
+    assert table.iloc[2]["d_pass"] == -1.0 and table.iloc[2]["first"] == "rope"
+
+
+# --- who is compared, checked before any work -------------------------------------------------------
+
+
+@pytest.fixture
+def pair(monkeypatch, tmp_path):
+    root = organisms(monkeypatch, tmp_path)
+    write_checkpoint(root, "base")
+    write_checkpoint(root, "ntk8-short", [(128, 2, 4), (256, 4, 4)], "base", "ntk", 8.0)
+    write_checkpoint(root, "ntk8-long", [(128, 2, 4), (1024, 2, 1), (2048, 2, 1)], "base", "ntk", 8.0)
+    return root
+
+
+def default_roles(**changes):
+    kwargs = dict(model="", short_model="", long_model="", base_variant="ntk:base", short_variant="ntk:ntk8-short",
+                  long_variant="ntk:ntk8-long", reference_variants=["rope:base"]) | changes
+    return cpt_length.resolve_roles(**kwargs)
+
+
+def test_the_organism_pair_is_resolved_with_L0_from_the_base(pair):
+    roles = default_roles()
+    assert [v.label for v in roles.evaluated] == ["RoPE (base)", "NTK (base)", "NTK (ntk8-short)", "NTK (ntk8-long)"]
+    assert roles.has_pair and roles.pretrained_length == 256
+    assert cpt_length.testability(roles) == {"base": "", "short": "", "long": ""}
+    cpt_length.check_setup(roles, [256, 512, 1024], 256, 2048, retrain=False, train_tokens=4096, factor=8.0)
+
+
+def test_a_model_without_a_pair_runs_the_base_sweep_only(pair, tmp_path):
+    llama = huggingface_dir(tmp_path, "Llama-2-7b-hf", max_positions=4096)
+    roles = default_roles(model=str(llama))
+    assert [v.label for v in roles.evaluated] == ["RoPE (Llama-2-7b-hf)", "NTK (Llama-2-7b-hf)"]
+    assert not roles.has_pair and roles.pretrained_length == 4096
+    assert cpt_length.grid_lengths([], roles.pretrained_length) == [4096, 8192, 16384, 32768, 65536]
+    assert "skipped" in cpt_length.setup_line(roles, 256, 2048, 8.0)
+    reasons = cpt_length.testability(roles)
+    assert reasons["base"] == "" and "skipped" in reasons["short"]  # a Hugging Face base has no gate: usable
+    cpt_length.check_setup(roles, [4096, 8192], 256, 2048, retrain=False, train_tokens=4096, factor=8.0)
+
+
+def test_hugging_face_cpt_checkpoints_run_as_saved(pair, tmp_path):
+    llama = huggingface_dir(tmp_path, "Llama-2-7b-hf")
+    short = huggingface_dir(tmp_path, "cpt-4k", theta=80000.0)
+    long = huggingface_dir(tmp_path, "cpt-32k", max_positions=32768, theta=80000.0)
+    roles = default_roles(model=str(llama), short_model=str(short), long_model=str(long))
+    assert roles.short.method == roles.long.method == "rope"  # their config.json holds the trained base
+    assert roles.has_pair and cpt_length.marks(roles, 4096, 32768) == {"L0 = 4096": 4096, "long CPT = 32768": 32768}
+    with pytest.raises(ValueError, match="both CPT checkpoints or neither"):
+        default_roles(model=str(llama), short_model=str(short))
+
+
+def test_missing_gates_make_the_pair_unusable(pair):
+    write_checkpoint(pair, "ntk8-long", [(128, 2, 4), (2048, 2, 1)], "base", "ntk", 8.0, gate=False)
+    write_checkpoint(pair, "ntk8-short", [(128, 2, 4), (256, 4, 4)], "base", "ntk", 8.0, gate=None)  # smoke
+    reasons = cpt_length.testability(default_roles())
+    assert "ntk8-long retrieves 0.50" in reasons["long"] and "no retrieval gate recorded" in reasons["short"]
+    assert length_sweep.gate_table(default_roles().evaluated)["gate"].tolist() == ["passed", "passed", "missed",
+                                                                                 "missed"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(long_length=4096), "long_length=4096 but checkpoint 'ntk8-long'"),
+    (dict(factor=4.0), "trained with ntk x8; set factor=8"),
+    (dict(lengths=[128, 256]), "two lengths >= short_length"),
+    (dict(short_length=2048), "must be below"),
+])
+def test_setup_checks_fail_before_any_work(pair, changes, message):
+    kwargs = dict(lengths=[256, 512, 1024], short_length=256, long_length=2048, retrain=False, train_tokens=4096,
+                  factor=8.0) | changes
+    with pytest.raises(ValueError, match=message):
+        cpt_length.check_setup(default_roles(), **kwargs)
+
+
+def test_retraining_needs_the_organism_base(pair, tmp_path):
+    roles = default_roles(model=str(huggingface_dir(tmp_path, "Llama-2-7b-hf")))
+    with pytest.raises(ValueError, match="retrain=True trains the organism's pair"):
+        cpt_length.check_setup(roles, [4096, 8192], 256, 2048, retrain=True, train_tokens=4096, factor=8.0)
+
+
+# --- per-length summaries and slopes (length_sweep) ----------------------------------------------------
+
+
+def test_pass_and_entropy_by_length():
+    trials = synthetic_trials({"base": base_like})
+    passes = length_sweep.pass_by_length(trials).set_index("length")
+    assert passes.loc[256, "pass_rate"] == 1.0 and passes.loc[512, "pass_rate"] == 0.0
+    assert 0 < passes.loc[512, "ci_high"] < 0.5 and passes.loc[256, "ci_low"] > 0.5  # Wilson, not [0, 0]
+    entropy = length_sweep.entropy_by_length(trials, column="entropy_teacher").set_index("length")
+    assert entropy.loc[1024, "ci_low"] <= entropy.loc[1024, "entropy"] <= entropy.loc[1024, "ci_high"]
+    assert entropy.loc[1024, "entropy"] == pytest.approx(math.log(1024) - 0.5, abs=0.02)
+
+
+def test_slope_fit_is_ols_against_ln_length_on_shared_prompts():
+    trials = synthetic_trials({"zeta": base_like, "alpha": flat_long})
+    prompts = length_sweep.prompt_table(trials, "entropy_teacher")
+    assert list(prompts.columns) == ["zeta", "alpha"] and len(prompts) == len(LENGTHS) * len(DEPTHS) * 2
+    fit = length_sweep.slope_fit(trials, ["zeta", "alpha"], 512, n_boot=50)
+    assert fit.lengths == [512, 1024, 2048] and fit.boot_slopes.shape == (50, 2)
+    assert fit.slopes["zeta"] == pytest.approx(1.0, abs=0.03) and fit.slopes["alpha"] == pytest.approx(0.5, abs=0.03)
+    with pytest.raises(ValueError, match="at least 2 lengths"):
+        length_sweep.slope_fit(trials, ["zeta"], 2048)
+
+
+def test_cells_keep_the_evaluation_order_and_show_the_chosen_entropy():
+    def split(length, depth, i):
+        return True, 1.0, 9.0
+    cells = length_sweep.cells_in_order(synthetic_trials({"zeta": base_like, "alpha": split}), "entropy_teacher")
+    assert list(dict.fromkeys(cells["method"])) == ["zeta", "alpha"]
+    assert (cells[cells["method"] == "alpha"]["entropy"] == 1.0).all()
+
+
+def test_ppl_is_exp_of_mean_loss_and_wide_keeps_the_variant_order():
+    ppl = pd.DataFrame([{"method": m, "length": L, "document": d, "loss": loss}
+                        for m, loss in (("z-first", 2.0), ("a-second", 1.0)) for L in (256, 512) for d in "abc"])
+    summary = length_sweep.ppl_by_length(ppl)
+    assert summary["ppl"].iloc[0] == pytest.approx(math.exp(2.0))
+    assert list(length_sweep.wide(summary, "ppl").index) == ["z-first", "a-second"]
+
+
+# --- equal-token recipes and retraining ---------------------------------------------------------
+
+
+def test_the_committed_pair_spends_3072000_tokens_each_after_the_same_warm_up():
+    mixed = {"short_needles": recipes.MIXED}
+    assert recipes.SHORT_8X == (recipes.CPT_WARMUP, Stage(256, 750, 16, **mixed))
+    assert recipes.LONG_8X == (recipes.CPT_WARMUP, Stage(2048, 750, 2, **mixed))
+    assert cpt_length.equal_token_recipes is recipes.equal_token_recipes  # the chapter retrains with the same rule
+
+
+@pytest.mark.parametrize("short_length, long_length, tokens", [(128, 1024, 1_000_000), (512, 8192, 3_000_000)])
+def test_equal_token_recipes_spend_the_same_tokens(short_length, long_length, tokens):
+    short, long = recipes.equal_token_recipes(short_length, long_length, tokens)
+    assert short[0] == long[0] == recipes.CPT_WARMUP  # the same warm-up, then the compared tokens
+    spent = [sum(s.length * s.steps * s.batch_size for s in stages[1:]) for stages in (short, long)]
+    assert spent[0] == spent[1] and abs(spent[0] - tokens) <= max(4096, long_length) / 2
+    assert short[-1].length == short_length and long[-1].length == long_length
+
+
+@pytest.mark.parametrize("short_length, long_length, message", [
+    (1024, 512, "must be below"), (384, 2048, "must divide"),
+])
+def test_equal_token_recipes_refuse_bad_pairs(short_length, long_length, message):
+    with pytest.raises(ValueError, match=message):
+        recipes.equal_token_recipes(short_length, long_length, 100_000)
+
+
+def test_retrain_trains_both_models_into_the_given_directory_only(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    model_dir, out_dir = tmp_path / "models", tmp_path / "retrained"
+    monkeypatch.setattr(models.paths, "MODELS", model_dir)
+    monkeypatch.setitem(recipes.SIZES, "M", MICRO)  # the retrained specs are size M; make M tiny
+    monkeypatch.setattr(recipes, "GATE_NEEDLES", 8)  # the gate's cost, not its rule, is shrunk
+    base = organism.build(MICRO, seed=0)
+    models.save_organism(base, model_dir / "base", {
+        "name": "base", "organism": MICRO.as_dict(),
+        "rope": {"method": "rope", "factor": 1.0, "extra": {}, "pretrained_base": MICRO.rope_base,
+                 "pretrained_length": MICRO.train_length, "rope_parameters": dict(base.config.rope_parameters),
+                 "max_position_embeddings": base.config.max_position_embeddings}})
+
+    warmup = Stage(32, 2, 4, needle_fraction=0.8)
+    short, long = cpt_length.retrain(64, 256, 3 * 4096, factor=4.0, directory=out_dir, seed=0, warmup=warmup)
+
+    assert sorted(p.name for p in model_dir.iterdir()) == ["base"]  # nothing new next to the committed models
+    manifests = [json.loads((out_dir / name / models.MANIFEST).read_text()) for name in ("ntk4-short-64", "ntk4-long-256")]
+    assert [m["tokens_seen"] for m in manifests] == [3 * 4096 + 256, 3 * 4096 + 256]
+    assert [[s["length"] for s in m["recipe"]["stages"]] for m in manifests] == [[32, 64], [32, 256]]
+    assert all(m["rope"]["method"] == "ntk" and m["rope"]["factor"] == 4.0 and m["parent"] == "base" for m in manifests)
+    parsed = variants.parse([short, long])
+    assert [v.method for v in parsed] == ["ntk", "ntk"]
+    assert cpt_length.cpt_length(parsed[1].source) == 256
+    with pytest.raises(ValueError, match="long_length=2048"):
+        cpt_length.check_cpt_length(parsed[1].source, 2048, "long_length")
+    loaded = models.load(parsed[0].source)
+    assert np.isfinite(loaded.model(torch.zeros(1, 8, dtype=torch.long)).logits.detach().numpy()).all()
+
+
+def test_the_chapter_takes_model_and_the_pair_and_derives_L0():
+    from ropelib.publish import params
+    from ropelib.paths import ROOT
+
+    declared = params.declared(ROOT / "chapters" / "cpt-length.ipynb")
+    assert {"model", "short_model", "long_model", "seed", "device", "short_length", "long_length"} <= set(declared)
+    assert "pretrained_length" not in declared and declared["lengths"].default == []

@@ -1,0 +1,135 @@
+"""Finding 2's tables and rules on synthetic trial tables, including the tables that must
+NOT replicate: length alone, signal only in post-error tokens, tiny strata, no failures."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from ropelib import results  # noqa: E402
+from ropelib.findings.needle_entropy import analysis as na  # noqa: E402
+from ropelib.findings.needle_entropy import plots as needle_plots  # noqa: E402
+from ropelib.findings.needle_entropy import verdicts as nv  # noqa: E402
+
+LENGTHS = [128, 256, 512, 1024]
+DEPTHS = [0.0, 25.0, 50.0, 75.0, 100.0]
+MEASURES = ("entropy_first", "entropy_teacher", "entropy")
+
+
+def synthetic_trials(signal_in=MEASURES, seed: int = 0, per_cell: int = 6,
+                     p_fail=(0.05, 0.3, 0.5, 0.85)) -> pd.DataFrame:
+    """Two methods reading the same prompts; entropy rises with log length and failures get likelier
+    with length. Measures in ``signal_in`` also carry +1 nat for a failure at a fixed length."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for length, p in zip(LENGTHS, p_fail):
+        for depth in DEPTHS:
+            for i in range(per_cell):
+                for method in ("A", "B"):
+                    failed = bool(rng.random() < p)
+                    base = np.log2(length) / 2 + rng.normal(scale=0.5)
+                    borrowed = failed and rng.random() < 0.8
+                    row = {m: base + (1.0 if failed and m in signal_in else 0.0) for m in MEASURES}
+                    rows.append({
+                        **row, "method": method, "length": length, "depth": depth, "prompt": f"{length}-{depth}-{i}",
+                        "passed": not failed, "needle_mass": 0.05 if failed else 0.6, "borrowed": borrowed,
+                        "borrowed_mass": 0.3 if borrowed else 0.0, "borrowed_count": 6 if borrowed else 0,
+                        "borrowed_by_chance": failed and rng.random() < 0.2,
+                        "value": "12345", "answer": "54321" if failed else "12345"})
+    trials = pd.DataFrame(rows)
+    trials["failed"] = ~trials["passed"]
+    return trials
+
+
+def analyse(trials, n=200):
+    association = pd.concat([na.association_table(trials, m, n_boot=n, n_perm=n) for m in MEASURES])
+    cells = na.cells(trials)
+    topk = pd.concat([na.topk_table(cells, m, n_perm=n) for m in MEASURES])
+    return association, topk, na.borrowed_table(trials)
+
+
+@pytest.fixture(scope="module")
+def signal():
+    trials = synthetic_trials()
+    return (trials, *analyse(trials))
+
+
+def test_a_real_within_length_effect_replicates(signal):
+    trials, association, topk, borrowed = signal
+    pooled = association[(association["method"] == na.POOLED) & (association["measure"] == "entropy_first")].iloc[0]
+    assert pooled["n"] == len(trials) and pooled["within_low"] > 0.6 and pooled["within_p"] < 0.01
+    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    assert sorted(rows) == [2.1, 2.3, 2.4, 2.5]  # one row per claim
+    assert rows[2.1]["verdict"] == "replicated" and rows[2.5]["verdict"] == "replicated"
+    assert all(r["verdict"] in results.VERDICTS and r["rule"] and r["details"] for r in rows.values())
+
+
+def test_length_alone_does_not_replicate():
+    # entropy depends on length only: every measure, every claim about entropy must fail to replicate
+    association, topk, borrowed = analyse(synthetic_trials(signal_in=()))
+    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    assert rows[2.1]["verdict"] == "not replicated"
+    assert rows[2.3]["verdict"] != "replicated"  # failing lengths do top the entropies, but length does that alone
+    top = topk[(topk["method"] == na.POOLED) & (topk["measure"] == "entropy_first")].iloc[0]
+    assert top["hit_rate"] > top["chance"]  # the old null (random ranking) would have been fooled
+    assert top["p_value"] > 0.05 or top["hit_rate"] <= top["length_only"]
+
+
+def test_signal_only_after_the_first_error_does_not_replicate():
+    association, topk, borrowed = analyse(synthetic_trials(signal_in=("entropy",)))
+    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    assert rows[2.1]["verdict"] == "not replicated"
+    appendix_c = association[(association["method"] == na.POOLED) & (association["measure"] == "entropy")].iloc[0]
+    assert appendix_c["within_low"] > 0.5  # the Appendix C mean alone would have said "replicated"
+
+
+def test_tiny_strata_are_not_testable():
+    trials = synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.1, 1.0))  # no stratum with 5 of each outcome
+    association, topk, borrowed = analyse(trials, n=50)
+    assert association[association["method"] == na.POOLED]["strata"].eq(0).all()
+    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    assert rows[2.1]["verdict"] == "not testable"
+
+
+def test_a_checkpoint_that_misses_its_gate_makes_every_row_not_testable(signal):
+    _, association, topk, borrowed = signal
+    rows = nv.glance_rows(association, topk, borrowed, unfit="cpt-rope retrieves 0.40 at 256")
+    assert {r["verdict"] for r in rows} == {"not testable"} and "0.40" in rows[0]["details"]
+
+
+def test_pooled_intervals_resample_prompts_not_trials(signal):
+    trials, association, _, _ = signal
+    by_trial = na.association_table(trials.drop(columns=["prompt"]), "entropy_first", n_boot=200, n_perm=20)
+    clustered = association[(association["measure"] == "entropy_first") & (association["method"] == na.POOLED)]
+    width = lambda row: row["within_high"] - row["within_low"]  # noqa: E731
+    assert width(clustered.iloc[0]) >= width(by_trial.iloc[-1]) * 0.9  # shared prompts are not independent
+
+
+def test_no_failures_is_not_testable():
+    trials = synthetic_trials()
+    trials["passed"], trials["failed"] = True, False
+    rows = {r["order"]: r for r in nv.glance_rows(*analyse(trials, n=20))}
+    assert rows[2.1]["verdict"] == "not testable" and rows[2.5]["verdict"] == "not testable"
+
+
+def test_borrowing_at_chance_level_is_not_credited(signal):
+    trials, *_ = signal
+    borrowed = na.borrowed_table(trials.assign(borrowed_by_chance=trials["borrowed"]))
+    assert np.isnan(borrowed.iloc[-1]["chance_p"])  # no discordant pairs
+    assert nv.borrowed_verdict(borrowed)[0] == "partly"  # mass only
+
+
+def test_digit_overlap_and_readable():
+    assert na._digit_overlap("82678", "82876") == 1.0 and na._digit_overlap(" 82670§", "82876") == 0.8
+    table = pd.DataFrame({"method": ["A"], "auroc": [0.81234], "auroc_low": [0.7], "auroc_high": [0.9],
+                          "auroc_p": [0.000999]})
+    assert na.readable(table).iloc[0].tolist() == ["A", "0.812 [0.700, 0.900]", "0.000999"]
+
+
+def test_plots_draw_one_panel_per_method(signal):
+    trials, *_ = signal
+    figure = needle_plots.plot_heatmaps(na.cells(trials), cpt_length=512, pretrained_length=256)
+    assert len([ax for ax in figure.axes if ax.get_visible() and ax.get_title() in ("A", "B")]) == 2

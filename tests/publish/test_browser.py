@@ -1,0 +1,198 @@
+"""A real browser opens the built book and checks what a reader sees.
+
+Every page: every image loads, the console stays clean, no progress-bar text (tqdm) shows,
+and every figure (an image in a cell output) renders at least 600 px wide. The glance page
+fits in three screen heights; the TOC has no two parts with the same caption.
+
+Headless Debian chromium (installed by `make test` when missing) is driven by selenium
+through /usr/bin/chromedriver, never a downloaded driver, in a 1280 x 1000 window. Pages
+are served from ``_build/html`` by a local http.server on 127.0.0.1, as a reader would get
+them. Screenshots of every page go to ``_build/screens/`` for a person to look at.
+"""
+
+import functools
+import http.server
+import os
+import re
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ropelib.publish import plan
+from ropelib.paths import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENS = ROOT / "_build" / "screens"
+WINDOW = (1280, 1000)
+GLANCE_SCREENS = 3  # the glance page fits in this many window heights
+MIN_FIGURE_WIDTH = 600  # px, as rendered in the 1280 px window
+# tqdm's bar ("45%|####5     | 9/20") and its rate ("[00:01, 7.2it/s]", "[00:09, 2.1s/it]")
+PROGRESS_BAR = re.compile(r"\d+%\||(?:it/s|s/it)\]")
+
+
+def progress_bar_lines(text: str) -> list[str]:
+    """The lines of ``text`` that look like a tqdm progress bar."""
+    return [line for line in text.splitlines() if PROGRESS_BAR.search(line)]
+
+
+def toc_captions(toc: dict) -> list[str]:
+    return [part["caption"] for part in toc.get("parts", []) if part.get("caption")]
+
+
+def _pages():
+    return ["index", "book/intro", "book/reproduce", "book/execution", "book/references"] + [
+        f"book/{run.output.removesuffix('.ipynb')}" for run in plan.load()
+    ]
+
+
+def _glance_page():
+    return next(f"book/{run.output.removesuffix('.ipynb')}" for run in plan.load() if run.chapter == "glance")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def _serving(directory: Path):
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    result, html = built_book
+    assert result.returncode == 0, "the book did not build; see test_book_build"
+    with _serving(html) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        message = "chromium/chromedriver missing: `make test` installs them (apt-get install chromium chromium-driver)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    driver.set_window_size(*WINDOW)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, url: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(*WINDOW)
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"))
+
+
+def _seen_text(browser) -> str:
+    return browser.execute_script("return document.body.innerText")
+
+
+def _screenshot(browser, name: str) -> int:
+    """Save a full-page screenshot to _build/screens/NAME.png; the page's height in px at the window's width."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(WINDOW[0], min(max(height, 800), 12000))
+    browser.save_screenshot(str(SCREENS / f"{name.replace('/', '_')}.png"))
+    browser.set_window_size(*WINDOW)
+    return height
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_page_renders_with_all_images_and_no_console_errors(server, browser, page):
+    _open(browser, f"{server}/{page}.html")
+    broken = browser.execute_script(
+        "return Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
+    severe = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    figures = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.cell_output img'))"
+        ".map(i => [i.getBoundingClientRect().width, i.alt || i.src.slice(-40)])")
+    bars = progress_bar_lines(_seen_text(browser))
+    _screenshot(browser, page)
+
+    assert browser.title, f"{page}: no title"
+    assert not broken, f"{page}: images that did not load: {broken}"
+    assert not severe, f"{page}: console errors: {severe}"
+    assert not bars, f"{page}: progress-bar text shown to the reader, e.g. {bars[:3]}"
+    narrow = [f"{name} ({width:.0f} px)" for width, name in figures if width < MIN_FIGURE_WIDTH]
+    assert not narrow, f"{page}: figures narrower than {MIN_FIGURE_WIDTH} px at {WINDOW[0]} px: {narrow}"
+
+
+def test_glance_page_fits_in_three_screens(server, browser):
+    page = _glance_page()
+    _open(browser, f"{server}/{page}.html")
+    height = _screenshot(browser, f"{page}-window")
+    assert browser.execute_script("return document.querySelectorAll('.glance-claims .verdict').length") > 0, \
+        "the glance page shows no verdict badges"
+    assert height <= GLANCE_SCREENS * WINDOW[1], f"{page} is {height} px tall at {WINDOW[0]} px, " \
+                                                 f"more than {GLANCE_SCREENS} screens of {WINDOW[1]} px"
+
+
+def test_sidebar_shows_each_toc_caption_once(server, browser):
+    _open(browser, f"{server}/index.html")
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.bd-sidebar-primary p.caption')).map(p => p.innerText.trim())")
+    assert shown, "no TOC captions in the sidebar"
+    assert len(shown) == len(set(shown)), f"repeated TOC captions: {shown}"
+
+
+def test_toc_captions_are_unique():
+    captions = toc_captions(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    assert captions and len(captions) == len(set(captions)), f"repeated TOC captions: {captions}"
+
+
+# --- the checks themselves fail where they should -------------------------------------------
+
+TQDM_OUTPUT = ("<pre>needles:  45%|####5     | 9/20 [00:01&lt;00:02,  7.21it/s]\n"
+               "lengths: 100%|##########| 6/6 [00:09&lt;00:00,  1.52s/it]</pre>")
+
+
+def test_progress_bar_check_catches_tqdm_text():
+    assert len(progress_bar_lines("needles:  45%|####5     | 9/20 [00:01<00:02,  7.21it/s]\ndone")) == 1
+    assert progress_bar_lines("step 3 [00:09<00:00,  1.52s/it]") == ["step 3 [00:09<00:00,  1.52s/it]"]
+    assert progress_bar_lines("AUROC 0.925 | 45% of trials | 12 it/s is fast") == []  # numbers and pipes alone pass
+
+
+def test_progress_bar_check_fails_on_a_served_page_with_a_bar(browser, tmp_path):
+    (tmp_path / "bar.html").write_text(
+        "<!doctype html><html><head><title>bar</title></head><body><main><p>A chapter.</p>"
+        f'<div class="cell_output"><div class="output stderr">{TQDM_OUTPUT}</div></div></main></body></html>')
+    (tmp_path / "clean.html").write_text("<!doctype html><html><head><title>clean</title></head><body>"
+                                         "<p>AUROC 0.925 [0.906, 0.94]</p></body></html>")
+    with _serving(tmp_path) as url:
+        _open(browser, f"{url}/bar.html")
+        assert len(progress_bar_lines(_seen_text(browser))) == 2
+        _open(browser, f"{url}/clean.html")
+        assert progress_bar_lines(_seen_text(browser)) == []
+
+
+def test_toc_caption_check_fails_on_repeated_captions():
+    toc = {"parts": [{"caption": "Appendix", "chapters": []}, {"caption": "Summary", "chapters": []},
+                     {"caption": "Appendix", "chapters": []}]}
+    captions = toc_captions(toc)
+    assert len(captions) != len(set(captions))
