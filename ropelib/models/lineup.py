@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ropelib.models import manifest as manifests, sources
+from ropelib.models import load, manifest as manifests, sources
 
 TRAINING_FREE = ("rope", "pi", "ntk", "ntk100", "yarn", "dynamic_ntk")
 DEFAULT_RATIOS = (0.5, 1, 2, 4, 8, 16, 32)  # evaluation lengths as multiples of L0
@@ -37,7 +37,7 @@ class Geometry:
 
 def geometry(source: str) -> Geometry:
     """L0, base and training length of a checkpoint, read from its manifest or config.json."""
-    directory = sources.check_source(source, f"model {source!r}", verify_weights=False)
+    directory = load.resolve(source)[1]
     data = manifests.read(directory)
     if data:
         rope = data["rope"]
