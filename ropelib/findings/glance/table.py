@@ -40,7 +40,7 @@ VERDICT_RULES = {
     "not testable": "the claim could not be tested here (e.g. a checkpoint it needs missed its quality gate); "
                     "counted apart, never as a failure",
 }
-# badge and marker colours; book/_static/ropebook.css repeats them (tests/test_glance.py keeps them equal)
+# badge and marker colours; book/_static/ropebook.css repeats them (tests/findings/test_glance.py keeps them equal)
 VERDICT_COLOURS = {"replicated": "#1a7f37", "partly": "#b35900", "not replicated": "#c62828",
                    "not testable": "#6e7781"}
 KIND_LABELS = {"paper": "the paper's claims", "control": "controls the paper lacks",
