@@ -18,8 +18,10 @@ original model's L0 pattern (Fig. 2).
 Controls the paper lacks (rows 1.35, 1.55): beyond L0, does each extension beat plain RoPE
 continually pretrained at the same length with the same tokens (``cpt-rope``), i.e. is the
 control's gap (or JS to the natively long model) above every extension's, by the same
-rule? A row is "not testable" when a checkpoint it needs missed its retrieval gate
-(``ropelib.findings.verdicts``) or is absent (no native model, no cpt-rope).
+rule? Its outcome is a result, worded "supported" / "not supported" / ... (``results.worded``).
+A row is "not testable" only when the attention it compares cannot be measured: a
+checkpoint it needs is absent (no native model, no cpt-rope) or no full checkpoint; a
+retrieval-gate miss does not count (``ropelib.findings.verdicts.ROLE_NEEDS_RETRIEVAL``).
 Not here: capturing or computing the statistics.
 """
 
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
-from ropelib.findings.verdicts import not_testable_reason
+from ropelib.findings.verdicts import not_testable_reason, ordered
 
 EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")
 # The paper's Table 1, units as printed there (the paper does not say which).
@@ -38,7 +40,7 @@ PAPER_TABLE1 = {
     "at 4 L0": {"pi": 2.29, "yarn": 1.72, "ntk": 1.68, "rope": 2.57},  # at 8K, vs LLaMA-3 at 8K
 }
 RULE = ("95% paired bootstrap CIs over sequences; replicated if the first model's CI lies above every other's, "
-        "partly if only its point estimate is the largest, else not replicated")
+        "partly if above some (not all), not replicated if above none and below at least one, else inconclusive")
 
 
 def setting(length: int, pretrained_length: int) -> str:
@@ -65,16 +67,20 @@ def ordering_roles(table: pd.DataFrame, length: int, pretrained_length: int,
 
 
 def dominates(table: pd.DataFrame, leader: str, others: list[str]) -> str:
-    """Verdict of "``leader``'s value is larger than each of ``others``'":
+    """Verdict of "``leader``'s value is larger than each of ``others``'", on CIs only:
 
-    replicated if the leader's CI lies above every other CI (its low > each other's high);
-    partly if only its point estimate is the largest; not replicated otherwise.
+    replicated if the leader's CI lies above every other CI; partly if above some (a
+    significant part) but not all; not replicated if above none and below at least one;
+    inconclusive if it overlaps every other (a point estimate alone decides nothing).
     """
     by = table.set_index("variant")
-    rest = by.loc[others]
-    if by.loc[leader, "ci_low"] > rest["ci_high"].max():
+    lead = by.loc[leader]
+    sides = [ordered(lead["ci_low"], lead["ci_high"], by.loc[o, "ci_low"], by.loc[o, "ci_high"]) for o in others]
+    if all(side > 0 for side in sides):
         return "replicated"
-    return "partly" if by.loc[leader, "value"] > rest["value"].max() else "not replicated"
+    if any(side > 0 for side in sides):
+        return "partly"
+    return "not replicated" if any(side < 0 for side in sides) else "inconclusive"
 
 
 def ratios(table: pd.DataFrame, leader: str, others: list[str]) -> str:
@@ -139,8 +145,9 @@ def control_roles(table: pd.DataFrame, reference: str) -> tuple[str, list[str]] 
 
 
 def _verdict(table, roles, needs) -> tuple[str, str]:
-    """(verdict, details): "not testable" with the reason when a needed checkpoint misses its gate."""
-    reason = not_testable_reason(needs)
+    """(verdict, details): "not testable" with the reason when a needed checkpoint is absent or no
+    full checkpoint; a retrieval-gate miss does not count (attention does not need retrieval)."""
+    reason = not_testable_reason(needs, role="attention")
     if reason:
         return "not testable", reason
     return dominates(table, *roles), _summary(table, *roles)
