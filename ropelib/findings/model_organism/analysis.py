@@ -93,8 +93,8 @@ def sanity_table(names, depths, n_needles: int, n_documents: int, seed: int, dev
     """Every checkpoint, as trained (its own RoPE method), at L0: test loss, perplexity, needle accuracy.
 
     The "end of training" columns are the manifest's (dev split, at L0): ``final.dev_loss_at_L0``
-    (``training.dev_loss``, random dev chunks) and the gate's rate at L0 (``recipes.gate``,
-    ``recipes.GATE_NEEDLES`` teacher-forced dev needles).
+    (``training.dev_loss``, random dev chunks) and the gate's rate at L0 (``recipes.gate``:
+    ``recipes.GATE_NEEDLES`` dev needles in the evaluation's format, on its depth grid).
     """
     rows = []
     for name in progress_bar(names, desc="checkpoints at L0"):
@@ -108,7 +108,7 @@ def sanity_table(names, depths, n_needles: int, n_documents: int, seed: int, dev
             "test loss": measured["loss"], "ppl": measured["ppl"],
             "dev loss (end of training)": manifest["final"]["dev_loss_at_L0"],
             "needle accuracy": measured["needle accuracy"], "ci low": measured["ci low"],
-            "ci high": measured["ci high"], "gate rate at L0 (dev)": manifest["final"]["retrieval_at_L0"],
+            "ci high": measured["ci high"], "gate rate at L0 (dev)": (manifest.get("gate") or [{}])[0].get("rate", math.nan),
         })
     return _rounded(pd.DataFrame(rows).set_index("checkpoint"))
 
