@@ -106,13 +106,13 @@ def ordered(low: float, high: float, other_low: float, other_high: float) -> int
 
 def combined(grades) -> str:
     """The grade of a claim of several parts: replicated if every part is, partly if at least one
-    is (a significant part), not replicated if every part is, inconclusive otherwise; not
-    testable if any part is."""
+    is replicated or partly (a significant part), not replicated if every part is, inconclusive
+    otherwise; not testable if any part is."""
     grades = list(grades)
     if not grades or "not testable" in grades:
         return "not testable"
     if all(g == "replicated" for g in grades):
         return "replicated"
-    if "replicated" in grades:
+    if "replicated" in grades or "partly" in grades:  # a part that is itself partly is a significant part
         return "partly"
     return "not replicated" if all(g == "not replicated" for g in grades) else "inconclusive"
