@@ -90,6 +90,16 @@ def write_glance(rows: list[dict], finding: str, directory: Path | None = None) 
     return write_csv(frame, f"glance-{finding}", directory)
 
 
+PREMISES = "organism-premises"  # chapter 0's premises: premise, holds, numbers, claims (glance orders), chapter
+
+
+def read_premises(directory: Path | None = None) -> pd.DataFrame:
+    """Chapter 0's premise checks (``organism-premises.csv``); empty when chapter 0 has not run."""
+    path = Path(directory or paths.RESULTS) / f"{PREMISES}.csv"
+    return pd.read_csv(path, dtype={"claims": str}) if path.is_file() else pd.DataFrame(
+        columns=["premise", "holds", "numbers", "claims", "chapter"])
+
+
 def read_glance(directory: Path | None = None) -> pd.DataFrame:
     files = sorted(Path(directory or paths.RESULTS).glob("glance-*.csv"))  # the published ones by default
     if not files:

@@ -175,3 +175,18 @@ def test_a_typed_verdict_or_kind_is_refused(tmp_path):
         glance.normalise(pd.DataFrame([row(1.1, "replicated")]).assign(kind="vibes"))
     with pytest.raises(ValueError, match="verdict"):
         results.glance_row(1.1, "Finding 1", "c", "p", 1.0, "maybe", "r", "ch")
+
+
+def test_a_failed_premise_is_carried_on_the_rows_resting_on_it(tmp_path):
+    results.write_glance([row(1.1, "replicated"), row(1.3, "replicated"), row(2.1, "replicated")], "f", tmp_path)
+    assert results.read_premises(tmp_path).empty  # chapter 0 not run: nothing carried
+    results.write_csv(pd.DataFrame({"premise": ["perplexity fails beyond L0", "retrieval fails beyond L0"],
+                                    "holds": [False, True], "numbers": ["base: x1.56 at 4 L0", "0.96 -> 0"],
+                                    "claims": ["1.1 1.3", "2.1"], "chapter": "model-organism"}),
+                      results.PREMISES, tmp_path)
+    rows = glance.carry_premises(glance.normalise(results.read_glance(tmp_path)), results.read_premises(tmp_path))
+    assert [bool(c) for c in rows["caveat"]] == [True, True, False]  # the premise that holds is not carried
+    assert "perplexity fails beyond L0: base: x1.56 at 4 L0" in rows.loc[0, "caveat"]
+    html = glance.claims_html(rows)
+    assert html.count('class="glance-caveat"') == 2 and "precondition not met in the organism" in html
+    assert glance.glance_table(rows)["caveat"].tolist()[2] == ""

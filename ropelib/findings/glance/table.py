@@ -8,6 +8,8 @@ reads, counts and formats them, so the page shows whatever findings have been ru
   normalise(rows)         the rows in order, old-format files (no kind/details) filled in, each
                           verdict in its kind's words (``results.worded``: a control or a result
                           beyond the paper is "supported", never "replicated")
+  carry_premises(rows, premises)  each row resting on a premise chapter 0 found false gets it as a
+                          ``caveat`` (a precondition not met in the organism), shown under the claim
   verdict_counts(rows)    claims per kind (paper / control / beyond) and verdict
   counts_html(counts)     the counts as two small tables: the paper's claims in replication words,
                           controls and results beyond the paper apart in their own; "not
@@ -59,7 +61,7 @@ KIND_LABELS = {"paper": "the paper's claims", "control": "controls the paper lac
 TESTED = [v for v in ALL_VERDICTS if v != "not testable"]
 # the counts: the paper's claims in its words; controls and results beyond it apart, in theirs
 COUNT_TABLES = ((("paper",), VERDICTS), (("control", "beyond"), OWN_VERDICTS))
-COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details"]
+COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details", "caveat"]
 SHORT_OURS = 70  # characters of ``ours`` shown in the table; the full text is under the claim
 
 
@@ -81,6 +83,23 @@ def normalise(rows: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"glance rows with unknown {column}(s) {unknown}; expected one of {allowed}")
     rows["verdict"] = [worded(v, k) for v, k in zip(rows["verdict"], rows["kind"])]
     return rows.sort_values("order", kind="stable").reset_index(drop=True)
+
+
+def carry_premises(rows: pd.DataFrame, premises: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``caveat`` column: for each premise that does not hold (``results.read_premises``),
+    "precondition not met in the organism (<chapter>): <premise>: <numbers>" on the rows it lists."""
+    rows = rows.copy()
+    caveats = {i: [] for i in rows.index}
+    for _, premise in premises.iterrows():
+        if str(premise["holds"]).lower() in ("true", "1"):
+            continue
+        orders = {float(o) for o in str(premise["claims"]).split()}
+        text = f"precondition not met in the organism ({premise['chapter']}): {premise['premise']}: {premise['numbers']}"
+        for i, order in rows["order"].items():
+            if float(order) in orders:
+                caveats[i].append(text)
+    rows["caveat"] = ["; ".join(caveats[i]) for i in rows.index]
+    return rows
 
 
 def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
@@ -150,6 +169,7 @@ def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
         "chapter": rows["chapter"].astype(str),
         "rule": rows["rule"].astype(str),
         "details": rows["details"].astype(str),
+        "caveat": rows["caveat"].fillna("").astype(str) if "caveat" in rows else "",
     }, columns=COLUMNS)
 
 
@@ -167,8 +187,9 @@ def _claim_cell(row) -> str:
     if len(row["ours"]) > SHORT_OURS:
         folded.append(f"<p><b>ours</b>: {html.escape(row['ours'])}</p>")
     criterion = f'<div class="glance-criterion"><b>criterion</b>: {html.escape(row["rule"])}</div>'
+    caveat = f'<div class="glance-caveat"><b>caveat</b>: {html.escape(row["caveat"])}</div>' if row["caveat"] else ""
     return (f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{''.join(folded)}</details>"
-            + criterion)
+            + caveat + criterion)
 
 
 def claims_html(rows: pd.DataFrame, runs=()) -> str:
