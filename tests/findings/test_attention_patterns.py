@@ -101,17 +101,20 @@ def test_ordering_roles_and_glance_rows_beyond_l0():
     assert verdicts.ordering_roles(js, 1024, 256, "RoPE (base)") == \
         ("RoPE (base)", ["PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)"])  # cpt-rope is not an extension
     rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test", sources=SOURCES)
+    # gap and JS are one capture: one claim whose measures combine (gap replicated, JS partly: partly)
     assert [(r["order"], r["verdict"], r["kind"]) for r in rows] == [
-        (1.3, "replicated", "paper"), (1.35, "not supported", "control"),  # cpt-rope's gap 0.05 < the extensions'
-        (1.5, "partly", "paper"), (1.55, "not supported", "control")]
+        (1.3, "partly", "paper"), (1.35, "not supported", "control")]  # cpt-rope's gap and JS 0.05 < the extensions'
+    assert "gap to the original L0 pattern (Fig. 2): replicated" in rows[0]["details"]
+    assert "(Table 1): partly" in rows[0]["details"]
     assert verdicts.ordering_roles(js[js["method"] == "rope"], 1024, 256, "RoPE (base)") is None
 
 
 def test_the_control_must_lose_to_every_extension():
     gap = synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])  # plain-RoPE CPT clearly further than every extension
     rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
-    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "replicated"), (1.35, "supported"),
-                                                          (1.5, "not testable")]  # no natively long model
+    # no natively long model: the Table 1 measure is not measured, so the claim is at most partly
+    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "partly"), (1.35, "partly supported")]
+    assert "JS to the natively long model (none given) (Table 1): not measured" in rows[0]["details"]
     same = synthetic_js([0.3, 0.1, 0.1, 0.1, 0.1])  # the control as good as the extensions: CIs overlap
     assert verdicts.glance_rows(None, same, 1024, 256, "RoPE (base)", None, "t", SOURCES)[1]["verdict"] == \
         "inconclusive"
@@ -133,7 +136,7 @@ def test_a_control_that_fails_retrieval_is_still_compared_on_attention(monkeypat
         {"length": 1024, "passed": source != "cpt-rope", "rate": 0.25, "ci_low": 0.17, "ci_high": 0.33}]})
     gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
     rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
-    assert [(r["order"], r["verdict"]) for r in rows][:2] == [(1.3, "replicated"), (1.35, "not supported")]
+    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "partly"), (1.35, "not supported")]
     assert shared.not_testable_reason(["rope:cpt-rope"], role="retrieval").startswith("cpt-rope retrieves 0.25")
     assert shared.not_testable_reason(["rope:cpt-rope"], role="attention") == ""
 
@@ -175,7 +178,17 @@ def test_only_the_models_a_row_compares_decide_its_testability(monkeypatch):
     js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])
     rows = {r["order"]: r["verdict"] for r in verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)",
                                                                   "RoPE (native-4x)", "t", SOURCES)}
-    assert rows[1.3] == "replicated" and rows[1.5] == "not testable"  # the gap never involves the native model
+    assert rows[1.3] == "partly"  # the gap (no native model) replicated, the JS part not testable: a part holds
+    assert sorted(rows) == [1.3, 1.35]
     at_l0 = verdicts.glance_rows(synthetic_js([0.0, 0.01, 0.2, 0.01, 0.02]), None, 256, 256, "RoPE (base)",
                                  "RoPE (native-4x)", "t", SOURCES)
     assert at_l0[0]["verdict"] == "replicated"
+
+
+def test_one_capture_is_one_claim_and_the_sink_free_js_is_shown_beside():
+    js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
+    free = synthetic_js([0.1, 0.05, 0.1, 0.1, 0.1])  # without the sink the ordering is gone
+    rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", "t", SOURCES, js_free=free)
+    assert [r["order"] for r in rows] == [1.3, 1.35]  # not 1.3 and 1.5 counted apart
+    assert rows[0]["verdict"] == "replicated"  # the sink-free JS is shown, not judged
+    assert "JS without the attention sink (shown, not judged): inconclusive" in rows[0]["details"]

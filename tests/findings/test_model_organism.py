@@ -35,7 +35,7 @@ def test_beyond_verdict_needs_both_rules(ppl, needles, verdict):
 def test_premises_name_the_glance_rows_they_condition():
     table = checks.premises(_beyond((4.0, 5.0, 6.24), (0.96, 0.27, 0.0))).set_index("premise")
     assert table["holds"].tolist() == [False, True]  # x1.56: perplexity does not fail visibly; retrieval does
-    assert table["claims"].iloc[0].split() == ["1.1", "1.2", "1.25", "1.3", "1.35", "1.5", "1.55"]
+    assert table["claims"].iloc[0].split() == ["1.1", "1.2", "1.25", "1.3", "1.35"]
     assert "x1.56 at 4 L0" in table["numbers"].iloc[0]
 
 
