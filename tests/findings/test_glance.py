@@ -190,3 +190,12 @@ def test_a_failed_premise_is_carried_on_the_rows_resting_on_it(tmp_path):
     html = glance.claims_html(rows)
     assert html.count('class="glance-caveat"') == 2 and "precondition not met in the organism" in html
     assert glance.glance_table(rows)["caveat"].tolist()[2] == ""
+
+
+def test_the_controls_are_stated_plainly(tmp_path):
+    results.write_glance([row(1.2, "replicated"), row(1.25, "not replicated", kind="control", ours="cpt-rope 8x"),
+                          row(1.65, "replicated", kind="control", ours="cpt-rope 0.27 vs 0.9-0.97")], "c", tmp_path)
+    html = glance.controls_html(glance.normalise(results.read_glance(tmp_path)))
+    assert html.count("<li>") == 2 and "verdict-not-supported" in html and "verdict-supported" in html
+    assert "cpt-rope 0.27 vs 0.9-0.97" in html
+    assert glance.controls_html(glance.normalise(results.read_glance(tmp_path / "none"))) == ""

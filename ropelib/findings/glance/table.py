@@ -15,6 +15,7 @@ reads, counts and formats them, so the page shows whatever findings have been ru
                           controls and results beyond the paper apart in their own; "not
                           testable" in a column apart
   verdict_rules_html()    what each verdict means, folded
+  controls_html(rows)     what the controls show, one line each (verdict, ours), never folded
   (each row's ``chapter`` label -> its page: ``ropelib.publish.plan.chapter_pages``)
   glance_table(rows)      one row per claim as text (what the HTML table shows)
   claims_html(rows, runs) the compact table: #, claim (its criterion printed under it, details folded),
@@ -112,6 +113,17 @@ def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
 def badge(verdict: str) -> str:
     """The verdict as a coloured badge (``span.verdict.verdict-<name>``, styled by ropebook.css)."""
     return f'<span class="verdict verdict-{verdict.replace(" ", "-")}">{html.escape(verdict)}</span>'
+
+
+def controls_html(rows: pd.DataFrame) -> str:
+    """What the controls show, plainly: one line per control row (its claim, verdict badge and ours)."""
+    table = glance_table(rows)
+    controls = table[table["kind"] == "control"]
+    if controls.empty:
+        return ""
+    items = "".join(f"<li>{row['order']} {html.escape(row['claim'])}: {badge(row['verdict'])} "
+                    f"{html.escape(row['ours'])}</li>" for _, row in controls.iterrows())
+    return f'<div class="glance-controls"><p><b>What the controls show</b></p><ul>{items}</ul></div>'
 
 
 def verdict_rules_html() -> str:
