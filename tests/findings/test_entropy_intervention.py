@@ -188,3 +188,11 @@ def test_teacher_forced_trials_record_whether_the_needle_ranks_first():
     out = analysis.teacher_forced(model, tokenizer, prompts)
     assert [set(o) for o in out] == [{"prompt_id", "entropy_first", "entropy_teacher", "passed", "needle_first"}] * 4
     assert all(isinstance(o["needle_first"], bool) for o in out)
+
+
+def test_one_model_alone_is_at_most_partly():
+    from ropelib.findings.entropy_intervention.verdicts import by_model, claim
+    every = lambda method, prompt, length: prompt % 2 == 0  # noqa: E731
+    trials = two_arms(every, every)
+    assert claim(by_model(trials, CPT)) == "replicated"  # two models, both arms: supported
+    assert claim(by_model(trials[trials["method"] == "ntk"], CPT)) == "partly"  # the same effect in one model

@@ -33,7 +33,8 @@ retrieval beyond the CPT length"). For each (model, arm) the rule above runs on 
 trials alone (cluster bootstrap over its prompts) and gives a grade: replicated (CI above 0),
 not replicated (CI at or below 0), inconclusive, or not testable (entropy did not drop, too
 few prompts). A model's grade combines its two arms, the claim's combines the models
-(``findings.verdicts.combined``: partly = at least one model significant). Reported beside it:
+(``findings.verdicts.combined``: partly = at least one model significant; one testable model
+alone is at most partly: a claim about models needs ``MIN_MODELS``). Reported beside it:
 per arm the trials rescued (fail -> pass) and broken (pass -> fail), the rescued trials the
 two arms share, the dose-response (entropy drop against pass-rate change, per arm and per
 model), and, where the trials record it (``needle_first``), how many rescued trials already
@@ -52,6 +53,7 @@ from ropelib.findings.verdicts import combined
 
 ENTROPY_MARGIN = 0.05  # nats
 MIN_PROMPTS = 10
+MIN_MODELS = 2  # the model as the unit: "supported" needs at least two testable models
 N_BOOT = 2000
 SEED = 0
 LEVEL = 0.95
@@ -144,7 +146,8 @@ CLAIM_RULE = (f"one claim, two arms (log-length scaling, entropy-matched tempera
               "cluster-bootstrap CI (over that model's prompts) of the pass-rate change: above 0 replicated, at or "
               "below 0 not replicated, else inconclusive; a model combines its arms and the claim its models: "
               "supported if every one is, partly supported if at least one is, not supported if none is and every "
-              "one shows no rise, else inconclusive")
+              f"one shows no rise, else inconclusive; with fewer than {MIN_MODELS} testable models at most partly "
+              "supported")
 
 
 def _grade(row: dict) -> str:
@@ -191,4 +194,7 @@ def claim(per_model: pd.DataFrame) -> str:
         return "not testable"
     models = [combined(group["grade"]) for _, group in per_model.groupby("model", sort=False)]
     testable = [g for g in models if g != "not testable"]
-    return combined(testable) if testable else "not testable"
+    if not testable:
+        return "not testable"
+    grade = combined(testable)
+    return "partly" if grade == "replicated" and len(testable) < MIN_MODELS else grade  # one model is not "models"
