@@ -38,7 +38,6 @@ live tensors. CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform

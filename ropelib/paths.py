@@ -17,6 +17,8 @@ DATA = ROOT / "data"
 MODELS = Path(os.environ.get("ROPEBOOK_MODELS", DATA / "models"))
 RESULTS = DATA / "results"
 CORPUS_MANIFEST = DATA / "corpus.json"
+# conversions made once and reused (the real model's safetensors copy); ignored by git
+CACHE = Path(os.environ.get("ROPEBOOK_CACHE", DATA / "cache"))
 
 
 def write_json_atomic(path: Path, obj) -> None:

@@ -43,6 +43,12 @@ _ROPE_TYPE = {
     "llama3": "llama3",
 }
 _NEEDS_ORIGINAL_LENGTH = {"yarn", "dynamic_ntk", "llama3"}
+_LENGTH_DEPENDENT = {"dynamic_ntk"}  # frequencies recomputed from the current sequence length
+
+
+def length_dependent(method: str) -> bool:
+    """Do ``method``'s rotations depend on the sequence length (so a prefix's logits change with it)?"""
+    return method in _LENGTH_DEPENDENT
 _STATE_ATTR = "_ropebook_state"
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ropelib.models import manifest as manifests, sources
+from ropelib.models import load, manifest as manifests, smollm2, sources
 
 TRAINING_FREE = ("rope", "pi", "ntk", "ntk100", "yarn", "dynamic_ntk")
 DEFAULT_RATIOS = (0.5, 1, 2, 4, 8, 16, 32)  # evaluation lengths as multiples of L0
@@ -37,7 +37,7 @@ class Geometry:
 
 def geometry(source: str) -> Geometry:
     """L0, base and training length of a checkpoint, read from its manifest or config.json."""
-    directory = sources.check_source(source, f"model {source!r}", verify_weights=False)
+    directory = load.resolve(source)[1]
     data = manifests.read(directory)
     if data:
         rope = data["rope"]
@@ -64,6 +64,12 @@ class Lineup:
     def lengths(self, lengths: list[int], ratios=DEFAULT_RATIOS) -> list[int]:
         """``lengths`` as given, or multiples of L0 when empty."""
         return list(lengths) or [max(8, round(r * self.pretrained_length)) for r in ratios]
+
+
+def about(lineup: Lineup) -> str:
+    """What a real model in the line-up is and what follows for its comparisons; "" for the organism."""
+    named = {v.partition(":")[2] for v in [*lineup.variants, lineup.reference, lineup.long_reference]}
+    return smollm2.ABOUT if smollm2.NAME in named else ""
 
 
 def resolve(model: str = "", variants=(), reference: str = "", long_reference: str = "",

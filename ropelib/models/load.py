@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ropelib.core import extensions
-from ropelib import paths
-from ropelib.models import manifest as manifests, sources
+from ropelib import paths, progress
+from ropelib.models import manifest as manifests, smollm2, sources
 from ropelib.paths import write_json_atomic
 from ropelib.models.organism import OrganismConfig
 from ropelib.text.tokenizer import ByteTokenizer
@@ -73,6 +73,8 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         directory = sources.check_source(str(name_or_path), f"model {name_or_path!r}", verify_weights=False)
     except sources.SourceError as error:
         raise FileNotFoundError(str(error)) from None
+    if name_or_path == smollm2.NAME:
+        directory = smollm2.hf_directory()  # the GGUF converted once to safetensors (verified before converting)
     return ("organism" if (directory / MANIFEST).exists() else "huggingface"), directory
 
 
@@ -117,11 +119,13 @@ def load_huggingface(source: str, trust_remote_code: bool = False, device: str =
     _require_safetensors(Path(source).expanduser())
     kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})
-        # device_map (through accelerate) puts every tensor straight on the device: a 7B bfloat16
-        # checkpoint never passes through host RAM as a whole model first
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype), attn_implementation="sdpa",
-                                                     device_map=str(device), **kwargs)
+        with progress.no_transformers_bars():  # no "Loading weights" progress bar printed into a page
+            tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items()
+                                                                 if k != "use_safetensors"})
+            # device_map (through accelerate) puts every tensor straight on the device: a 7B bfloat16
+            # checkpoint never passes through host RAM as a whole model first
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype(dtype), attn_implementation="sdpa",
+                                                         device_map=str(device), **kwargs)
     except OSError as err:
         raise FileNotFoundError(
             f"could not load {source!r} from local files ({str(err).splitlines()[0]}); ropebook never downloads: "

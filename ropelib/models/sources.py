@@ -1,7 +1,8 @@
 """Model sources named by chapter parameters, checked before any kernel starts.
 
-A *source* is an organism checkpoint name (``data/models/<name>/``) or the path of a local
-Hugging Face checkpoint directory; a *variant* is ``"method:source"``. Parameters hold
+A *source* is an organism checkpoint name (``data/models/<name>/``), ``smollm2`` (the real
+pretrained model, ``ropelib.models.smollm2``) or the path of a local Hugging Face checkpoint
+directory; a *variant* is ``"method:source"``. Parameters hold
 sources by name: ``model`` and ``*_model`` hold a source, ``variants``, ``*_variants``,
 ``reference``, ``*_reference`` and ``*_variant`` hold variants. ``check_parameters``
 validates every one of them in well under a second (json and hashing only: no torch, no
@@ -11,6 +12,7 @@ papermill starts a kernel:
 - an organism name must exist, and its weights' sha256 must match its manifest;
 - a path must exist, be a directory, hold ``config.json`` and ``*.safetensors`` weights
   (pickle-only checkpoints are refused: loading them can run code);
+- ``smollm2`` (the real model) must be installed and its GGUF must match the pinned sha256;
 - a method must be one of :data:`METHODS`.
 
 Not here: loading (``models``), the RoPE switch (``extensions``).
@@ -22,7 +24,7 @@ import hashlib
 from pathlib import Path
 
 from ropelib import paths
-from ropelib.models import manifest as manifests
+from ropelib.models import manifest as manifests, smollm2
 from ropelib.core.methods import DISPLAY, METHODS  # noqa: F401 (re-exported: sources.METHODS)
 
 WEIGHTS, MANIFEST = manifests.WEIGHTS, manifests.MANIFEST
@@ -54,10 +56,16 @@ def check_source(source: str, where: str, verify_weights: bool = True) -> Path:
     """The checkpoint directory of ``source``, or SourceError saying what is wrong and what to do."""
     if not source:
         raise SourceError(f"{where}: empty model source; give an organism name or a local checkpoint directory")
+    if source == smollm2.NAME:  # the real model: its package and the GGUF's sha256, before any kernel starts
+        try:
+            smollm2.check() if verify_weights else smollm2.gguf_path()
+        except smollm2.SmolLM2Error as error:
+            raise SourceError(f"{where}: {error}") from None
+        return smollm2.directory()  # converted on first load (load.resolve), under paths.CACHE
     directory = Path(source).expanduser() if is_path(source) else paths.MODELS / source
     if not is_path(source) and not (directory / MANIFEST).is_file():
         raise SourceError(f"{where}: {source!r} is not an organism checkpoint (known: "
-                          f"{', '.join(organism_names()) or 'none'}; `make models` trains them) and not a path; "
+                          f"{', '.join(organism_names()) or 'none'}; the real model: {smollm2.NAME}; `make models` trains them) and not a path; "
                           "for a Hugging Face model pass its local directory (download it yourself, e.g. "
                           "`huggingface-cli download meta-llama/Llama-2-7b-hf --local-dir DIR`)")
     if (directory / MANIFEST).is_file():  # an organism checkpoint, in data/models or elsewhere

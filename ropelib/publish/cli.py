@@ -17,6 +17,7 @@ chapters) are imported only once input is valid, so bad input fails in about a s
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import shutil
 import subprocess
@@ -61,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="set a parameter (VALUE is read as YAML: 4096, 1e6, true, [128, 256])")
     run.add_argument("-o", "--output", help="where to write the one-off notebook (default book/CHAPTER-<hash>.ipynb)")
     run.add_argument("--force", action="store_true", help="execute even when the cached output is current")
+    run.add_argument("--pages", metavar="GLOB",
+                     help="only the plan's pages whose output name matches, e.g. 'smollm2-*' (the real-model part)")
     run.add_argument("--scheduler", metavar="SCHEDULER",
                      help="run the pages as Dask tasks: local[:N] (N worker processes, default 2), "
                           "tcp://HOST:PORT (an existing scheduler) or slurm (see ropelib/publish/cluster.py)")
@@ -97,6 +100,10 @@ def _run(args, layout: _plan.Layout) -> int:
         resolved = _plan.check(runs, layout)
         if _plan.write_toc(runs, layout):
             print(f"updated {layout.toc.name} from the run plan")
+        if args.pages:
+            runs = [r for r in runs if fnmatch.fnmatch(r.output, args.pages)]
+            if not runs:
+                raise _plan.PlanError(f"--pages {args.pages}: no page of the run plan (book/runs.yml) matches")
         for r in runs:
             sources.check_parameters(resolved[r.output], r.output)
         jobs = [runner.Job(r.chapter, resolved[r.output], layout.book / r.output, r.title, reads=r.reads,
@@ -105,6 +112,8 @@ def _run(args, layout: _plan.Layout) -> int:
         # second in the book) execute after every other page
         jobs.sort(key=lambda job: bool(job.reads))
     else:
+        if args.pages:
+            raise _plan.PlanError("--pages selects pages of the run plan; it takes no CHAPTER")
         jobs = [_one_off(args, runs, layout)]
     if args.scheduler or args.cluster_config or args.worker_resources:
         from ropelib.publish import cluster  # lazy: dask loads only for a distributed run

@@ -4,7 +4,9 @@ For each run (template + parameters -> output notebook):
 
 1. The cache key is sha256 of (template bytes, canonical JSON of the full parameters,
    ``ropelib.__version__``, the data files the page reads: every checkpoint manifest,
-   which holds its weights' sha256, plus the run's ``reads`` globs). It is stored in the
+   which holds its weights' sha256, plus the run's ``reads`` globs; a real-model page, whose
+   model parameters name only ``smollm2``, has the pinned sha256 of its GGUF file instead of
+   the organism's manifests, so retraining the organism leaves it current). It is stored in the
    output's ``metadata.ropebook``; when the existing output carries the same key, the
    run is skipped (``force`` re-runs). Retraining a checkpoint, or a results table that
    a summary page reads changing, therefore re-executes the pages that depend on it.
@@ -42,6 +44,7 @@ from pathlib import Path
 import nbformat
 
 import ropelib
+from ropelib.models import smollm2, sources
 from ropelib.publish import params as _params
 from ropelib.publish.plan import Layout
 
@@ -82,12 +85,14 @@ class Job:
 
 
 def cache_key(template: Path, parameters: dict, version: str | None = None,
-              inputs: tuple[Path, ...] = (), root: Path | None = None) -> str:
-    """sha256 of the template's bytes, the canonical parameters, the ropelib version and
-    the (root-relative name, bytes) of each input file."""
+              inputs: tuple[Path, ...] = (), root: Path | None = None, models: tuple[str, ...] = ()) -> str:
+    """sha256 of the template's bytes, the canonical parameters, the ropelib version, the
+    (root-relative name, bytes) of each input file and the identity of each model file
+    that is not in the repository (``models``, e.g. the real model's pinned GGUF sha256)."""
     version = ropelib.__version__ if version is None else version
     digest = hashlib.sha256()
-    parts = [Path(template).read_bytes(), canonical(parameters).encode(), version.encode()]
+    parts = [Path(template).read_bytes(), canonical(parameters).encode(), version.encode(),
+             *(model.encode() for model in models)]
     for path in sorted(inputs):
         name = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
         parts += [str(name).encode(), path.read_bytes()]
@@ -96,16 +101,43 @@ def cache_key(template: Path, parameters: dict, version: str | None = None,
     return digest.hexdigest()
 
 
+def named_sources(parameters: dict) -> set[str]:
+    """Every model source the parameters name (``model``-like values, the source of each variant)."""
+    named = set()
+    for name, value in parameters.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item:
+                if sources.holds_source(name):
+                    named.add(item)
+                elif sources.holds_variants(name):
+                    named.add(item.partition(":")[2])
+    return named
+
+
+def is_real_model_page(parameters: dict) -> bool:
+    """Its model parameters name the real model and nothing else (no organism checkpoint)."""
+    return named_sources(parameters) == {smollm2.NAME}
+
+
 def input_files(job: "Job", layout: Layout) -> tuple[Path, ...]:
-    """The data files in ``job``'s cache key: checkpoint manifests and the job's ``reads``."""
+    """The data files in ``job``'s cache key: checkpoint manifests (not for a real-model page)
+    and the job's ``reads``."""
     files = set()
-    for pattern in (MODEL_MANIFESTS, *job.reads):
+    patterns = job.reads if is_real_model_page(job.parameters) else (MODEL_MANIFESTS, *job.reads)
+    for pattern in patterns:
         files.update(p for p in layout.root.glob(pattern) if p.is_file())
     return tuple(sorted(files))
 
 
+def model_files(job: "Job") -> tuple[str, ...]:
+    """Identities of the model files outside the repository that ``job`` reads: the GGUF's sha256."""
+    return (f"{smollm2.GGUF_NAME} sha256 {smollm2.GGUF_SHA256}",) if smollm2.NAME in named_sources(job.parameters) \
+        else ()
+
+
 def job_key(job: "Job", layout: Layout) -> str:
-    return cache_key(layout.template(job.chapter), job.parameters, inputs=input_files(job, layout), root=layout.root)
+    return cache_key(layout.template(job.chapter), job.parameters, inputs=input_files(job, layout), root=layout.root,
+                     models=model_files(job))
 
 
 def canonical(parameters: dict) -> str:

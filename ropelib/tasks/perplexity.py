@@ -8,6 +8,12 @@ document. ``stride`` switches to a sliding-window variant: windows of L tokens a
 by ``stride``, each scoring only its last ``stride`` positions (the first window scores
 all), over the first ``max(lengths)`` tokens.
 
+One forward pass per document serves every length when the model's positions do not depend
+on the sequence's length (every static RoPE scaling: ``share_forward``): the model is
+causal, so the loss of position i in the longest sequence is the loss of position i in any
+truncation that contains it. Dynamic NTK rescales by the current length, so it runs one
+pass per length (``ropelib.core.extensions.length_dependent``).
+
 Not here: plotting or the extrapolation-limit rule (``ropelib.findings``).
 """
 
@@ -64,11 +70,14 @@ def _sliding_loss(model, ids: list[int], window: int, stride: int) -> float:
 
 
 def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method: str = "",
-                         stride: int | None = None, documents=None, progress: bool = True) -> pd.DataFrame:
+                         stride: int | None = None, documents=None, progress: bool = True,
+                         share_forward: bool = False) -> pd.DataFrame:
     """Tidy table: one row per (length, document): mean loss (nats/token) and perplexity over all
     positions, and ``loss_new``: the mean loss on the positions this length adds, [previous
     length, length) (all positions for the shortest), so a failure just past L0 is not
-    averaged away by the positions below it."""
+    averaged away by the positions below it. ``share_forward``: one pass at the longest length
+    per document, sliced for the shorter ones (only for a model whose RoPE does not depend on
+    the sequence length; see the module docstring)."""
     lengths = check_lengths(lengths)
     if n_documents < 1:
         raise ValueError(f"n_documents={n_documents} must be >= 1")
@@ -79,10 +88,16 @@ def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method
     rows = []
     ordered = sorted(set(lengths))
     previous = {length: (ordered[i - 1] if i else 0) for i, length in enumerate(ordered)}
-    for length in progress_bar(lengths, desc=f"perplexity {method}".strip(), disable=None if progress else True):
+    longest = max(lengths)
+    shared = {name: sequence_losses(model, ids[:longest]) for name, ids in
+              progress_bar(docs, desc=f"perplexity {method}".strip(), disable=None if progress else True)} \
+        if share_forward and stride is None else {}
+    for length in progress_bar(lengths, desc=f"perplexity {method}".strip(),
+                               disable=True if shared or not progress else None):
         for name, ids in docs:
             if stride is None:
-                losses = sequence_losses(model, ids[:length])  # (length - 1,): loss of predicting token i + 1
+                # (length - 1,): loss of predicting token i + 1
+                losses = shared[name][:length - 1] if shared else sequence_losses(model, ids[:length])
                 loss = float(losses.mean())
                 loss_new = float(losses[max(0, previous[length] - 1):].mean())
             else:

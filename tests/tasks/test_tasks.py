@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+from ropelib.core import extensions
 from ropelib.models import organism
 from ropelib.text.corpus import Document
 from ropelib.text.haystack import FORMATS, NeedleFormat, build_prompt
@@ -51,6 +52,19 @@ def test_sequence_losses_equal_hand_computed_cross_entropy(tiny):
     losses = sequence_losses(tiny, ids)
     assert losses.shape == (len(ids) - 1,)
     assert torch.allclose(losses.double(), manual_losses(tiny, ids), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["pi", "yarn", "dynamic_ntk"])
+def test_one_shared_forward_gives_each_length_its_own_losses_unless_the_rope_depends_on_length(method):
+    """Causal + static RoPE: slicing the longest pass equals a pass per length. Dynamic NTK rescales
+    by the current length, so a shared pass would be wrong there: the flag says which is which."""
+    model = extensions.apply(organism.build(MICRO, seed=0).eval(), method, 4.0, original_max_position=16)
+    docs = [Document("a", HAYSTACK[:300]), Document("b", HAYSTACK[300:700])]
+    apart = perplexity_by_length(model, TOK, [16, 32, 64], n_documents=2, documents=docs, progress=False)
+    shared = perplexity_by_length(model, TOK, [16, 32, 64], n_documents=2, documents=docs, progress=False,
+                                  share_forward=True)
+    same = all(abs(x - y) < 1e-5 for x, y in zip(apart["loss_new"], shared["loss_new"]))
+    assert same is not extensions.length_dependent(method)
 
 
 def test_perplexity_by_length_truncates_the_same_documents(tiny):

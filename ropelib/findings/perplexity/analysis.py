@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ropelib.core import metrics
+from ropelib.core import extensions, metrics
 from ropelib.tasks.perplexity import perplexity_by_length
 from ropelib.models.variants import ModelCache, Variant
 from ropelib.prose import significant
@@ -36,10 +36,8 @@ from ropelib.prose import significant
 
 
 def reference_variant(variants: list[Variant], reference: str, pretrained_length: int, lengths: list[int]) -> Variant:
-    """The variant named by ``reference`` ("method:source"), after checking that L0 is an evaluated length."""
-    if pretrained_length not in lengths:
-        raise ValueError(f"pretrained_length={pretrained_length} must be one of lengths={lengths}: "
-                         "the extrapolation limit is measured from the perplexity at L0")
+    """The variant named by ``reference`` ("method:source"). Without L0 among ``lengths`` the page
+    runs, but no extrapolation limit can be measured (its bar is the perplexity at L0)."""
     named = {f"{v.method}:{v.source}": v for v in variants}
     if reference not in named:
         raise ValueError(f"reference={reference!r} must be one of variants={list(named)}")
@@ -59,7 +57,8 @@ def evaluate(variants: list[Variant], factor: float, lengths: list[int], n_docum
     for variant in variants:
         loaded = cache.get(variant, factor)
         frame = perplexity_by_length(loaded.model, loaded.tokenizer, lengths, n_documents, method=variant.label,
-                                     documents=documents, progress=progress)
+                                     documents=documents, progress=progress,
+                                     share_forward=not extensions.length_dependent(variant.method))
         frames.append(frame.rename(columns={"method": "variant"}).assign(method=variant.method, source=variant.source))
     return pd.concat(frames, ignore_index=True)
 

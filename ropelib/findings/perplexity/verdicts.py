@@ -45,6 +45,7 @@ from ropelib.prose import significant
 from ropelib.findings.verdicts import combined, not_testable_reason
 
 TOLERANCE = 1.2
+NOT_MEASURED = ("limit", "limit_low", "limit_high", "limit_x", "limit_low_x", "limit_high_x")
 EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")  # continually pretrained extensions; ntk100 is the paper's NTK
 NTK = ("ntk", "ntk100")
 # The paper's Fig. 1 (LLaMA-2-7B, L0 = 4K): RoPE fails just past 4K, PI and YaRN reach about
@@ -59,15 +60,14 @@ def _limit(lengths: np.ndarray, values: np.ndarray, bar: float) -> int:
 
 
 def paired_ratios(table: pd.DataFrame, reference: str, pretrained_length: int, n_boot: int = 1000,
-                  seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+                  seed: int = 0, level: float = 0.95) -> pd.DataFrame | None:
     """Per (variant, length): r = ppl_new(L) / the original model's ppl_new(L0)
     = exp(mean_d loss_new(variant, L, d) - mean_d loss_new(original, L0, d)), with a percentile
     bootstrap CI that resamples documents for both at once (they read the same documents, so
     the documents' own difficulty cancels instead of widening the interval)."""
     ref = table[(table["variant"] == reference) & (table["length"] == pretrained_length)].set_index("document")
     if ref.empty:
-        raise ValueError(f"no perplexity of {reference!r} at the pretrained length {pretrained_length}; "
-                         "the bar is set by it")
+        return None  # L0 not evaluated: no bar to compare with (extrapolation_limits says so)
     documents = ref.index
     draws = np.random.default_rng(seed).integers(0, len(documents), (n_boot, len(documents)))
     alpha = (1 - level) / 2
@@ -88,9 +88,11 @@ def extrapolation_limits(curve: pd.DataFrame, pretrained_length: int, reference:
     are each curve's ppl_new and CI over the original model's ppl_new at L0 (unpaired).
     """
     at_l0 = curve[(curve["variant"] == reference) & (curve["length"] == pretrained_length)]
-    if at_l0.empty:
-        raise ValueError(f"no perplexity of {reference!r} at the pretrained length {pretrained_length} "
-                         f"(lengths: {sorted(curve['length'].unique())}); the bar is set by it")
+    if at_l0.empty:  # L0 not evaluated: no bar, so no limit can be measured (every limit NaN)
+        first = curve.groupby("variant", sort=False).first().reset_index()
+        return pd.DataFrame({"variant": first["variant"], "method": first["method"], "source": first["source"],
+                             "ppl_new_at_L0": np.nan, "bar": np.nan, **{c: np.nan for c in NOT_MEASURED},
+                             "determined": False, "censored": False})
     original = float(at_l0["ppl_new"].iloc[0])
     if ratios is None:
         ratios = curve.assign(ratio=curve["ppl_new"] / original, ratio_low=curve["new_ci_low"] / original,
@@ -117,6 +119,8 @@ def extrapolation_limits(curve: pd.DataFrame, pretrained_length: int, reference:
 def shown_limit(row) -> str:
     """"4x", "4x-8x" (undetermined between the CI ends), ">= 32x", or "none", in multiples of L0."""
     low, high = row["limit_low_x"], row["limit_high_x"]
+    if pd.isna(high):
+        return "not measured (L0 not evaluated)"
     if not high:
         return "none"
     text = f"{significant(high, 3):g}x" if low == high else f"{significant(low, 3):g}x-{significant(high, 3):g}x"
@@ -133,7 +137,8 @@ def limits_table(limits: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.DataFrame({
         "variant": limits["variant"],
         "ppl of new positions at L0": limits["ppl_new_at_L0"].map(significant),
-        "limit, point (x L0)": [f"{significant(x, 3):g}x" if x else "none" for x in limits["limit_x"]],
+        "limit, point (x L0)": ["-" if pd.isna(x) else f"{significant(x, 3):g}x" if x else "none"
+                                for x in limits["limit_x"]],
         "limit, CI ends (x L0)": [shown_limit(row) for _, row in limits.iterrows()],
         "determined": limits["determined"],
         "paper, after CPT (x L0)": [paper(row) for _, row in limits.iterrows()],
@@ -161,7 +166,9 @@ def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cp
     base = by_variant.loc[reference]
     bar = f"ppl of the positions each length adds <= {TOLERANCE}x the original model's at L0"
     details = "; ".join(f"{v}: {shown_limit(r)}" for v, r in by_variant.iterrows())
-    missing = _missing([f"rope:{base['source']}"])
+    missing = _missing([f"rope:{base['source']}"]) or (
+        f"L0 = {pretrained_length} is not among the evaluated lengths: the bar is the original model's "
+        "perplexity there" if pd.isna(base["bar"]) else "")
     verdict = "not testable" if missing else (
         "replicated" if base["limit_high_x"] <= 1 else "not replicated" if base["limit_low_x"] > 1 else "inconclusive")
     rows = [_row(1.1, "Plain RoPE's perplexity explodes just past the pretrained length L0 (Fig. 1)",
@@ -173,7 +180,7 @@ def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cp
     if extensions.empty:
         return rows
     needs = [f"{m}:{s}" for m, s in zip(extensions["method"], extensions["source"])] + [f"rope:{base['source']}"]
-    missing = _missing(needs)
+    missing = _missing(needs) or ("L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
     ntk = extensions[extensions["method"].isin(NTK)]
     others = extensions[~extensions["method"].isin(NTK)]
     cpt_x = cpt_length / pretrained_length if cpt_length else 1.0
@@ -198,7 +205,8 @@ def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cp
         reason, verdict, ours = "no plain-RoPE CPT model in this line-up", "not testable", "-"
     else:
         control = controls.iloc[0]
-        reason = _missing(needs + [f"rope:{control['source']}"])
+        reason = _missing(needs + [f"rope:{control['source']}"]) or (
+            "L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
         verdict = "not testable" if reason else combined(
             further(r["limit_low_x"], r["limit_high_x"], control["limit_low_x"], control["limit_high_x"])
             for _, r in extensions.iterrows())
