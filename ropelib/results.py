@@ -11,7 +11,9 @@ Two kinds of file, both CSV, both written atomically (temp file, then rename):
   - ``<name>.csv``: a chapter's own table (tidy, one row per measurement);
   - ``glance-<finding>.csv``: that chapter's rows for the "Results at a glance" page, with
     the columns of :data:`GLANCE_COLUMNS`. The verdict in each row is computed in the
-    chapter by a rule stated in the row's ``rule`` column; nothing is typed by hand.
+    chapter by a rule stated in the row's ``rule`` column; nothing is typed by hand. The
+    paper's claims take :data:`VERDICTS`; controls and results beyond the paper take
+    :data:`OWN_VERDICTS` ("supported", ...): the paper never made those claims.
 Not here: statistics (``stats``) or the rules themselves (each chapter's findings module).
 """
 
@@ -25,7 +27,13 @@ import pandas as pd
 
 from ropelib import paths
 
-VERDICTS = ("replicated", "partly", "not replicated", "not testable")
+# The paper's claims are graded in replication words; a control or a result the paper never
+# claimed cannot be "replicated", so those rows have their own words, counted apart.
+VERDICTS = ("replicated", "partly", "not replicated", "inconclusive", "not testable")
+OWN_VERDICTS = ("supported", "partly supported", "not supported", "inconclusive", "not testable")
+# a rule grades in replication words; a row of another kind is worded in its own (one word for one word)
+OWN_WORD = dict(zip(VERDICTS, OWN_VERDICTS))
+ALL_VERDICTS = tuple(dict.fromkeys(VERDICTS + OWN_VERDICTS))
 SIGNIFICANT_DIGITS = 4  # what the pages print: tables are byte-identical across machines
 RESULTS_ENV = "ROPEBOOK_RESULTS"
 
@@ -37,6 +45,18 @@ GLANCE_COLUMNS = ["order", "finding", "claim", "paper", "ours", "ci_low", "ci_hi
                   "kind", "details"]
 # a glance row is one claim: of the paper, a control the paper lacks, or a result beyond it
 KINDS = ("paper", "control", "beyond")
+VOCABULARY = {"paper": VERDICTS, "control": OWN_VERDICTS, "beyond": OWN_VERDICTS}
+
+
+def worded(verdict: str, kind: str) -> str:
+    """``verdict`` in the words of a row of ``kind``: "replicated" -> "supported" for a control or a
+    result beyond the paper; a word already of that vocabulary is kept; any other raises."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
+    word = verdict if kind == "paper" or verdict in OWN_VERDICTS else OWN_WORD.get(verdict, verdict)
+    if word not in VOCABULARY[kind]:
+        raise ValueError(f"verdict={verdict!r} for a {kind} row; expected one of {VOCABULARY[kind]}")
+    return word
 
 
 def write_csv(frame: pd.DataFrame, name: str, directory: Path | None = None) -> Path:
@@ -55,11 +75,11 @@ def glance_row(order: float, finding: str, claim: str, paper: str, ours: float |
                chapter: str, ci_low: float | None = None, ci_high: float | None = None, kind: str = "paper",
                details: str = "") -> dict:
     """One claim for the glance page. ``rule`` states how the verdict is decided, including its
-    preconditions ("not testable" when one fails); ``details`` holds the sub-statistics."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict={verdict!r}; expected one of {VERDICTS}")
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
+    preconditions ("not testable" when one fails); ``details`` holds the sub-statistics.
+    ``verdict`` is a rule's grade, worded for the row's ``kind`` (:func:`worded`)."""
+    verdict = worded(verdict, kind)
+    if not str(rule).strip():
+        raise ValueError("every glance row states its rule (criterion)")
     return dict(order=order, finding=finding, claim=claim, paper=paper, ours=ours, ci_low=ci_low,
                 ci_high=ci_high, verdict=verdict, rule=rule, chapter=chapter, kind=kind, details=details)
 
@@ -68,6 +88,16 @@ def write_glance(rows: list[dict], finding: str, directory: Path | None = None) 
     """A chapter's rows for the glance page (``glance-<finding>.csv``)."""
     frame = pd.DataFrame(rows, columns=GLANCE_COLUMNS)
     return write_csv(frame, f"glance-{finding}", directory)
+
+
+PREMISES = "organism-premises"  # chapter 0's premises: premise, holds, numbers, claims (glance orders), chapter
+
+
+def read_premises(directory: Path | None = None) -> pd.DataFrame:
+    """Chapter 0's premise checks (``organism-premises.csv``); empty when chapter 0 has not run."""
+    path = Path(directory or paths.RESULTS) / f"{PREMISES}.csv"
+    return pd.read_csv(path, dtype={"claims": str}) if path.is_file() else pd.DataFrame(
+        columns=["premise", "holds", "numbers", "claims", "chapter"])
 
 
 def read_glance(directory: Path | None = None) -> pd.DataFrame:

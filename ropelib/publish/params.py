@@ -23,6 +23,16 @@ Grammar of the parameters cell (one assignment per line)::
   have only a description (a str with a description only is free text, e.g. a path).
 - The comment must not contain ``=`` (papermill would skip the line); the cell
   itself is checked so that no assignment goes unseen.
+- Constraints across parameters are comment lines of the same cell (papermill ignores them)::
+
+      # requires: <expression over parameter names>: <message>
+
+  e.g. ``# requires: length == 0 or n_queries <= max(1, length // 4): n_queries needs that many
+  positions in the last quarter of length``. The expression may use the cell's parameters,
+  numbers and strings, arithmetic (+ - * / // %), comparisons, and / or / not, and
+  ``len``, ``min``, ``max``, ``abs``; nothing else (checked when the template is read).
+  :func:`validate` evaluates every one after the single-parameter checks, so a bad
+  combination fails before any kernel starts.
 
 Examples::
 
@@ -214,8 +224,70 @@ def _assigned_names(source: str) -> list[str]:
     return names
 
 
-def declared(template: Path) -> dict[str, Parameter]:
-    """The parameters declared by ``template`` (a path to a chapter .ipynb), in cell order."""
+@dataclass(frozen=True)
+class Requirement:
+    """A constraint across parameters: ``expression`` must be true; ``message`` says why."""
+
+    expression: str
+    message: str
+
+
+class Declarations(dict):
+    """name -> :class:`Parameter`, in cell order, and the cell's :class:`Requirement` s (``requires``)."""
+
+    requires: tuple = ()
+
+
+_REQUIRES = re.compile(r"^\s*#\s*requires:\s*(?P<expression>.+?):\s+(?P<message>\S.*)$")
+_FUNCTIONS = {"len": len, "min": min, "max": max, "abs": abs}
+_ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.BinOp,
+            ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Compare, ast.Eq, ast.NotEq, ast.Lt,
+            ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Name, ast.Load, ast.Constant, ast.Call, ast.List,
+            ast.Tuple, ast.IfExp)
+
+
+def _requirement(expression: str, message: str, names, chapter: str) -> Requirement:
+    """Parse and check one ``# requires:`` line: only :data:`_ALLOWED` syntax, known names, known functions."""
+    where = f"{chapter}: " if chapter else ""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as error:
+        raise ParameterError(f"{where}'# requires: {expression}' is not an expression ({error.msg})") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise ParameterError(f"{where}'# requires: {expression}': {type(node).__name__} is not allowed")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS):
+            raise ParameterError(f"{where}'# requires: {expression}': only {', '.join(_FUNCTIONS)} may be called")
+        if isinstance(node, ast.Name) and node.id not in names and node.id not in _FUNCTIONS:
+            raise ParameterError(f"{where}'# requires: {expression}': {node.id!r} is no parameter of this chapter")
+    return Requirement(expression, message.strip())
+
+
+def requirements(source: str, names, chapter: str = "") -> tuple[Requirement, ...]:
+    """Every ``# requires:`` line of a parameters cell, checked against the declared ``names``."""
+    found = []
+    for line in source.splitlines():
+        if (match := _REQUIRES.match(line)):
+            found.append(_requirement(match["expression"], match["message"], names, chapter))
+        elif re.match(r"^\s*#\s*requires\b", line):
+            raise ParameterError(f"{chapter}: cannot read {line.strip()!r}; expected '# requires: EXPRESSION: message'")
+    return tuple(found)
+
+
+def check_requirements(requires, values: dict, chapter: str = "") -> None:
+    """Raise a one-line :class:`ParameterError` for the first requirement ``values`` break."""
+    for requirement in requires:
+        tree = ast.parse(requirement.expression, mode="eval")
+        used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in values})
+        if not eval(compile(tree, "<requires>", "eval"), {"__builtins__": {}}, {**_FUNCTIONS, **values}):  # noqa: S307 (checked syntax)
+            given = ", ".join(f"{n}={values[n]!r}" for n in used)
+            raise ParameterError(f"{chapter + ': ' if chapter else ''}{requirement.message} ({given}; requires "
+                                 f"{requirement.expression})")
+
+
+def declared(template: Path) -> Declarations:
+    """The parameters declared by ``template`` (a path to a chapter .ipynb), in cell order, with its
+    ``# requires:`` constraints as ``.requires``."""
     from papermill.iorw import load_notebook_node
     from papermill.translators import PythonTranslator
     from papermill.utils import find_first_tagged_cell_index
@@ -233,25 +305,29 @@ def declared(template: Path) -> dict[str, Parameter]:
             f"{chapter}: papermill cannot read the parameters cell line for {missed[0]!r} "
             "(one 'name = literal  # comment' per line, no '=' in the comment)"
         )
-    params = {}
+    params = Declarations()
     for p in found:
         if p.name in params:
             raise ParameterError(f"{chapter}: parameter {p.name!r} is assigned twice")
         params[p.name] = parse_declaration(p.name, p.inferred_type_name, p.default, p.help, chapter)
+    params.requires = requirements(cell.source, params, chapter)
     return params
 
 
 def validate(declarations: dict[str, Parameter], given: dict, chapter: str = "") -> dict:
-    """All parameters with ``given`` values checked and defaults filled in, in declared order."""
+    """All parameters with ``given`` values checked and defaults filled in, in declared order; then the
+    template's constraints across parameters (``declarations.requires``)."""
     where = f"{chapter}: " if chapter else ""
     for name in given:
         if name not in declarations:
             known = ", ".join(declarations) or "none"
             raise ParameterError(f"{where}unknown parameter {name!r}; this chapter declares: {known}")
-    return {
+    values = {
         name: p.check(given[name], chapter) if name in given else p.default
         for name, p in declarations.items()
     }
+    check_requirements(getattr(declarations, "requires", ()), values, chapter)
+    return values
 
 
 def from_cli(declarations: dict[str, Parameter], name: str, text: str, chapter: str = ""):

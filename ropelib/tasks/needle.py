@@ -39,7 +39,7 @@ import torch
 from ropelib.progress import progress as progress_bar
 from ropelib.core import metrics, probe
 from ropelib.text.corpus import stdlib_documents
-from ropelib.text.haystack import FORMATS, NeedleFormat, build_prompt
+from ropelib.text.haystack import FORMATS, NeedleFormat, cell_prompts
 from ropelib.tasks.common import check_lengths, check_memory
 
 BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as borrowed
@@ -168,11 +168,7 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
     rows_out = []
     cells = [(length, depth) for length in lengths for depth in depths]
     for length, depth in progress_bar(cells, desc=f"needles {method}".strip(), disable=None if progress else True):
-        rng = random.Random(f"{seed}-{length}-{depth}")
-        prompts = []
-        for _ in range(needles_per_cell):
-            start = rng.randrange(0, len(hay) - length)
-            prompts.append(build_prompt(tokenizer, hay[start:start + length], length, depth, fmt.value(rng), fmt))
+        prompts = cell_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt)
         input_ids = torch.tensor([p.input_ids for p in prompts], device=device)
         with probe.capture_generation(model, prompt_length=length) as rec:
             out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,

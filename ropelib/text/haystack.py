@@ -108,5 +108,21 @@ def build_prompt(tokenizer, haystack_ids: list[int], length: int, depth: float, 
     )
 
 
+def cell_prompts(tokenizer, haystack_ids: list[int], length: int, depth: float, n: int, seed: int,
+                 fmt: NeedleFormat = NeedleFormat()) -> list[NeedlePrompt]:
+    """The ``n`` prompts of one (length, depth) cell of a needle grid: each its own random value
+    and haystack offset, seeded by (seed, length, depth), needle at a line boundary (Fu et al.).
+
+    The one place a cell's prompts are drawn: the evaluation (``tasks.needle.needle_grid``, test
+    split) and the retrieval gate (``training.recipes.gate``, dev split) build the same format.
+    """
+    rng = random.Random(f"{seed}-{length}-{depth}")
+    prompts = []
+    for _ in range(n):
+        start = rng.randrange(0, len(haystack_ids) - length)
+        prompts.append(build_prompt(tokenizer, haystack_ids[start:start + length], length, depth, fmt.value(rng), fmt))
+    return prompts
+
+
 def answer_ids(tokenizer, value: str) -> list[int]:
     return list(tokenizer.encode(value, add_special_tokens=False))

@@ -12,10 +12,17 @@
 ``ntk`` is NTK-aware (base x s^(d/(d-2)), x4.2 at s = 4); ``ntk100`` is the paper's
 (Code Llama's) NTK, the base raised 100x.
 
-**The gate.** Every checkpoint must retrieve needles at L0 and at its own training length:
-``GATE_NEEDLES`` needles from the dev split at each length, and the lower end of the 95%
-Wilson interval of the exact-match rate must be >= ``RETRIEVAL_GATE`` (so "retrieves >= 90%"
-holds at 95% confidence, not only on the point estimate). ``make_models.train_all`` trains
+**The gate.** Every checkpoint must retrieve needles at L0 and at its own training length,
+on the evaluation's own needles: the evaluation's format (``GATE_FORMAT``, needle at a line
+boundary, ``haystack.cell_prompts``) on its depth grid (``GATE_DEPTHS``, the needle-entropy
+chapter's), ``GATE_PER_DEPTH`` needles per depth (``GATE_NEEDLES`` = 110 per length, so a
+0.9 gate can pass: 20/20 has a Wilson lower bound of 0.84), haystacks from the dev split
+(``GATE_SPLIT``; the evaluation reads the test split), greedy decoding, passed when the
+decoded text starts with the value (as ``tasks.needle``). The lower end of the 95% Wilson
+interval of the pass rate must be >= ``RETRIEVAL_GATE`` (so "retrieves >= 90%" holds at 95%
+confidence, not only on the point estimate). Training-format needles (random token
+positions, teacher-forced) are easier: the gate measured on them until 2026-12-04 passed
+checkpoints that the evaluation then saw retrieve 0.65-0.80. ``make_models.train_all`` trains
 everything, then fails naming every checkpoint that missed, unless ``KNOWN_MISSES`` lists it
 with the reason; chapters read the gate from the manifest and call a claim that needs a
 missing checkpoint "not testable".
@@ -27,6 +34,8 @@ running the whole table in parallel (``make_models``).
 from __future__ import annotations
 
 import platform
+
+import torch
 from dataclasses import dataclass, field, replace
 
 from ropelib.text import corpus
@@ -38,10 +47,20 @@ from ropelib.core.geometry import mirror_base
 from ropelib.models.load import load_organism, organism_dir, save_organism
 from ropelib.models.organism import HEAD_DIM, L0, SIZES
 from ropelib.core.stats import proportion_interval
-from ropelib.training.curriculum import Recipe, Stage, dev_loss, retrieval_hits, train
+from ropelib.text.haystack import FORMATS, cell_prompts
+from ropelib.text.tokenizer import ByteTokenizer
+from ropelib.training.curriculum import Recipe, Stage, dev_loss, train
 
-GATE_NEEDLES = 200
+GATE_FORMAT = "compact"  # the evaluation's needle format (book/runs.yml needle_format)
+GATE_DEPTHS = tuple(range(0, 101, 10))  # the evaluation's depth grid, percent (needle-entropy chapter)
+GATE_PER_DEPTH = 10
+GATE_NEEDLES = GATE_PER_DEPTH * len(GATE_DEPTHS)  # 110 per gate length
+GATE_SPLIT = "dev"  # the evaluation reads "test": the gate never sees an evaluation haystack
 GATE_SEED = 2468
+GATE_RULE = (f"95% Wilson lower bound >= {RETRIEVAL_GATE} on {GATE_NEEDLES} {GATE_SPLIT}-split needles at each "
+             f"length, in the evaluation's format ({GATE_FORMAT}, at a line boundary) on its depth grid "
+             f"({GATE_DEPTHS[0]}-{GATE_DEPTHS[-1]}% every {GATE_DEPTHS[1] - GATE_DEPTHS[0]}%, {GATE_PER_DEPTH} "
+             "needles per depth), greedy decoding")
 # checkpoint -> why it is allowed to miss its gate. The reasons give no gate numbers: those are
 # in the manifest's ``gate`` rows, printed beside the reason wherever it is shown.
 KNOWN_MISSES: dict[str, str] = {
@@ -163,16 +182,37 @@ SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
 ]}
 
 
-def gate(model, spec: CheckpointSpec, n: int = GATE_NEEDLES) -> list[dict]:
-    """Retrieval on ``n`` dev-split needles at L0 and at the training length, with Wilson CIs."""
+def gate(model, spec: CheckpointSpec, per_depth: int = GATE_PER_DEPTH, tokenizer=None) -> list[dict]:
+    """Retrieval on the evaluation's needles (module docstring) at L0 and at the training length, with Wilson CIs."""
     rows = []
     for length in spec.gate_lengths:
-        hits = retrieval_hits(model, length, n=n, seed=GATE_SEED, split="dev")
+        hits, n = gate_hits(model, length, per_depth, tokenizer)
         estimate = proportion_interval(hits, n)
         rows.append({"length": length, "hits": hits, "needles": n, "rate": round(estimate.value, 4),
                      "ci_low": round(estimate.low, 4), "ci_high": round(estimate.high, 4),
-                     "passed": bool(estimate.low >= RETRIEVAL_GATE)})
+                     "passed": bool(estimate.low >= RETRIEVAL_GATE), "needle_format": GATE_FORMAT,
+                     "split": GATE_SPLIT, "depths": len(GATE_DEPTHS)})
     return rows
+
+
+@torch.no_grad()
+def gate_hits(model, length: int, per_depth: int = GATE_PER_DEPTH, tokenizer=None) -> tuple[int, int]:
+    """(passed, needles) at ``length``: ``per_depth`` prompts per depth of ``GATE_DEPTHS``, one batch
+    per depth, greedy decoding of the value's tokens + 1; passed when the text starts with the value."""
+    tokenizer = tokenizer or ByteTokenizer()
+    fmt = FORMATS[GATE_FORMAT]
+    hay = tokenizer.encode("".join(d.text for d in corpus.stdlib_documents(GATE_SPLIT)), add_special_tokens=False)
+    answer_len = len(tokenizer.encode(fmt.value(__import__("random").Random(0)), add_special_tokens=False))
+    device = next(model.parameters()).device
+    hits = n = 0
+    for depth in GATE_DEPTHS:
+        prompts = cell_prompts(tokenizer, hay, length, depth, per_depth, GATE_SEED, fmt)
+        ids = torch.tensor([p.input_ids for p in prompts], device=device)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=answer_len + 1,
+                             pad_token_id=getattr(tokenizer, "pad_token_id", None))
+        hits += sum(tokenizer.decode(row[length:].tolist()).strip().startswith(p.value) for row, p in zip(out, prompts))
+        n += len(prompts)
+    return hits, n
 
 
 def _scaled(recipe: Recipe, scale: float) -> Recipe:
@@ -207,7 +247,7 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
     extensions.apply(model, spec.method, spec.factor, **spec.extra)
     eval_length = spec.recipe.stages[-1].length
     log = train(model, spec.recipe, eval_length=eval_length, desc=name)
-    gate_rows = gate(model, spec, n=GATE_NEEDLES if scale == 1.0 else 16)
+    gate_rows = gate(model, spec, per_depth=GATE_PER_DEPTH if scale == 1.0 else 2)
     final = {"retrieval_at_L0": gate_rows[0]["rate"], "dev_loss_at_L0": dev_loss(model, L0, n=32)}
     manifest = {
         "name": name,
@@ -230,7 +270,7 @@ def train_one(name: str, seed: int = 0, scale: float = 1.0, spec: CheckpointSpec
         "tokens_by_length": {str(k): v for k, v in spec.recipe.tokens_by_length.items()},
         "trained_length": spec.trained_length,
         "gate": gate_rows if scale == 1.0 else [],
-        "gate_rule": f"95% Wilson lower bound >= {RETRIEVAL_GATE} on {GATE_NEEDLES} dev needles at each length",
+        "gate_rule": GATE_RULE,
         "known_miss": KNOWN_MISSES.get(name),
         "seed": seed,
         "threads": 1,

@@ -60,8 +60,10 @@ def table(rows):
 
 @pytest.mark.parametrize("leader, expected", [
     ((0.5, 0.4, 0.6), "replicated"),  # CI above every other CI
-    ((0.5, 0.25, 0.6), "partly"),  # largest point, CIs overlap
-    ((0.2, 0.1, 0.3), "not replicated"),  # not the largest
+    ((0.5, 0.25, 0.6), "partly"),  # above C, overlaps B: a significant part
+    ((0.31, 0.12, 0.5), "inconclusive"),  # largest point, but its CI overlaps every other: noise decides nothing
+    ((0.2, 0.1, 0.3), "inconclusive"),  # overlaps both
+    ((0.01, 0.0, 0.02), "not replicated"),  # below both
 ])
 def test_dominance_rule(leader, expected):
     rows = table([("A", "pi", "ref", *leader), ("B", "yarn", "ref", 0.2, 0.1, 0.3), ("C", "ntk", "ref", 0.1, 0.05, 0.2)])
@@ -81,7 +83,7 @@ SOURCES = {label: f"{label.split()[0].lower()}:{label[label.index('(') + 1:-1]}"
 
 @pytest.fixture(autouse=True)
 def every_gate_passes(monkeypatch):
-    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants: "")
+    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants, role="retrieval": "")
 
 
 def test_ordering_roles_and_glance_rows_at_l0():
@@ -99,27 +101,44 @@ def test_ordering_roles_and_glance_rows_beyond_l0():
     assert verdicts.ordering_roles(js, 1024, 256, "RoPE (base)") == \
         ("RoPE (base)", ["PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)"])  # cpt-rope is not an extension
     rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test", sources=SOURCES)
+    # gap and JS are one capture: one claim whose measures combine (gap replicated, JS partly: partly)
     assert [(r["order"], r["verdict"], r["kind"]) for r in rows] == [
-        (1.3, "replicated", "paper"), (1.35, "not replicated", "control"),  # cpt-rope's gap 0.05 < the extensions'
-        (1.5, "partly", "paper"), (1.55, "not replicated", "control")]
+        (1.3, "partly", "paper"), (1.35, "not supported", "control")]  # cpt-rope's gap and JS 0.05 < the extensions'
+    assert "gap to the original L0 pattern (Fig. 2): replicated" in rows[0]["details"]
+    assert "(Table 1): partly" in rows[0]["details"]
     assert verdicts.ordering_roles(js[js["method"] == "rope"], 1024, 256, "RoPE (base)") is None
 
 
 def test_the_control_must_lose_to_every_extension():
     gap = synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])  # plain-RoPE CPT clearly further than every extension
     rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
-    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "replicated"), (1.35, "replicated"),
-                                                          (1.5, "not testable")]  # no natively long model
-    same = synthetic_js([0.3, 0.1, 0.1, 0.1, 0.1])  # the control as good as the extensions
+    # no natively long model: the Table 1 measure is not measured, so the claim is at most partly
+    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "partly"), (1.35, "partly supported")]
+    assert "JS to the natively long model (none given) (Table 1): not measured" in rows[0]["details"]
+    same = synthetic_js([0.3, 0.1, 0.1, 0.1, 0.1])  # the control as good as the extensions: CIs overlap
     assert verdicts.glance_rows(None, same, 1024, 256, "RoPE (base)", None, "t", SOURCES)[1]["verdict"] == \
-        "not replicated"
+        "inconclusive"
 
 
 def test_a_missed_gate_makes_a_row_not_testable(monkeypatch):
-    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants: "native-4x retrieves 0.16 at 256")
+    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants, role="retrieval": "native-4x is absent")
     rows = verdicts.glance_rows(synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), None, 1024, 256, "RoPE (base)",
                                 "RoPE (native-4x)", chapter="test", sources=SOURCES)
-    assert {r["verdict"] for r in rows} == {"not testable"} and "0.16" in rows[0]["details"]
+    assert {r["verdict"] for r in rows} == {"not testable"} and "absent" in rows[0]["details"]
+
+
+def test_a_control_that_fails_retrieval_is_still_compared_on_attention(monkeypatch):
+    """cpt-rope missing its retrieval gate is the control's outcome: its attention is still measured and graded."""
+    from ropelib.findings import verdicts as shared
+    monkeypatch.undo()  # the real not_testable_reason, on a gate table where only cpt-rope misses
+    monkeypatch.setattr(shared.sources, "check_source", lambda source, *a, **k: source)
+    monkeypatch.setattr(shared.manifests, "read", lambda source: {"gate": [
+        {"length": 1024, "passed": source != "cpt-rope", "rate": 0.25, "ci_low": 0.17, "ci_high": 0.33}]})
+    gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
+    rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
+    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "partly"), (1.35, "not supported")]
+    assert shared.not_testable_reason(["rope:cpt-rope"], role="retrieval").startswith("cpt-rope retrieves 0.25")
+    assert shared.not_testable_reason(["rope:cpt-rope"], role="attention") == ""
 
 
 def test_beside_paper_maps_the_original_model_to_the_papers_rope_row():
@@ -155,11 +174,21 @@ def test_ratios_say_how_much_larger_the_leader_is():
 
 def test_only_the_models_a_row_compares_decide_its_testability(monkeypatch):
     monkeypatch.setattr(verdicts, "not_testable_reason",
-                        lambda variants: "native-4x misses" if any("native-4x" in v for v in variants) else "")
+                        lambda variants, role="retrieval": "native-4x is absent" if any("native-4x" in v for v in variants) else "")
     js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])
     rows = {r["order"]: r["verdict"] for r in verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)",
                                                                   "RoPE (native-4x)", "t", SOURCES)}
-    assert rows[1.3] == "replicated" and rows[1.5] == "not testable"  # the gap never involves the native model
+    assert rows[1.3] == "partly"  # the gap (no native model) replicated, the JS part not testable: a part holds
+    assert sorted(rows) == [1.3, 1.35]
     at_l0 = verdicts.glance_rows(synthetic_js([0.0, 0.01, 0.2, 0.01, 0.02]), None, 256, 256, "RoPE (base)",
                                  "RoPE (native-4x)", "t", SOURCES)
     assert at_l0[0]["verdict"] == "replicated"
+
+
+def test_one_capture_is_one_claim_and_the_sink_free_js_is_shown_beside():
+    js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
+    free = synthetic_js([0.1, 0.05, 0.1, 0.1, 0.1])  # without the sink the ordering is gone
+    rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", "t", SOURCES, js_free=free)
+    assert [r["order"] for r in rows] == [1.3, 1.35]  # not 1.3 and 1.5 counted apart
+    assert rows[0]["verdict"] == "replicated"  # the sink-free JS is shown, not judged
+    assert "JS without the attention sink (shown, not judged): inconclusive" in rows[0]["details"]

@@ -58,13 +58,13 @@ def offset_long(length, depth, i):  # 1 nat lower at EVERY length, inside both t
     return True, math.log(length) - 1.5 + noise(length, depth, i)
 
 
-def judged(trials, reasons=None, short="short", long="long", base="base"):
+def judged(trials, reasons=None, short="short", long="long", base="base", long_length=None, attention_reasons=None):
     """Roles-free judgement of a synthetic table: (rows, slopes, comparisons table)."""
-    table = verdicts.comparisons(trials, base, short, long, beyond=SHORT)
+    table = verdicts.comparisons(trials, base, short, long, beyond=SHORT, long_length=long_length)
     slopes = verdicts.entropy_slopes(trials, short, long, SHORT)
     all_token = verdicts.entropy_slopes(trials, short, long, SHORT, column="entropy")
     reasons = reasons or {"base": "", "short": "", "long": ""}
-    return verdicts.glance_rows(reasons, slopes, all_token, table, SHORT), slopes, table
+    return verdicts.glance_rows(reasons, slopes, all_token, table, SHORT, attention_reasons), slopes, table
 
 
 # --- the slope rule (3.1): slopes, not levels --------------------------------------------------------
@@ -98,15 +98,17 @@ def test_the_rule_reads_teacher_forced_entropy_not_the_all_token_mean():
     assert "Appendix C all-token entropy" in rows[0]["details"]
 
 
-@pytest.mark.parametrize("ci_high, flattening, verdict", [
-    (-0.1, 0.5, "replicated"),
-    (-0.01, 0.05, "partly"),  # separated from 0 but below MIN_ENTROPY_DROP
-    (0.2, 0.3, "partly"),  # large point estimate, CI includes 0
-    (0.2, 0.05, "not replicated"),
-    (0.5, -0.3, "not replicated"),  # the long model's entropy rises faster
+@pytest.mark.parametrize("ci_low, ci_high, flattening, verdict", [
+    (-0.5, -0.1, 0.5, "replicated"),
+    (-0.05, -0.01, 0.05, "partly"),  # separated from 0 but below MIN_ENTROPY_DROP
+    (-0.4, 0.2, 0.3, "inconclusive"),  # large point estimate, CI includes 0: the old rule said "partly"
+    (-0.1, 0.2, 0.05, "inconclusive"),
+    (-0.05, 0.2, 0.05, "not replicated"),  # the CI allows at most 0.05 nats of flattening: below the effect size
+    (0.1, 0.5, -0.3, "not replicated"),  # the long model's entropy rises faster
 ])
-def test_flatter_rule(ci_high, flattening, verdict):
-    c = {"d_slope": -flattening, "d_slope_ci_high": ci_high, "flattening": flattening}
+def test_flatter_rule(ci_low, ci_high, flattening, verdict):
+    c = {"d_slope": -flattening, "d_slope_ci_low": ci_low, "d_slope_ci_high": ci_high, "flattening": flattening,
+         "span": 1.0}
     assert verdicts.verdict_flatter(c) == verdict
     assert verdicts.verdict_flatter(c, testable=False) == "not testable"
 
@@ -122,11 +124,27 @@ def test_bootstrap_is_seeded_and_paired():
 # --- passes (3.2) and little change (3.3) ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("d_pass, low, verdict", [
-    (0.4, 0.1, "replicated"), (0.4, -0.05, "partly"), (0.0, 0.0, "not replicated"), (-0.2, -0.4, "not replicated"),
+@pytest.mark.parametrize("d_pass, low, high, verdict", [
+    (0.4, 0.1, 0.6, "replicated"), (0.1, -0.09, 0.29, "inconclusive"),  # 3.2 as committed: the old rule's "partly"
+    (0.0, 0.0, 0.0, "not replicated"), (-0.2, -0.4, -0.05, "not replicated"),
 ])
-def test_more_passes_rule(d_pass, low, verdict):
-    assert verdicts.verdict_more_passes({"d_pass": d_pass, "pass_ci_low": low}) == verdict
+def test_more_passes_rule(d_pass, low, high, verdict):
+    assert verdicts.verdict_more_passes({"d_pass": d_pass, "pass_ci_low": low, "pass_ci_high": high}) == verdict
+
+
+def test_passes_are_split_within_the_long_cpt_length_and_beyond_both():
+    """A long model that passes more only at its own training length: 3.2 replicates, 3.25 (beyond both) does not."""
+    def at_own_length(length, depth, i):
+        return length <= SHORT or length <= 2 * SHORT, flat_long(length, depth, i)[1]
+    rows, _, table = judged(synthetic_trials({"base": base_like, "short": base_like, "long": at_own_length}),
+                            long_length=2 * SHORT)
+    by = {r["order"]: r for r in rows}
+    assert [by[o]["verdict"] for o in (3.2, 3.25)] == ["replicated", "not replicated"]
+    bands = table.set_index("comparison")
+    assert bands.loc["long vs short, within the long CPT length", "upto"] == 2 * SHORT
+    assert bands.loc["long vs short, beyond both", "beyond"] == 2 * SHORT
+    rows, _, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": at_own_length}))
+    assert {r["order"]: r["verdict"] for r in rows}[3.25] == "not testable"  # no long CPT length given
 
 
 def test_a_long_model_that_passes_fewer_needles_does_not_replicate():
@@ -136,33 +154,50 @@ def test_a_long_model_that_passes_fewer_needles_does_not_replicate():
     assert rows[1]["verdict"] == "not replicated" and rows[0]["verdict"] == "replicated"
 
 
-@pytest.mark.parametrize("d_pass, low, high, verdict", [
+@pytest.mark.parametrize("d_entropy, low, high, verdict", [
     (0.0, 0.0, 0.0, "replicated"),
-    (0.05, -0.1, 0.15, "replicated"),  # the margin itself is inside
-    (0.1, -0.05, 0.25, "partly"),
-    (-0.3, -0.5, -0.1, "not replicated"),
+    (-0.009, -0.051, 0.029, "replicated"),  # 3.3 as committed: entropy as it was
+    (0.0, -0.1, 0.1, "replicated"),  # the margin itself is inside
+    (0.05, -0.05, 0.25, "inconclusive"),
+    (-0.3, -0.5, -0.15, "not replicated"),
 ])
-def test_little_change_rule(d_pass, low, high, verdict):
-    c = {"d_pass": d_pass, "pass_ci_low": low, "pass_ci_high": high}
+def test_little_change_rule(d_entropy, low, high, verdict):
+    c = {"d_entropy": d_entropy, "entropy_ci_low": low, "entropy_ci_high": high}
     assert verdicts.verdict_little_change(c) == verdict
 
 
-def test_a_short_cpt_that_repairs_the_base_is_not_little_change():
+def test_a_short_cpt_that_changes_entropy_is_not_little_change():
+    def lowered(length, depth, i):
+        return length <= SHORT, base_like(length, depth, i)[1] - 0.5
+    rows, _, _ = judged(synthetic_trials({"base": base_like, "short": lowered, "long": flat_long}))
+    assert {r["order"]: r["verdict"] for r in rows}[3.3] == "not replicated"
+
+
+def test_little_change_is_graded_on_entropy_and_shows_the_pass_rate():
     def broken(length, depth, i):
         return False, base_like(length, depth, i)[1]
-    def repaired(length, depth, i):
+    def repaired(length, depth, i):  # passes more, same entropy: the paper's claim is about entropy
         return True, base_like(length, depth, i)[1]
     rows, _, _ = judged(synthetic_trials({"base": broken, "short": repaired, "long": flat_long}))
-    assert rows[2]["verdict"] == "not replicated"
+    row = {r["order"]: r for r in rows}[3.3]
+    assert row["verdict"] == "replicated" and "pass rate (shown, not judged) +1" in row["details"]
 
 
 def test_a_missed_gate_makes_the_claims_not_testable():
     trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long})
     reasons = {"base": "", "short": "", "long": "ntk8-long: retrieval gate not passed (...)"}
-    rows, _, _ = judged(trials, reasons)
-    assert [r["verdict"] for r in rows] == ["not testable", "not testable", "replicated"]  # 3.3 needs no long
-    assert all(r["details"].startswith("ntk8-long") for r in rows[:2]) and rows[0]["ci_low"] is None
-    assert "computed, not judged: -0.5" in rows[0]["details"]  # the statistics are still shown
+    rows, _, _ = judged(trials, reasons, long_length=2 * SHORT)
+    by = {r["order"]: r for r in rows}
+    # a gate miss touches the needle claims only; entropy (3.1, 3.3) is measured on any checkpoint
+    assert by[3.1]["verdict"] == "not testable"  # the same reasons for both roles: the caller passes the attention ones
+    rows, _, _ = judged(trials, reasons, long_length=2 * SHORT, attention_reasons={"base": "", "short": "", "long": ""})
+    by = {r["order"]: r for r in rows}
+    assert [by[o]["verdict"] for o in (3.1, 3.2, 3.25, 3.3)] == ["replicated", "not testable", "not testable",
+                                                                "replicated"]
+    assert by[3.2]["details"].startswith("ntk8-long") and by[3.2]["ci_low"] is None
+    assert "computed, not judged: +1 pass rate" in by[3.2]["details"]  # the statistics are still shown
+    rows, _, _ = judged(trials, {"base": "", "short": "", "long": "ntk8-long is absent"})  # missing: every role
+    assert {r["order"]: r["verdict"] for r in rows}[3.1] == "not testable"
     assert list(pd.DataFrame(rows, columns=results.GLANCE_COLUMNS).columns) == results.GLANCE_COLUMNS
 
 
@@ -170,7 +205,7 @@ def test_without_a_pair_every_claim_is_not_testable_and_says_why():
     reasons = {"base": "", "short": "no short CPT checkpoint given (short_model / long_model): the comparison is "
                                     "skipped", "long": "no long CPT checkpoint given ..."}
     rows = verdicts.glance_rows(reasons, None, None, None, SHORT)
-    assert [r["verdict"] for r in rows] == ["not testable"] * 3
+    assert [r["verdict"] for r in rows] == ["not testable"] * 4
     assert all("skipped" in r["details"] for r in rows)
     assert all(line.count("NOT TESTABLE") == 1 for line in verdicts.verdict_lines(rows))
 
@@ -351,7 +386,7 @@ def test_retrain_trains_both_models_into_the_given_directory_only(tmp_path, monk
     model_dir, out_dir = tmp_path / "models", tmp_path / "retrained"
     monkeypatch.setattr(models.paths, "MODELS", model_dir)
     monkeypatch.setitem(recipes.SIZES, "M", MICRO)  # the retrained specs are size M; make M tiny
-    monkeypatch.setattr(recipes, "GATE_NEEDLES", 8)  # the gate's cost, not its rule, is shrunk
+    monkeypatch.setattr(recipes, "GATE_PER_DEPTH", 1)  # the gate's cost, not its rule, is shrunk
     base = organism.build(MICRO, seed=0)
     models.save_organism(base, model_dir / "base", {
         "name": "base", "organism": MICRO.as_dict(),

@@ -116,3 +116,83 @@ def test_malformed_tables_raise():
     for condition in ("none", "temperature"):
         with pytest.raises(ValueError, match="intervention present"):
             verdict(trials, CPT, condition)
+
+
+# --- the claim: two arms, the model as the unit ------------------------------------------------------------
+
+
+def two_arms(rescue_log, rescue_temp, n_prompts=20, needle_first=None):
+    """Both arms on both models; rescue_*(method, prompt, length) -> passed after that arm; none fails beyond."""
+    rows = []
+    for method in METHODS:
+        for length in LENGTHS:
+            for prompt in range(n_prompts):
+                entropy = np.log(length) - 1 + 0.01 * prompt
+                base = dict(method=method, length=length, prompt_id=f"p{prompt}", entropy_first=entropy)
+                first = {} if needle_first is None else {"needle_first": needle_first(method, prompt)}
+                rows.append({**base, **first, "condition": "none", "passed": length <= CPT})
+                for condition, rescue, drop in (("log_scale", rescue_log, 0.4), ("temperature", rescue_temp, 1.2)):
+                    rows.append({**base, **first, "condition": condition, "entropy_first": entropy - drop,
+                                 "passed": length <= CPT or rescue(method, prompt, length)})
+    return pd.DataFrame(rows)
+
+
+def test_one_model_carrying_the_pooled_gain_is_partly_not_supported():
+    from ropelib.findings.entropy_intervention import analysis
+    from ropelib.findings.entropy_intervention.verdicts import by_model, claim, shared_rescues
+    only_ntk = lambda method, prompt, length: method == "ntk" and prompt % 2 == 0  # noqa: E731
+    trials = two_arms(only_ntk, only_ntk)
+    assert verdicts(trials, CPT).set_index("condition")["verdict"].eq(CAUSAL).all()  # pooled: both arms "causal"
+    per_model = by_model(trials, CPT)
+    assert per_model.set_index(["model", "condition"])["grade"].to_dict() == {
+        ("ntk", "log_scale"): "replicated", ("ntk", "temperature"): "replicated",
+        ("yarn", "log_scale"): "not replicated", ("yarn", "temperature"): "not replicated"}
+    assert claim(per_model) == "partly"  # the model as the unit: one of two models
+    assert shared_rescues(trials, CPT) == (20, {"log_scale": 20, "temperature": 20})  # one effect seen twice
+    [row] = analysis.glance_rows(trials, CPT, "", chapter="t")
+    assert row["order"] == 4.1 and row["kind"] == "beyond" and row["verdict"] == "partly supported"
+    assert "rescued by both arms: 20" in row["details"] and "dose-response" in row["details"]
+    assert "log-length scaling -0.40 nats -> +0.500" in row["details"]  # a 3x larger drop, the same gain
+    assert "needle rank before the intervention not recorded" in row["details"]
+
+
+def test_rescues_by_a_needle_already_ranked_first_are_counted():
+    from ropelib.findings.entropy_intervention import analysis
+    from ropelib.findings.entropy_intervention.verdicts import by_model
+    every = lambda method, prompt, length: prompt % 2 == 0  # noqa: E731
+    trials = two_arms(every, every, needle_first=lambda method, prompt: prompt % 4 == 0)
+    per_model = by_model(trials, CPT)
+    assert per_model["rescued"].tolist() == [20] * 4 and per_model["rescued_needle_first"].tolist() == [10] * 4
+    [row] = analysis.glance_rows(trials, CPT, "", chapter="t")
+    assert row["verdict"] == "supported" and "needle ranked first before the intervention in 20 of 40" in row["details"]
+
+
+def test_noise_in_every_model_is_inconclusive_not_supported():
+    from ropelib.findings.entropy_intervention.verdicts import by_model, claim
+    one = lambda method, prompt, length: prompt == 0 and length == LENGTHS[-1]  # noqa: E731
+    per_model = by_model(two_arms(one, one), CPT)
+    assert set(per_model["grade"]) == {"inconclusive"} and claim(per_model) == "inconclusive"
+
+
+def test_teacher_forced_trials_record_whether_the_needle_ranks_first():
+    import torch
+    from ropelib.findings.entropy_intervention import analysis
+    from ropelib.models import organism
+    from ropelib.text.tokenizer import ByteTokenizer
+    torch.set_num_threads(1)
+    config = organism.OrganismConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2, intermediate_size=64,
+                                     head_dim=16, train_length=32)
+    model, tokenizer = organism.build(config, seed=0).eval(), ByteTokenizer()
+    hay = tokenizer.encode("def f(x):\n    return x + 1\n" * 40)
+    prompts = analysis.needle_prompts(tokenizer, hay, 128, [10, 90], 2, 0, "dev")
+    out = analysis.teacher_forced(model, tokenizer, prompts)
+    assert [set(o) for o in out] == [{"prompt_id", "entropy_first", "entropy_teacher", "passed", "needle_first"}] * 4
+    assert all(isinstance(o["needle_first"], bool) for o in out)
+
+
+def test_one_model_alone_is_at_most_partly():
+    from ropelib.findings.entropy_intervention.verdicts import by_model, claim
+    every = lambda method, prompt, length: prompt % 2 == 0  # noqa: E731
+    trials = two_arms(every, every)
+    assert claim(by_model(trials, CPT)) == "replicated"  # two models, both arms: supported
+    assert claim(by_model(trials[trials["method"] == "ntk"], CPT)) == "partly"  # the same effect in one model

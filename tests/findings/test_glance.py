@@ -48,15 +48,36 @@ def test_reads_every_glance_file_in_order(tmp_path):
 def test_counts_are_over_claims_with_kinds_and_not_testable_apart(tmp_path):
     results.write_glance([row(1.1, "replicated"), row(1.2, "partly"), row(1.25, "replicated", kind="control"),
                           row(1.3, "not testable"), row(2.1, "not replicated"), row(2.5, "not testable", kind="control"),
-                          row(4.1, "replicated", kind="beyond")], "mixed", tmp_path)
+                          row(2.6, "inconclusive"), row(4.1, "replicated", kind="beyond")], "mixed", tmp_path)
     counts = glance.verdict_counts(results.read_glance(tmp_path))
-    assert list(counts.index) == list(results.KINDS) and list(counts.columns) == list(results.VERDICTS)
-    assert counts.loc["paper"].to_dict() == {"replicated": 1, "partly": 1, "not replicated": 1, "not testable": 1}
-    assert counts.loc["control"].to_dict() == {"replicated": 1, "partly": 0, "not replicated": 0, "not testable": 1}
-    assert counts.loc["beyond"].to_dict() == {"replicated": 1, "partly": 0, "not replicated": 0, "not testable": 0}
+    assert list(counts.index) == list(results.KINDS) and list(counts.columns) == list(results.ALL_VERDICTS)
+    paper = counts.loc["paper", list(results.VERDICTS)].to_dict()
+    assert paper == {"replicated": 1, "partly": 1, "not replicated": 1, "inconclusive": 1, "not testable": 1}
+    assert counts.loc["paper", list(results.OWN_VERDICTS[:3])].sum() == 0
+    # a control or a result beyond the paper is never "replicated": it is worded in its own words
+    assert counts.loc["control"].to_dict()["supported"] == 1 and counts.loc["control", "replicated"] == 0
+    assert counts.loc["control", "not testable"] == 1
+    assert counts.loc["beyond"].to_dict()["supported"] == 1 and counts.loc["beyond", "replicated"] == 0
     html = glance.counts_html(counts)
-    assert html.count('class="glance-untestable"') == 4  # the header and one cell per kind, set apart
-    assert "<td><b>3</b></td>" in html  # tested claims of the paper, without the untestable one
+    assert html.count('<table class="glance-counts">') == 2  # the paper's claims, then the rest apart
+    assert html.count('class="glance-untestable"') == 5  # per table: the header and one cell per kind
+    assert "<td><b>4</b></td>" in html  # tested claims of the paper, without the untestable one
+    paper_table, own_table = html.split("</table>")[:2]
+    assert "verdict-replicated" in paper_table and "verdict-supported" not in paper_table
+    assert "verdict-supported" in own_table and "verdict-replicated" not in own_table
+
+
+def test_beyond_and_control_rows_are_worded_apart(tmp_path):
+    """A beyond-the-paper row a rule graded "replicated" reads "supported"; a word of the wrong vocabulary is refused."""
+    assert results.glance_row(4.1, "F", "c", "p", 1, "replicated", "r", "ch", kind="beyond")["verdict"] == "supported"
+    assert results.glance_row(4.1, "F", "c", "p", 1, "partly", "r", "ch", kind="control")["verdict"] == \
+        "partly supported"
+    with pytest.raises(ValueError, match="paper"):
+        results.glance_row(1.1, "F", "c", "p", 1, "supported", "r", "ch")  # the paper's claims are replicated or not
+    with pytest.raises(ValueError, match="rule"):
+        results.glance_row(1.1, "F", "c", "p", 1, "replicated", " ", "ch")  # every row states its criterion
+    old = pd.DataFrame([row(4.1, "replicated", kind="beyond")]).assign(verdict="replicated")  # a file written before
+    assert glance.normalise(old)["verdict"].tolist() == ["supported"]
 
 
 def test_old_format_files_are_read_as_paper_claims_without_details(tmp_path):
@@ -94,12 +115,12 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
     ], "finding", tmp_path)
     html = glance.claims_html(results.read_glance(tmp_path), RUNS)
     assert re.findall(r'class="verdict verdict-([a-z-]+)"', html) == [
-        "partly", "replicated", "not-testable", "not-replicated", "replicated"]
+        "partly", "replicated", "not-testable", "not-replicated", "replicated"]  # 1.4 is a control: not testable
     assert re.findall(r'<a href="([^"]+)" title="[^"]+">([^<]+)</a>', html) == [
         ("perplexity-cpt.html", "perplexity-cpt"), ("attention-patterns-1024.html", "attention-patterns-1024"),
         ("attention-patterns-256.html", "attention-patterns-256"), ("needle-entropy.html", "needle-entropy")]
     assert ">a chapter not in the plan</td>" in html  # no page: plain text, no broken link
-    assert html.count("<details>") == 5 and "<b>rule</b>: replicated if ..." in html
+    assert html.count("<details>") == 5 and html.count("<b>criterion</b>: replicated if ...") == 5  # never folded
     assert "<b>details</b>: limits: RoPE 2x" in html
     assert "a &lt;b&gt;bold&lt;/b&gt; &amp; claim" in html  # text is escaped, never markup
     assert f"<b>ours</b>: {long_ours}" in html and " …</td>" in html  # long results shortened, in full when unfolded
@@ -154,3 +175,27 @@ def test_a_typed_verdict_or_kind_is_refused(tmp_path):
         glance.normalise(pd.DataFrame([row(1.1, "replicated")]).assign(kind="vibes"))
     with pytest.raises(ValueError, match="verdict"):
         results.glance_row(1.1, "Finding 1", "c", "p", 1.0, "maybe", "r", "ch")
+
+
+def test_a_failed_premise_is_carried_on_the_rows_resting_on_it(tmp_path):
+    results.write_glance([row(1.1, "replicated"), row(1.3, "replicated"), row(2.1, "replicated")], "f", tmp_path)
+    assert results.read_premises(tmp_path).empty  # chapter 0 not run: nothing carried
+    results.write_csv(pd.DataFrame({"premise": ["perplexity fails beyond L0", "retrieval fails beyond L0"],
+                                    "holds": [False, True], "numbers": ["base: x1.56 at 4 L0", "0.96 -> 0"],
+                                    "claims": ["1.1 1.3", "2.1"], "chapter": "model-organism"}),
+                      results.PREMISES, tmp_path)
+    rows = glance.carry_premises(glance.normalise(results.read_glance(tmp_path)), results.read_premises(tmp_path))
+    assert [bool(c) for c in rows["caveat"]] == [True, True, False]  # the premise that holds is not carried
+    assert "perplexity fails beyond L0: base: x1.56 at 4 L0" in rows.loc[0, "caveat"]
+    html = glance.claims_html(rows)
+    assert html.count('class="glance-caveat"') == 2 and "precondition not met in the organism" in html
+    assert glance.glance_table(rows)["caveat"].tolist()[2] == ""
+
+
+def test_the_controls_are_stated_plainly(tmp_path):
+    results.write_glance([row(1.2, "replicated"), row(1.25, "not replicated", kind="control", ours="cpt-rope 8x"),
+                          row(1.65, "replicated", kind="control", ours="cpt-rope 0.27 vs 0.9-0.97")], "c", tmp_path)
+    html = glance.controls_html(glance.normalise(results.read_glance(tmp_path)))
+    assert html.count("<li>") == 2 and "verdict-not-supported" in html and "verdict-supported" in html
+    assert "cpt-rope 0.27 vs 0.9-0.97" in html
+    assert glance.controls_html(glance.normalise(results.read_glance(tmp_path / "none"))) == ""

@@ -17,7 +17,7 @@ L0 = checks.L0
 
 
 def _beyond(ppl, needles):
-    rows = [{"checkpoint": "base", "length": f * L0, "loss": math.log(p), "ppl": p, "needle accuracy": a,
+    rows = [{"checkpoint": "base", "length": f * L0, "loss": math.log(p), "ppl": 4.0, "ppl new": p, "needle accuracy": a,
              "loss past L0": math.log(p) if f == 4 else math.nan} for f, p, a in zip((1, 2, 4), ppl, needles)]
     return pd.DataFrame(rows).set_index(["checkpoint", "length"])
 
@@ -28,8 +28,15 @@ def _beyond(ppl, needles):
     ((4.0, 9.0, 12.0), (1.0, 0.8, 0.6), "does NOT fail visibly"),  # needles keep 60% > half
 ])
 def test_beyond_verdict_needs_both_rules(ppl, needles, verdict):
-    lines = checks.beyond_verdict(_beyond(ppl, needles))
+    lines = checks.beyond_verdict(_beyond(ppl, needles))  # the whole-sequence ppl stays flat: it is not read
     assert lines[-1].endswith(verdict) and len(lines) == 4
+
+
+def test_premises_name_the_glance_rows_they_condition():
+    table = checks.premises(_beyond((4.0, 5.0, 6.24), (0.96, 0.27, 0.0))).set_index("premise")
+    assert table["holds"].tolist() == [False, True]  # x1.56: perplexity does not fail visibly; retrieval does
+    assert table["claims"].iloc[0].split() == ["1.1", "1.2", "1.25", "1.3", "1.35"]
+    assert "x1.56 at 4 L0" in table["numbers"].iloc[0]
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_growing_gain_is_replicated_and_written_as_glance_rows():
     trend = model_size.size_trend(trials, ppl, PAIRS, beyond=L0)
     assert trend["monotone"].all() and (trend["ci_low"] > 0).all()
     rows = model_size.glance_rows(model_size.gains(trials, ppl, PAIRS, beyond=L0), trend)
-    assert [r["verdict"] for r in rows] == ["replicated", "replicated"]
+    assert [r["verdict"] for r in rows] == ["replicated", "supported"]  # 9.2 is beyond the paper: its own words
     assert [r["order"] for r in rows] == [9.1, 9.2] and all(r["chapter"] == "model-size" for r in rows)
     assert [r["kind"] for r in rows] == ["paper", "beyond"]  # one row per claim: the paper's, and ours
     assert rows[0]["details"].startswith("PI - RoPE beyond L0 per size: S +0 ") and "monotone" in rows[0]["details"]
@@ -67,7 +67,7 @@ def test_a_gain_equal_at_every_size_does_not_replicate():
     trials, ppl = tables({"S": 0.5, "M": 0.5, "L": 0.5}, {"S": 0.2, "M": 0.2, "L": 0.2})
     trend = model_size.size_trend(trials, ppl, PAIRS, beyond=L0)
     rows = model_size.glance_rows(model_size.gains(trials, ppl, PAIRS, beyond=L0), trend)
-    assert "replicated" not in [r["verdict"] for r in rows]
+    assert not {"replicated", "partly", "supported", "partly supported"} & {r["verdict"] for r in rows}
 
 
 def test_a_reason_makes_every_row_not_testable_and_says_why():
@@ -77,6 +77,10 @@ def test_a_reason_makes_every_row_not_testable_and_says_why():
                                   reason="retrieval gate not passed by cpt-pi-L")
     assert [r["verdict"] for r in rows] == ["not testable", "not testable"]
     assert all(r["details"].startswith("retrieval gate not passed by cpt-pi-L") and r["ci_low"] is None for r in rows)
+    # a retrieval-gate miss touches the needles only: the loss row (perplexity) is still graded
+    rows = model_size.glance_rows(model_size.gains(trials, ppl, PAIRS, beyond=L0), trend,
+                                  reason={"needle pass rate": "retrieval gate not passed by cpt-pi-L"})
+    assert [r["verdict"] for r in rows] == ["not testable", "supported"]
 
 
 def test_one_size_has_no_trend_and_is_not_testable():
@@ -100,13 +104,17 @@ def test_needle_rule(pi_pass, verdict):
     assert model_size.verdict(trend.loc["needle pass rate"].to_dict()) == verdict
 
 
-@pytest.mark.parametrize("largest_gain, difference, low, monotone, verdict", [
-    (0.5, 0.3, 0.1, True, "replicated"), (0.5, 0.3, -0.1, True, "partly"), (0.5, 0.3, 0.1, False, "partly"),
-    (0.0, 0.0, 0.0, True, "not replicated"), (0.1, -0.2, -0.4, False, "not replicated"),
-    (0.0, 0.1, 0.05, True, "not replicated"),  # the largest size loses less, but PI helps no one
+@pytest.mark.parametrize("largest_gain, difference, low, high, monotone, verdict", [
+    (0.5, 0.3, 0.1, 0.5, True, "replicated"),
+    (0.5, 0.3, -0.1, 0.6, True, "inconclusive"),  # the old rule's "partly": a CI over 0 is noise, not a part
+    (0.5, -0.017, -0.18, 0.15, True, "inconclusive"),  # 9.1 as committed: the CI spans both answers
+    (0.5, 0.3, 0.1, 0.5, False, "partly"),  # significant growth, not monotone
+    (0.0, 0.0, 0.0, 0.0, True, "not replicated"), (0.1, -0.2, -0.4, -0.05, False, "not replicated"),
+    (0.0, 0.1, 0.05, 0.2, True, "not replicated"),  # the largest size loses less, but PI helps no one
 ])
-def test_rule_on_a_trend_row(largest_gain, difference, low, monotone, verdict):
-    row = {"largest_gain": largest_gain, "difference": difference, "ci_low": low, "monotone": monotone}
+def test_rule_on_a_trend_row(largest_gain, difference, low, high, monotone, verdict):
+    row = {"largest_gain": largest_gain, "difference": difference, "ci_low": low, "ci_high": high,
+           "monotone": monotone}
     assert model_size.verdict(row) == verdict
 
 
@@ -173,6 +181,7 @@ def test_a_missed_gate_makes_the_size_claim_not_testable(three_sizes):
     everything, pairs = model_size.size_pairs(*LISTS)
     reason = model_size.testability(everything, pairs)
     assert reason.startswith("retrieval gate not passed: cpt-pi-L retrieves 0.50") and "base" not in reason
+    assert model_size.reasons(everything, pairs) == {"needle pass rate": reason, "loss saved (nats/token)": ""}
 
 
 def test_one_local_checkpoint_is_one_size(three_sizes, tmp_path):

@@ -28,7 +28,7 @@ def curve_of(ppl_by_variant: dict, spread: float = 0.0) -> pd.DataFrame:
 
 @pytest.fixture(autouse=True)
 def every_gate_passes(monkeypatch):
-    monkeypatch.setattr(rules, "not_testable_reason", lambda variants: "")
+    monkeypatch.setattr(rules, "not_testable_reason", lambda variants, role="retrieval": "")
 
 
 def test_limit_is_the_last_length_before_the_first_failure():
@@ -86,7 +86,7 @@ def test_paper_rows_and_the_control_follow_their_rules():
     rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", [10, 8, 8, 20, 20]),
                            "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20]), "YaRN (cpt-yarn)": ("yarn", [10, 8, 8, 8, 20]),
                            "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])}))
-    assert [rows[o]["verdict"] for o in (1.1, 1.2, 1.25)] == ["replicated", "replicated", "replicated"]
+    assert [rows[o]["verdict"] for o in (1.1, 1.2, 1.25)] == ["replicated", "replicated", "supported"]
     assert rows[1.25]["kind"] == "control" and rows[1.1]["kind"] == "paper"
 
 
@@ -101,25 +101,34 @@ def test_a_control_as_good_as_the_extensions_does_not_replicate():
     same = [10, 8, 8, 8, 20]
     rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", same),
                            "PI (cpt-pi)": ("pi", same), "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])}))
-    assert rows[1.25]["verdict"] == "partly"  # NTK beats it, PI does not
+    assert rows[1.25]["verdict"] == "partly supported"  # NTK beats it, PI does not
     rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", same),
                            "PI (cpt-pi)": ("pi", same)}))
-    assert rows[1.25]["verdict"] == "not replicated"
+    assert rows[1.25]["verdict"] == "not supported"
+
+
+def test_noise_that_straddles_the_bar_is_inconclusive_not_partly():
+    # every limit undetermined (2x-4x), the control's too: no part is significant either way
+    noisy = [10, 8, 8, 9.3, 20]
+    rows = _rows(curve_of({"RoPE (base)": ("rope", [10, 8, 9.3, 20, 20]), "RoPE (cpt-rope)": ("rope", noisy),
+                           "PI (cpt-pi)": ("pi", noisy), "NTK (cpt-ntk)": ("ntk", noisy)}, spread=0.05), cpt_length=512)
+    assert rows[1.1]["verdict"] == "inconclusive"  # 1x-2x: both "explodes at L0" and "holds past it"
+    assert rows[1.25]["verdict"] == "inconclusive"
 
 
 def test_undetermined_limits_cannot_earn_ntk_furthest():
     curve = curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 9.3, 20]),
                       "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 9.3, 9.3])}, spread=0.05)
-    assert _rows(curve)[1.2]["verdict"] == "partly"  # NTK's 1024+ is not sure, PI's 1024 not excluded
+    assert _rows(curve)[1.2]["verdict"] == "inconclusive"  # neither part separates: PI 2x-4x vs CPT 2x, NTK 2x-8x
 
 
 def test_no_control_or_a_failed_gate_is_not_testable(monkeypatch):
     rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20])}))
     assert rows[1.25]["verdict"] == "not testable"
-    monkeypatch.setattr(rules, "not_testable_reason", lambda variants: "cpt-pi retrieves 0.50 at 1024")
+    monkeypatch.setattr(rules, "not_testable_reason", lambda variants, role="retrieval": "cpt-pi is absent")
     rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20])}))
     assert {row["verdict"] for row in rows.values()} == {"not testable"}
-    assert "0.50" in rows[1.2]["details"]
+    assert "absent" in rows[1.2]["details"]
 
 
 def test_reference_variant_checks_before_any_model_loads():

@@ -320,3 +320,46 @@ def test_bad_parameter_fails_fast_in_a_fresh_process():
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "'factor'" in result.stderr, result.stderr
     assert elapsed < 5, f"bad input took {elapsed:.1f} s to report"
+
+
+# --- constraints across parameters (``# requires:`` lines of the parameters cell) -----------
+
+
+REQUIRES = TINY_PARAMETERS + "# requires: n <= size // 2 or flag: n may not exceed half the size unless flag is set\n"
+
+
+def test_a_requirement_across_parameters_is_checked_with_the_values(tmp_path):
+    _template(tmp_path / "req.ipynb", REQUIRES, "pass")
+    declared = params.declared(tmp_path / "req.ipynb")
+    assert [r.expression for r in declared.requires] == ["n <= size // 2 or flag"]
+    assert params.validate(declared, {"n": 4, "size": 8})["n"] == 4  # each value in range, and together fine
+    assert params.validate(declared, {"n": 9, "size": 8, "flag": True})["n"] == 9
+    with pytest.raises(params.ParameterError, match=r"n may not exceed half the size unless flag is set \(flag=False, "
+                                                    r"n=5, size=8; requires n <= size // 2 or flag\)"):
+        params.validate(declared, {"n": 5, "size": 8})  # each value passes its own range: only together they fail
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("# requires: n <= m: m is unknown", "'m' is no parameter"),
+    ("# requires: __import__('os'): no", "only len, min, max, abs may be called"),
+    ("# requires: n.real > 0: attributes", "Attribute is not allowed"),
+    ("# requires: n <=: broken", "is not an expression"),
+    ("# requires n > 0", "cannot read"),
+])
+def test_bad_requirements_are_rejected_when_the_template_is_read(tmp_path, line, problem):
+    _template(tmp_path / "bad.ipynb", TINY_PARAMETERS + line + "\n", "pass")
+    with pytest.raises(params.ParameterError, match=problem):
+        params.declared(tmp_path / "bad.ipynb")
+
+
+def test_attention_patterns_refuses_too_many_queries_for_the_length_before_a_kernel_starts():
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "ropelib", "run", "attention-patterns", "-p", "length", "8"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "n_queries needs that many positions in the last quarter" in result.stderr
+    assert "length=8, n_queries=16" in result.stderr
+    assert time.perf_counter() - start < 5
+    declared = params.declared(ROOT / "chapters" / "attention-patterns.ipynb")
+    assert params.validate(declared, {"length": 64})["n_queries"] == 16  # 64 // 4 = 16 positions: enough
+    assert params.validate(declared, {"length": 0})["length"] == 0  # 4 x L0, resolved in the kernel

@@ -15,11 +15,14 @@ Beyond L0: plain RoPE's (the original model's, extrapolating) above PI's, YaRN's
 both for the divergence from the natively long model (Table 1) and for the gap from the
 original model's L0 pattern (Fig. 2).
 
-Controls the paper lacks (rows 1.35, 1.55): beyond L0, does each extension beat plain RoPE
-continually pretrained at the same length with the same tokens (``cpt-rope``), i.e. is the
-control's gap (or JS to the natively long model) above every extension's, by the same
-rule? A row is "not testable" when a checkpoint it needs missed its retrieval gate
-(``ropelib.findings.verdicts``) or is absent (no native model, no cpt-rope).
+Beyond L0 the gap (Fig. 2) and the JS (Table 1) are two measures of one attention capture: one
+claim (row 1.3), not two. Control the paper lacks (row 1.35): beyond L0, does each extension
+beat plain RoPE continually pretrained at the same length with the same tokens (``cpt-rope``),
+i.e. is the control's gap and JS to the natively long model above every extension's, by the
+same rule? Its outcome is a result, worded "supported" / "not supported" / ... (``results.worded``).
+A row is "not testable" only when the attention it compares cannot be measured: a
+checkpoint it needs is absent (no native model, no cpt-rope) or no full checkpoint; a
+retrieval-gate miss does not count (``ropelib.findings.verdicts.ROLE_NEEDS_RETRIEVAL``).
 Not here: capturing or computing the statistics.
 """
 
@@ -29,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
-from ropelib.findings.verdicts import not_testable_reason
+from ropelib.findings.verdicts import combined, not_testable_reason, ordered
 
 EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")
 # The paper's Table 1, units as printed there (the paper does not say which).
@@ -38,7 +41,7 @@ PAPER_TABLE1 = {
     "at 4 L0": {"pi": 2.29, "yarn": 1.72, "ntk": 1.68, "rope": 2.57},  # at 8K, vs LLaMA-3 at 8K
 }
 RULE = ("95% paired bootstrap CIs over sequences; replicated if the first model's CI lies above every other's, "
-        "partly if only its point estimate is the largest, else not replicated")
+        "partly if above some (not all), not replicated if above none and below at least one, else inconclusive")
 
 
 def setting(length: int, pretrained_length: int) -> str:
@@ -65,16 +68,20 @@ def ordering_roles(table: pd.DataFrame, length: int, pretrained_length: int,
 
 
 def dominates(table: pd.DataFrame, leader: str, others: list[str]) -> str:
-    """Verdict of "``leader``'s value is larger than each of ``others``'":
+    """Verdict of "``leader``'s value is larger than each of ``others``'", on CIs only:
 
-    replicated if the leader's CI lies above every other CI (its low > each other's high);
-    partly if only its point estimate is the largest; not replicated otherwise.
+    replicated if the leader's CI lies above every other CI; partly if above some (a
+    significant part) but not all; not replicated if above none and below at least one;
+    inconclusive if it overlaps every other (a point estimate alone decides nothing).
     """
     by = table.set_index("variant")
-    rest = by.loc[others]
-    if by.loc[leader, "ci_low"] > rest["ci_high"].max():
+    lead = by.loc[leader]
+    sides = [ordered(lead["ci_low"], lead["ci_high"], by.loc[o, "ci_low"], by.loc[o, "ci_high"]) for o in others]
+    if all(side > 0 for side in sides):
         return "replicated"
-    return "partly" if by.loc[leader, "value"] > rest["value"].max() else "not replicated"
+    if any(side > 0 for side in sides):
+        return "partly"
+    return "not replicated" if any(side < 0 for side in sides) else "inconclusive"
 
 
 def ratios(table: pd.DataFrame, leader: str, others: list[str]) -> str:
@@ -139,71 +146,85 @@ def control_roles(table: pd.DataFrame, reference: str) -> tuple[str, list[str]] 
 
 
 def _verdict(table, roles, needs) -> tuple[str, str]:
-    """(verdict, details): "not testable" with the reason when a needed checkpoint misses its gate."""
-    reason = not_testable_reason(needs)
+    """(verdict, details): "not testable" with the reason when a needed checkpoint is absent or no
+    full checkpoint; a retrieval-gate miss does not count (attention does not need retrieval)."""
+    reason = not_testable_reason(needs, role="attention")
     if reason:
         return "not testable", reason
     return dominates(table, *roles), _summary(table, *roles)
 
 
 def glance_rows(js: pd.DataFrame | None, gap: pd.DataFrame | None, length: int, pretrained_length: int,
-                reference: str, long_reference: str | None, chapter: str, sources: dict[str, str]) -> list[dict]:
+                reference: str, long_reference: str | None, chapter: str, sources: dict[str, str],
+                js_free: pd.DataFrame | None = None) -> list[dict]:
     """This page's verdicts for the glance page (rule: :func:`dominates`, repeated in each row).
 
-    At L0: row 1.4, Table 1's ordering vs the original model. Beyond L0: row 1.3, plain RoPE's
-    curve further from the original model's L0 pattern than the extensions' (``gap``), and
-    its control 1.35; row 1.5, Table 1's ordering vs the natively long model (``js``, None
-    when there is none: not testable), and its control 1.55. ``sources``: label ->
-    "method:source" of every model on the page, for the gate check.
+    At L0: row 1.4, Table 1's ordering vs the original model. Beyond L0, the gap (Fig. 2) and
+    the JS to the natively long model (Table 1) come from ONE attention capture, so they are
+    one claim with two measures (row 1.3, graded by ``findings.verdicts.combined`` on the measures
+    that could be measured, at most "partly" when one could not, e.g. no natively long model,
+    and said), and one
+    control (1.35, plain-RoPE CPT first, the same two measures). ``js_free`` (the JS without
+    the attention sink) is shown beside the JS with it, not judged. ``sources``: label ->
+    "method:source" of every model on the page, for the checks that each exists.
     """
     def needs(*labels):
         return [sources[label] for label in labels if label in sources]
-
-    def row(order, claim, paper, table, roles, rule, kind="paper"):
-        # every model in the comparison, the original model, and the natively long one only where it is compared with
-        beyond = table is js and long_reference and setting(length, pretrained_length) != "at L0"
-        compared = [roles[0], *roles[1], reference] + ([long_reference] if beyond else [])
-        verdict, details = _verdict(table, roles, needs(*compared))
-        return results.glance_row(order, "Finding 1", claim, paper, _summary(table, *roles), verdict, rule, chapter,
-                                  kind=kind, details=details)
-
-    def untestable(order, claim, paper, why, kind="paper"):
-        return results.glance_row(order, "Finding 1", claim, paper, "-", "not testable", why, chapter, kind=kind,
-                                  details=why)
 
     rows = []
     if setting(length, pretrained_length) == "at L0":
         roles = ordering_roles(js, length, pretrained_length, reference)
         if roles:
-            rows.append(row(1.4, f"Table 1 at L0: PI changes in-length attention more than YaRN and NTK do "
-                            f"(JS vs {reference})", "PI 1.29 >> YaRN 0.05, NTK 0.06", js, roles,
-                            f"JS (bits) of mean distance-binned attention, PI first; {RULE}"))
+            verdict, details = _verdict(js, roles, needs(roles[0], *roles[1], reference))
+            rows.append(results.glance_row(
+                1.4, "Finding 1", f"Table 1 at L0: PI changes in-length attention more than YaRN and NTK do "
+                f"(JS vs {reference})", "PI 1.29 >> YaRN 0.05, NTK 0.06", _summary(js, *roles), verdict,
+                f"JS (bits) of mean distance-binned attention, PI first; {RULE}", chapter, details=details))
         return rows
-    def with_control(order, claim, paper, table, roles, rule, what, statistic):
-        rows.append(row(order, claim, paper, table, roles, rule))
-        claim = (f"Control: at {length} tokens each extension is {what} than plain RoPE continually pretrained "
-                 "at the same length with the same tokens")
-        if (control := control_roles(table, reference)):
-            rows.append(row(round(order + 0.05, 2), claim, "not tested in the paper", table, control,
-                            f"{statistic} as in {order}, plain-RoPE CPT first; {RULE}", kind="control"))
-        else:
-            rows.append(untestable(round(order + 0.05, 2), claim, "not tested in the paper", "no plain-RoPE CPT model",
-                                   "control"))
 
-    if gap is not None and (roles := ordering_roles(gap, length, pretrained_length, reference)):
-        with_control(1.3, f"Fig. 2: at {length} tokens PI, YaRN and NTK come back to the original model's "
-                     "L0 attention pattern; plain RoPE departs from it", "by eye (Fig. 2)", gap, roles,
-                     "gap = mean |log10| ratio of attention per key to the original's at L0 over distances "
-                     f"< 3 L0 / 4, plain RoPE first; {RULE}", "closer to the original L0 pattern", "gap")
-    claim = (f"Table 1 beyond L0: the extensions' attention is closer to the natively long model's "
-             f"({long_reference or 'none given'}) than plain RoPE's")
-    if js is None or not long_reference:
-        rows.append(untestable(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68",
-                               "no natively long-trained model was given (long_model)"))
-    elif (roles := ordering_roles(js, length, pretrained_length, reference)):
-        with_control(1.5, claim, "RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68", js, roles,
-                     f"JS (bits) of mean distance-binned attention, plain RoPE first; {RULE}",
-                     "closer to the natively long model", "JS")
+    # the measures of one capture: name, table, its paper statement, whether the native model takes part
+    native = f"natively long model ({long_reference})" if long_reference else "natively long model (none given)"
+    measures = [("gap to the original L0 pattern (Fig. 2)", gap, False),
+                (f"JS to the {native} (Table 1)", js if long_reference else None, True)]
+
+    def graded_row(order, claim, paper, pick_roles, kind, rule):
+        grades, ours, details = [], [], []
+        for name, table, with_native in measures:
+            roles = pick_roles(table) if table is not None else None
+            if roles is None:
+                details.append(f"{name}: not measured (no such model on the page)")
+                continue
+            compared = [roles[0], *roles[1], reference] + ([long_reference] if with_native else [])
+            verdict, text = _verdict(table, roles, needs(*compared))
+            grades.append(verdict)
+            ours.append(f"{name}: {_summary(table, *roles)}")
+            details.append(f"{name}: {verdict}" + (f" ({text})" if verdict == "not testable" else ""))
+            if with_native and js_free is not None:
+                free = pick_roles(js_free)
+                if free:
+                    details.append(f"JS without the attention sink (shown, not judged): {dominates(js_free, *free)}; "
+                                   f"{_summary(js_free, *free)}")
+        measured = [g for g in grades if g != "not testable"]
+        verdict = combined(measured) if measured else "not testable"
+        if verdict == "replicated" and len(measured) < len(measures):  # a part unmeasured: at most partly
+            verdict = "partly"
+        return results.glance_row(order, "Finding 1", claim, paper, " | ".join(ours) or "-", verdict, rule, chapter,
+                                  kind=kind, details="; ".join(details))
+
+    rows.append(graded_row(
+        1.3, f"Fig. 2 and Table 1 beyond L0 (one attention capture at {length} tokens): PI, YaRN and NTK come back "
+        "to the original model's L0 pattern and are closer to the natively long model than plain RoPE",
+        "by eye (Fig. 2); RoPE 2.57 > PI 2.29, YaRN 1.72, NTK 1.68 (Table 1)",
+        lambda table: ordering_roles(table, length, pretrained_length, reference), "paper",
+        "two measures of one capture, plain RoPE first in each: gap = mean |log10| ratio of attention per key to "
+        f"the original's at L0 over distances < 3 L0 / 4; JS (bits) of mean distance-binned attention; {RULE}; "
+        "the claim combines its measures (partly if one is replicated; at most partly if one cannot be measured)"))
+    rows.append(graded_row(
+        1.35, f"Control: at {length} tokens each extension is closer to the original L0 pattern and to the natively "
+        "long model than plain RoPE continually pretrained at the same length with the same tokens",
+        "not tested in the paper", lambda table: control_roles(table, reference), "control",
+        f"the measures of 1.3, plain-RoPE CPT first; {RULE}; a retrieval-gate miss of the control does not count "
+        "(attention does not need retrieval)"))
     return rows
 
 

@@ -103,15 +103,16 @@ def check_cpt_length(source: str, expected: int, name: str) -> None:
                          f"set {name}={found} or retrain=True")
 
 
-def testability(roles: Roles) -> dict[str, str]:
-    """role ("base", "short", "long") -> "" when usable, else why not: missing, or its retrieval gate not
-    passed (``ropelib.findings.verdicts.not_testable_reason``: no gate recorded counts as not passed; a Hugging
+def testability(roles: Roles, role: str = "retrieval") -> dict[str, str]:
+    """model role ("base", "short", "long") -> "" when usable for a claim of ``role`` ("retrieval" or
+    "attention"), else why not: missing, or (retrieval only) its retrieval gate not passed
+    (``ropelib.findings.verdicts.not_testable_reason``: no gate recorded counts as not passed; a Hugging
     Face checkpoint has no gate and is taken as it is)."""
     reasons = {}
-    for role in ("base", "short", "long"):
-        variant = getattr(roles, role)
-        reasons[role] = (verdicts.not_testable_reason([variant]) if variant is not None else
-                         f"no {role} CPT checkpoint given (short_model / long_model): the comparison is skipped")
+    for model_role in ("base", "short", "long"):
+        variant = getattr(roles, model_role)
+        reasons[model_role] = (verdicts.not_testable_reason([variant], role=role) if variant is not None else
+                         f"no {model_role} CPT checkpoint given (short_model / long_model): the comparison is skipped")
     return reasons
 
 

@@ -1,7 +1,8 @@
 """Finding 3's statistics, rules, verdicts and glance rows (who is compared: ``cpt_length``).
 
-Three claims of the paper, one glance row each, every one "not testable" when a checkpoint it
-compares is missing or missed its retrieval gate (``cpt_length.testability``). Every model
+Four claims of the paper, one glance row each, every one "not testable" when a checkpoint it
+compares is missing, or (claims on needles passed only) missed its retrieval gate
+(``cpt_length.testability`` per role: entropy is measured on any checkpoint). Every model
 answers the same prompts, so all statistics are paired:
 
   entropy_slopes(trials, short, long, from_length)
@@ -14,12 +15,17 @@ answers the same prompts, so all statistics are paired:
       are reported; the one at the shortest, inside both training lengths, is an offset the
       models already had there, not the effect.
   paired_cells / compare / comparisons
-      per cell (length, depth) beyond the short CPT length: pass-rate and entropy differences,
-      bootstrap 95% CIs over cells, one-sided Wilcoxon signed-rank p for "second lower"
+      per cell (length, depth) beyond the short CPT length (and in the two bands BANDS: within
+      the long CPT length, beyond both): pass-rate and entropy differences, bootstrap 95% CIs
+      over cells, one-sided Wilcoxon signed-rank p for "second lower"
 
-  3.1 flatter   d_slope CI below 0 and flattening >= MIN_ENTROPY_DROP (RULE_FLATTER): slopes, not levels
-  3.2 passes    long CPT passes more needles beyond the short CPT length (RULE_PASSES)
-  3.3 little    short CPT minus base pass rate within +-MARGIN (RULE_LITTLE_CHANGE)
+  3.1  flatter  d_slope CI below 0 and flattening >= MIN_ENTROPY_DROP (RULE_FLATTER): slopes, not levels
+  3.2  passes   long CPT passes more needles at lengths in (short, long CPT length] (RULE_PASSES):
+                inside the long model's own training length, not extrapolation
+  3.25 passes   the same beyond both CPT lengths (extrapolation)
+  3.3  little   short CPT minus base teacher-forced entropy beyond the short CPT length within
+                +-MIN_ENTROPY_DROP (RULE_LITTLE_CHANGE): the paper's "barely changes" is about
+                entropy; the pass-rate change is shown beside it
 
   judge(trials, roles, short_length)      the statistics the rules read (all None without a pair)
   glance_rows(...), verdict_lines(rows)   the rows, and the page's lines for them
@@ -41,6 +47,7 @@ from ropelib.core import metrics
 from ropelib import results
 from ropelib.findings.cpt_length import analysis as cpt_length
 from ropelib.findings import sweep as length_sweep
+from ropelib.findings.verdicts import graded
 from ropelib.tasks import needle
 
 CHAPTER = "cpt-length"
@@ -49,7 +56,10 @@ N_BOOT = 2000  # bootstrap resamples of the prompts (seeded)
 # "much lower entropy" needs an effect, not only a sign: 0.1 nats shrinks the effective
 # number of attended keys, exp(H), by about 10% (exp(-0.1) = 0.905). Fixed before any real run.
 MIN_ENTROPY_DROP = 0.1
-MARGIN = 0.15  # equivalence margin on a pass-rate difference for "little to no change"
+MARGIN = MIN_ENTROPY_DROP  # equivalence margin (nats) on an entropy difference for "little to no change"
+# comparison name -> (first, second) roles and the band of lengths: (exclusive low, inclusive high) names
+BANDS = {"long vs short, within the long CPT length": ("short_length", "long_length"),
+         "long vs short, beyond both": ("long_length", None)}
 
 
 def _why_not(reasons: dict[str, str], roles: tuple[str, ...]) -> str:
@@ -59,11 +69,12 @@ def _why_not(reasons: dict[str, str], roles: tuple[str, ...]) -> str:
 # --- statistics -------------------------------------------------------------------------
 
 
-def paired_cells(trials: pd.DataFrame, first: str, second: str, beyond: int, column: str = TEACHER) -> pd.DataFrame:
-    """Per cell (length > beyond, depth) measured for both methods: pass rate and entropy (``column``) of each,
-    and second - first."""
+def paired_cells(trials: pd.DataFrame, first: str, second: str, beyond: int, column: str = TEACHER,
+                 upto: int | None = None) -> pd.DataFrame:
+    """Per cell (beyond < length <= upto, depth) measured for both methods: pass rate and entropy (``column``)
+    of each, and second - first."""
     cells = needle.cell_table(trials)
-    cells = cells[cells["length"] > beyond].set_index(["length", "depth"])
+    cells = cells[(cells["length"] > beyond) & (cells["length"] <= (upto or np.inf))].set_index(["length", "depth"])
     columns = {"pass_rate": "pass_rate", column: "entropy"}
     a = cells[cells["method"] == first][list(columns)].rename(columns=columns)
     b = cells[cells["method"] == second][list(columns)].rename(columns=columns)
@@ -102,14 +113,18 @@ def compare(pairs: pd.DataFrame) -> dict:
 
 
 def comparisons(trials: pd.DataFrame, base: str, short: str, long: str, beyond: int,
-                references: tuple[str, ...] = (), column: str = TEACHER) -> pd.DataFrame:
-    """Paired comparisons over cells beyond ``beyond``, one row each: short -> long, base -> short, and each
-    further reference -> short (shown, not judged)."""
-    pairs = [("long vs short", short, long), ("short vs base", base, short)]
-    pairs += [(f"short vs {reference}", reference, short) for reference in references]
-    return pd.DataFrame([{"comparison": name, "first": first, "second": second, "beyond": beyond,
-                          **compare(paired_cells(trials, first, second, beyond, column))}
-                         for name, first, second in pairs])
+                references: tuple[str, ...] = (), column: str = TEACHER, long_length: int | None = None) -> pd.DataFrame:
+    """Paired comparisons over cells beyond ``beyond``, one row each: short -> long, base -> short, each
+    further reference -> short (shown, not judged), and with ``long_length`` short -> long in each of
+    :data:`BANDS` (``upto``: the band's inclusive top, empty for none)."""
+    pairs = [("long vs short", short, long, beyond, None), ("short vs base", base, short, beyond, None)]
+    pairs += [(f"short vs {reference}", reference, short, beyond, None) for reference in references]
+    if long_length:
+        bounds = {"short_length": beyond, "long_length": long_length, None: None}
+        pairs += [(name, short, long, bounds[low], bounds[high]) for name, (low, high) in BANDS.items()]
+    return pd.DataFrame([{"comparison": name, "first": first, "second": second, "beyond": low, "upto": high,
+                          **compare(paired_cells(trials, first, second, low, column, high))}
+                         for name, first, second, low, high in pairs])
 
 
 def _level_gap(fit: length_sweep.SlopeFit, j: int) -> tuple[float, float, float]:
@@ -134,7 +149,7 @@ def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int
     first_gap, last_gap = _level_gap(everything, 0), _level_gap(fit, len(fit.lengths) - 1)
     return {"column": column, "from_length": fit.lengths[0], "max_length": fit.lengths[-1],
             "lengths": len(fit.lengths), "slope_short": float(fit.slopes[short]), "slope_long": float(fit.slopes[long]),
-            "d_slope": d_slope, "d_slope_ci_low": float(np.percentile(d, 2.5)),
+            "d_slope": d_slope, "d_slope_ci_low": float(np.percentile(d, 2.5)), "span": span,
             "d_slope_ci_high": float(np.percentile(d, 97.5)), "flattening": -d_slope * span,
             "shortest_length": shortest, "shortest_inside_both": shortest <= from_length, "gap_shortest": first_gap[0], "gap_shortest_ci_low": first_gap[1],
             "gap_shortest_ci_high": first_gap[2], "gap_longest": last_gap[0], "gap_longest_ci_low": last_gap[1],
@@ -159,42 +174,46 @@ def tables_text(judgement: "Judgement") -> str:
 
 # --- rules and glance rows ------------------------------------------------------------
 
-PRECONDITION = "not testable if a checkpoint the claim compares is missing or missed its retrieval gate; otherwise "
+PRECONDITION = "not testable if a checkpoint the claim compares is missing (entropy needs no retrieval gate); "
+PASS_PRECONDITION = "not testable if a checkpoint the claim compares is missing or missed its retrieval gate; "
 RULE_FLATTER = (PRECONDITION + f"replicated if the long-CPT model's slope of mean teacher-forced answer entropy "
                 f"against ln L, over lengths from the short CPT length up, is below the short-CPT model's (paired "
                 f"bootstrap 95% CI of the difference below 0) and the flattening over that range, "
-                f"-(slope difference) x ln(L_max / L_short), is at least {MIN_ENTROPY_DROP} nats; partly if only one "
-                f"of the two holds; not replicated otherwise. The level gap at the shortest length, inside both "
-                f"training lengths, is reported, not counted")
-RULE_PASSES = (PRECONDITION + "replicated if the long-CPT model passes more needles beyond the short CPT length "
-               "(mean paired pass-rate difference over cells > 0, bootstrap 95% CI above 0); partly if > 0 with the "
-               "CI including 0; not replicated otherwise")
+                f"-(slope difference) x ln(L_max / L_short), is at least {MIN_ENTROPY_DROP} nats; partly if the CI "
+                f"is below 0 but the flattening smaller; not replicated if even the CI's largest flattening is "
+                f"below {MIN_ENTROPY_DROP} nats; else inconclusive. The level gap at the shortest length, inside both training lengths, is reported, "
+                f"not counted")
+RULE_PASSES = (PASS_PRECONDITION + "mean paired pass-rate difference (long - short) over cells {band}, bootstrap "
+               "95% CI over cells: replicated if above 0, not replicated if at or below 0, else inconclusive")
 RULE_LITTLE_CHANGE = (PRECONDITION + f"replicated if the 95% CI of the short-CPT minus base (NTK switch, untrained) "
-                      f"pass rate beyond the short CPT length lies within +-{MARGIN} (equivalence margin); partly if "
-                      f"the mean does; not replicated otherwise")
+                      f"mean teacher-forced entropy over cells beyond the short CPT length lies within "
+                      f"+-{MARGIN} nats (equivalence margin, the effect size of 3.1); not replicated if it lies "
+                      f"outside; else inconclusive. The pass-rate change is shown, not judged")
 
 
 def verdict_flatter(c: dict | None, testable: bool = True) -> str:
     if not testable or c is None or not math.isfinite(c["d_slope"]):
         return "not testable"
-    separated, large = c["d_slope_ci_high"] < 0, c["flattening"] >= MIN_ENTROPY_DROP
-    return "replicated" if separated and large else "partly" if separated or large else "not replicated"
+    if c["d_slope_ci_high"] < 0:  # the long model's rise is flatter, significantly
+        return "replicated" if c["flattening"] >= MIN_ENTROPY_DROP else "partly"
+    most = -c["d_slope_ci_low"] * c["span"]  # the largest flattening (nats) the CI allows
+    return "not replicated" if most < MIN_ENTROPY_DROP else "inconclusive"
 
 
 def verdict_more_passes(c: dict | None, testable: bool = True) -> str:
-    if not testable or c is None or not math.isfinite(c["d_pass"]):
+    if not testable or c is None or not math.isfinite(c["d_pass"]) or not c.get("cells", 1):
         return "not testable"
-    if c["d_pass"] > 0 and c["pass_ci_low"] > 0:
-        return "replicated"
-    return "partly" if c["d_pass"] > 0 else "not replicated"
+    return graded(c["pass_ci_low"], c["pass_ci_high"])
 
 
 def verdict_little_change(c: dict | None, testable: bool = True, margin: float = MARGIN) -> str:
-    if not testable or c is None or not math.isfinite(c["d_pass"]):
+    """Equivalence on the entropy difference: CI inside +-margin replicated, wholly outside not, else inconclusive."""
+    if not testable or c is None or not math.isfinite(c["d_entropy"]):
         return "not testable"
-    if -margin <= c["pass_ci_low"] and c["pass_ci_high"] <= margin:
+    low, high = c["entropy_ci_low"], c["entropy_ci_high"]
+    if -margin <= low and high <= margin:
         return "replicated"
-    return "partly" if abs(c["d_pass"]) <= margin else "not replicated"
+    return "not replicated" if high < -margin or low > margin else "inconclusive"
 
 
 def _flatter_row(slopes: dict, all_token: dict | None) -> tuple:
@@ -212,41 +231,69 @@ def _flatter_row(slopes: dict, all_token: dict | None) -> tuple:
     return f"{s['d_slope']:+.3g} nats per ln L (slope, long - short)", s["d_slope_ci_low"], s["d_slope_ci_high"], details
 
 
+def _band(c: dict) -> str:
+    upto = c.get("upto")
+    has_top = upto is not None and not (isinstance(upto, float) and math.isnan(upto))
+    return f"in ({int(c['beyond'])}, {int(upto)}] tokens" if has_top else f"beyond {int(c['beyond'])} tokens"
+
+
 def _pass_row(c: dict, name: str, short_length: int) -> tuple:
     return (f"{c['d_pass']:+.3g} pass rate ({name})", c["pass_ci_low"], c["pass_ci_high"],
-            f"{int(c['cells'])} cells beyond {short_length} tokens; teacher-forced entropy {c['d_entropy']:+.3g} "
-            f"nats, one-sided Wilcoxon p = {c['p_entropy_lower']:.2g}")
+            f"{int(c['cells'])} cells {_band(c)}; teacher-forced entropy {c['d_entropy']:+.3g} "
+            f"[{c['entropy_ci_low']:.3g}, {c['entropy_ci_high']:.3g}] nats, one-sided Wilcoxon p = "
+            f"{c['p_entropy_lower']:.2g}")
+
+
+def _entropy_row(c: dict, name: str, short_length: int) -> tuple:
+    return (f"{c['d_entropy']:+.3g} nats teacher-forced entropy ({name})", c["entropy_ci_low"], c["entropy_ci_high"],
+            f"{int(c['cells'])} cells {_band(c)}; pass rate (shown, not judged) {c['d_pass']:+.3g} "
+            f"[{c['pass_ci_low']:.3g}, {c['pass_ci_high']:.3g}]")
 
 
 CLAIMS = {
     3.1: ("Long-context CPT flattens the rise of attention entropy with length beyond the short CPT length",
           "much lower entropy at long lengths (below 5 nats at ~64K)", RULE_FLATTER),
-    3.2: ("Long-context CPT passes more needles beyond the short CPT length", "far more needles passed", RULE_PASSES),
-    3.3: ("Short-context CPT barely changes the base model", "little to no change from the original",
-          RULE_LITTLE_CHANGE),
+    3.2: ("Long-context CPT passes more needles within its own training length, beyond the short CPT length",
+          "far more needles passed", RULE_PASSES.format(band="in (short CPT length, long CPT length]")),
+    3.25: ("Long-context CPT passes more needles beyond both CPT lengths (extrapolation)",
+           "far more needles passed", RULE_PASSES.format(band="beyond the long CPT length")),
+    3.3: ("Short-context CPT leaves the base model's attention entropy beyond its length as it was",
+          "little to no change from the original", RULE_LITTLE_CHANGE),
 }
+# the role each claim gives its checkpoints (``findings.verdicts.ROLE_NEEDS_RETRIEVAL``)
+CLAIM_ROLES = {3.1: "attention", 3.2: "retrieval", 3.25: "retrieval", 3.3: "attention"}
 
 
 def glance_rows(reasons: dict[str, str], slopes: dict | None, all_token: dict | None, table: pd.DataFrame | None,
-                short_length: int) -> list[dict]:
+                short_length: int, attention_reasons: dict[str, str] | None = None) -> list[dict]:
     """Finding 3's three claims (:data:`CLAIMS`) for the glance page, one row each, sub-statistics in ``details``.
 
     ``reasons``: :func:`testability`; ``slopes`` / ``all_token``: :func:`entropy_slopes` on the
     teacher-forced and on the Appendix C entropy (None without a pair); ``table``:
-    :func:`comparisons` (None without a pair). A claim whose checkpoints are missing or
-    missed their gate is "not testable", its reason in ``details``.
+    :func:`comparisons` (None without a pair). ``reasons`` are the retrieval role's (:data:`CLAIM_ROLES`),
+    ``attention_reasons`` the entropy claims' (default: ``reasons``). A claim whose checkpoints are
+    unfit for its role is "not testable", its reason in ``details``. Without the bands of
+    :data:`BANDS` in ``table``, 3.2 reads every cell beyond the short CPT length and 3.25 is not testable.
     """
-    pair_why, short_why = _why_not(reasons, ("short", "long")), _why_not(reasons, ("base", "short"))
+    by_role = {"retrieval": reasons, "attention": attention_reasons if attention_reasons is not None else reasons}
+    models = {3.1: ("short", "long"), 3.2: ("short", "long"), 3.25: ("short", "long"), 3.3: ("base", "short")}
+    why = {order: _why_not(by_role[CLAIM_ROLES[order]], models[order]) for order in CLAIMS}
     frame = table.set_index("comparison") if table is not None else None
-    computed = {3.1: slopes, 3.2: None if frame is None else frame.loc["long vs short"].to_dict(),
-                3.3: None if frame is None else frame.loc["short vs base"].to_dict()}
-    why = {3.1: pair_why, 3.2: pair_why, 3.3: short_why}
+
+    def comparison(name):
+        return None if frame is None or name not in frame.index else frame.loc[name].to_dict()
+    within, beyond = list(BANDS)
+    computed = {3.1: slopes, 3.2: comparison(within) or comparison("long vs short"), 3.25: comparison(beyond),
+                3.3: comparison("short vs base")}
+    if frame is not None and computed[3.25] is None:
+        why[3.25] = why[3.25] or "no long CPT length given: no band beyond both"
     judged = {order: None if why[order] else c for order, c in computed.items()}
     verdicts = {3.1: verdict_flatter(judged[3.1]), 3.2: verdict_more_passes(judged[3.2]),
-                3.3: verdict_little_change(judged[3.3])}
+                3.25: verdict_more_passes(judged[3.25]), 3.3: verdict_little_change(judged[3.3])}
     shown = {3.1: _flatter_row(computed[3.1], all_token) if computed[3.1] else None,
              3.2: _pass_row(computed[3.2], "long - short", short_length) if computed[3.2] else None,
-             3.3: _pass_row(computed[3.3], "short - base", short_length) if computed[3.3] else None}
+             3.25: _pass_row(computed[3.25], "long - short", short_length) if computed[3.25] else None,
+             3.3: _entropy_row(computed[3.3], "short - base", short_length) if computed[3.3] else None}
     rows = []
     for order, (claim, paper, rule) in CLAIMS.items():
         if verdicts[order] == "not testable":  # the reason first; statistics computed anyway are shown, not judged
@@ -267,13 +314,14 @@ class Judgement:
     all_token: dict | None  # the same on Appendix C's all-token entropy (shown)
 
 
-def judge(trials: pd.DataFrame, roles: cpt_length.Roles, short_length: int, seed: int = 0) -> Judgement:
-    """The statistics of the three rules; all None when the page has no short/long pair."""
+def judge(trials: pd.DataFrame, roles: cpt_length.Roles, short_length: int, seed: int = 0,
+          long_length: int | None = None) -> Judgement:
+    """The statistics of the rules; all None when the page has no short/long pair."""
     if not roles.has_pair:
         return Judgement(None, None, None)
     short, long = roles.short.label, roles.long.label
     table = comparisons(trials, roles.base.label, short, long, beyond=short_length,
-                        references=tuple(r.label for r in roles.references))
+                        references=tuple(r.label for r in roles.references), long_length=long_length)
     return Judgement(table, entropy_slopes(trials, short, long, short_length, seed=seed),
                      entropy_slopes(trials, short, long, short_length, column=APPENDIX_C, seed=seed))
 

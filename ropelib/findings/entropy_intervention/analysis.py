@@ -11,7 +11,8 @@ same needle prompts (test split) are scored three ways, paired prompt by prompt:
   (``interventions.fit_entropy_matched_temperature``; 1 at and below L).
 
 Each trial is one teacher-forced forward pass over prompt + true value: the row of the
-last prompt token gives ``entropy_first`` (before anything is generated), the rows of
+last prompt token gives ``entropy_first`` (before anything is generated) and ``needle_first``
+(its head- and layer-mean attention peaks inside the needle), the rows of
 the answer positions ``entropy_teacher``, and ``passed`` is exact match of every answer
 token's argmax, which equals greedy decoding's exact match (greedy stops being right at
 the first wrong digit, and so does this). Perplexity of the positions each length adds
@@ -35,6 +36,7 @@ from ropelib.models import lineup
 from ropelib import results
 from ropelib.text.corpus import stdlib_documents
 from ropelib.findings.entropy_intervention import verdicts as rules
+from ropelib.findings.verdicts import combined
 from ropelib.findings.sweep import quiet_transformers
 from ropelib.text.haystack import FORMATS, answer_ids, build_prompt
 from ropelib.progress import progress
@@ -63,7 +65,11 @@ def needle_prompts(tokenizer, hay: list[int], length: int, depths, per_depth: in
 
 @torch.no_grad()
 def teacher_forced(model, tokenizer, prompts, batch_size: int = 4) -> list[dict]:
-    """entropy_first, entropy_teacher (nats) and passed of each (prompt_id, prompt), one forward each."""
+    """entropy_first, entropy_teacher (nats), needle_first and passed of each (prompt_id, prompt), one forward each.
+
+    ``needle_first``: the key that the row predicting the first answer token attends to most (mean
+    over heads and layers) lies in the needle (``needle_start`` .. ``needle_end``).
+    """
     device = next(model.parameters()).device
     out = []
     sizes = {len(answer_ids(tokenizer, p.value)) for _, p in prompts}
@@ -73,13 +79,21 @@ def teacher_forced(model, tokenizer, prompts, batch_size: int = 4) -> list[dict]
         values = [answer_ids(tokenizer, p.value) for _, p in chunk]
         n = len(values[0])
         ids = torch.tensor([p.input_ids + v[:-1] for (_, p), v in zip(chunk, values)], device=device)
-        with probe.capture(model, queries=n, reduce=metrics.entropy, store_device="cpu") as rec:
+        first_rows = []  # per layer: (batch, keys), the head-mean row predicting the first answer token
+
+        def reduce(rows):  # rows: (batch, heads, n, keys)
+            first_rows.append(rows[:, :, 0].float().mean(1).cpu())
+            return metrics.entropy(rows)
+
+        with probe.capture(model, queries=n, reduce=reduce, store_device="cpu") as rec:
             logits = model(ids, use_cache=False, logits_to_keep=n).logits  # (batch, n, vocab)
         entropy = torch.stack(rec.attention).double().mean(dim=(0, 2))  # (batch, n): mean over layers, heads
+        peak = torch.stack(first_rows).mean(0).argmax(-1)  # (batch,): the most attended key
         hits = (logits.argmax(-1).cpu() == torch.tensor(values)).all(-1)
-        for b, (prompt_id, _) in enumerate(chunk):
+        for b, (prompt_id, prompt) in enumerate(chunk):
             out.append({"prompt_id": prompt_id, "entropy_first": float(entropy[b, 0]),
-                        "entropy_teacher": float(entropy[b].mean()), "passed": bool(hits[b])})
+                        "entropy_teacher": float(entropy[b].mean()), "passed": bool(hits[b]),
+                        "needle_first": bool(prompt.needle_start <= int(peak[b]) < prompt.needle_end)})
     return out
 
 
@@ -153,20 +167,59 @@ def plot(summary: pd.DataFrame, cpt_length: int):
     return figure
 
 
-def glance_rows(table: pd.DataFrame, unfit: str, chapter: str) -> list[dict]:
-    """One "beyond the paper" row per intervention: causal -> replicated, symptom -> not replicated."""
+CLAIM = ("Lowering attention entropy beyond the CPT length restores retrieval (two arms: log-length scaling, "
+         "entropy-matched temperature): entropy is a cause, not a symptom")
+
+
+def _arm_numbers(row) -> str:
+    return (f"entropy {row['entropy_change']:+.3f} nats, pass rate {row['pass_change']:+.3f} "
+            f"[{row['pass_change_low']:+.3f}, {row['pass_change_high']:+.3f}]")
+
+
+def arm_rows(per_model: pd.DataFrame, trials: pd.DataFrame, cpt_length: int) -> list[dict]:
+    """Per arm, pooled over the models (shown, not judged): verdict = the arm's grade over models,
+    ours = entropy and pass-rate change, details = rescued / broken and their needle ranks, per model."""
+    pooled = rules.verdicts(trials, cpt_length).set_index("condition") if len(trials) else pd.DataFrame()
     rows = []
-    for order, (_, row) in zip((4.1, 4.2), table.iterrows()):
-        outcome = "not testable" if unfit else row["verdict"]
-        verdict = {rules.CAUSAL: "replicated", rules.SYMPTOM: "not replicated"}.get(outcome, "not testable")
-        numbers = (f"entropy {row.get('entropy_change', np.nan):+.3f} nats "
-                   f"[{row.get('entropy_change_low', np.nan):+.3f}, {row.get('entropy_change_high', np.nan):+.3f}], "
-                   f"pass rate {row.get('pass_change', np.nan):+.3f} [{row.get('pass_change_low', np.nan):+.3f}, "
-                   f"{row.get('pass_change_high', np.nan):+.3f}] over {row['n_prompts']} prompts")
-        rows.append(results.glance_row(
-            order, "Beyond the paper", f"Lowering attention entropy ({LABELS[row['condition']]}) restores retrieval "
-            "beyond the CPT length: entropy is a cause, not a symptom", "not tested in the paper",
-            f"{outcome}: {row.get('pass_change', np.nan):+.3f} pass rate", verdict, rules.RULE, chapter,
-            row.get("pass_change_low"), row.get("pass_change_high"), kind="beyond",
-            details=(f"{unfit}; " if unfit else "") + f"{row['reason']}; {numbers}"))
+    for condition, part in per_model.groupby("condition", sort=False):
+        ranked = part["rescued_needle_first"]
+        first = (f"; needle ranked first before the intervention in {int(ranked.sum())} of "
+                 f"{int(part['rescued'].sum())} rescued" if ranked.notna().all() else
+                 "; needle rank before the intervention not recorded")
+        per = "; ".join(f"{r['model']}: {_arm_numbers(r)} ({r['grade']}, {r['rescued']} rescued, {r['broken']} "
+                        f"broken of {r['failing_before']} failing)" for _, r in part.iterrows())
+        ours = _arm_numbers(pooled.loc[condition]) if condition in pooled.index else "-"
+        rows.append({"condition": condition, "verdict": results.worded(rules.claim(part), "beyond"),
+                     "ours": f"{LABELS[condition]}: {ours}",
+                     "details": per + first})
     return rows
+
+
+def dose_response(per_model: pd.DataFrame) -> str:
+    """Entropy drop against pass-rate change, per model: does the arm that lowers entropy more rescue more?"""
+    lines = []
+    for model, part in per_model.groupby("model", sort=False):
+        part = part.sort_values("entropy_change")
+        lines.append(f"{model}: " + ", ".join(f"{LABELS[r['condition']]} {r['entropy_change']:+.2f} nats -> "
+                                               f"{r['pass_change']:+.3f}" for _, r in part.iterrows()))
+    return "; ".join(lines)
+
+
+def glance_rows(trials: pd.DataFrame, cpt_length: int, unfit: str, chapter: str) -> list[dict]:
+    """One "beyond the paper" row (4.1): the claim with its two arms, graded with the model as the unit
+    (``rules.by_model``, ``rules.claim``), arms, shared rescues and dose-response in ``details``."""
+    per_model = rules.by_model(trials, cpt_length) if len(trials) else pd.DataFrame()
+    verdict = "not testable" if unfit or per_model.empty else rules.claim(per_model)
+    if per_model.empty:
+        return [results.glance_row(4.1, "Beyond the paper", CLAIM, "not tested in the paper", "not testable",
+                                   "not testable", rules.CLAIM_RULE, chapter, kind="beyond",
+                                   details=unfit or "no paired trials")]
+    models = [f"{model} {combined(g['grade'])}" for model, g in per_model.groupby("model", sort=False)]
+    both, per_arm = rules.shared_rescues(trials, cpt_length)
+    arms = arm_rows(per_model, trials, cpt_length)
+    details = ((f"{unfit}; " if unfit else "") + " | ".join(f"{a['ours']} ({a['details']})" for a in arms)
+               + f" | rescued by both arms: {both} of " + ", ".join(f"{LABELS[c]} {n}" for c, n in per_arm.items())
+               + f" | dose-response: {dose_response(per_model)}")
+    return [results.glance_row(4.1, "Beyond the paper", CLAIM, "not tested in the paper",
+                               "per model: " + ", ".join(models), verdict, rules.CLAIM_RULE, chapter,
+                               kind="beyond", details=details)]

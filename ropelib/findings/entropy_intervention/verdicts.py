@@ -26,6 +26,20 @@ Rule (:data:`RULE`):
 ENTROPY_MARGIN = 0.05 nats: exp(H) is the effective number of attended keys, so a drop of
 0.05 nats shrinks it by 1 - exp(-0.05) = 4.9%; a smaller change is not a manipulation of
 attention dispersion that a null result could be blamed on.
+
+**The claim, graded with the model as the unit** (:func:`by_model`, :func:`claim`, :data:`CLAIM_RULE`):
+the two interventions are two arms of one claim ("lowering attention entropy restores
+retrieval beyond the CPT length"). For each (model, arm) the rule above runs on that model's
+trials alone (cluster bootstrap over its prompts) and gives a grade: replicated (CI above 0),
+not replicated (CI at or below 0), inconclusive, or not testable (entropy did not drop, too
+few prompts). A model's grade combines its two arms, the claim's combines the models
+(``findings.verdicts.combined``: partly = at least one model significant; one testable model
+alone is at most partly: a claim about models needs ``MIN_MODELS``). Reported beside it:
+per arm the trials rescued (fail -> pass) and broken (pass -> fail), the rescued trials the
+two arms share, the dose-response (entropy drop against pass-rate change, per arm and per
+model), and, where the trials record it (``needle_first``), how many rescued trials already
+had the needle ranked first by attention before the intervention (a temperature keeps the
+ranking of keys, so that is all it can rescue).
 Not here: running the trials (the chapter, with ``interventions`` and ``tasks.needle``).
 """
 
@@ -35,9 +49,11 @@ import numpy as np
 import pandas as pd
 
 from ropelib.core import metrics
+from ropelib.findings.verdicts import combined
 
 ENTROPY_MARGIN = 0.05  # nats
 MIN_PROMPTS = 10
+MIN_MODELS = 2  # the model as the unit: "supported" needs at least two testable models
 N_BOOT = 2000
 SEED = 0
 LEVEL = 0.95
@@ -52,7 +68,8 @@ RULE = (f"beyond the CPT length, paired with the untouched model: not testable i
 
 def paired_trials(trials: pd.DataFrame, condition: str, cpt_length: int) -> pd.DataFrame:
     """One row per (method, length, prompt_id) beyond ``cpt_length`` present in both conditions:
-    prompt_id, d_entropy = entropy_first[condition] - entropy_first[none], d_passed = passed difference."""
+    method, length, prompt_id, d_entropy = entropy_first[condition] - entropy_first[none], d_passed =
+    passed difference, passed_none, passed_x, and needle_first_none where the trials record it."""
     missing = [c for c in COLUMNS if c not in trials.columns]
     if missing:
         raise ValueError(f"trials lack column(s) {missing}; expected {list(COLUMNS)} and method or model")
@@ -63,14 +80,21 @@ def paired_trials(trials: pd.DataFrame, condition: str, cpt_length: int) -> pd.D
     beyond = trials[trials["length"] > cpt_length]
     sides = []
     for name in (condition, BASELINE):
-        side = beyond[beyond["condition"] == name].set_index(keys)[["entropy_first", "passed"]]
+        columns = ["entropy_first", "passed"] + (["needle_first"] if "needle_first" in beyond.columns else [])
+        side = beyond[beyond["condition"] == name].set_index(keys)[columns]
         if side.index.has_duplicates:
             raise ValueError(f"condition {name!r} has several trials for one (method, length, prompt_id)")
         sides.append(side.astype(float).add_suffix("_none" if name == BASELINE else "_x"))
     joined = sides[0].join(sides[1], how="inner")
-    return pd.DataFrame({"prompt_id": joined.index.get_level_values("prompt_id"),
-                         "d_entropy": (joined["entropy_first_x"] - joined["entropy_first_none"]).to_numpy(),
-                         "d_passed": (joined["passed_x"] - joined["passed_none"]).to_numpy()})
+    out = pd.DataFrame({"method": joined.index.get_level_values(method),
+                        "length": joined.index.get_level_values("length"),
+                        "prompt_id": joined.index.get_level_values("prompt_id"),
+                        "d_entropy": (joined["entropy_first_x"] - joined["entropy_first_none"]).to_numpy(),
+                        "d_passed": (joined["passed_x"] - joined["passed_none"]).to_numpy(),
+                        "passed_none": joined["passed_none"].to_numpy(), "passed_x": joined["passed_x"].to_numpy()})
+    if "needle_first_none" in joined:
+        out["needle_first_none"] = joined["needle_first_none"].to_numpy()
+    return out
 
 
 def cluster_mean_ci(values: np.ndarray, clusters: np.ndarray) -> tuple[float, float, float]:
@@ -112,3 +136,65 @@ def verdicts(trials: pd.DataFrame, cpt_length: int) -> pd.DataFrame:
     """One row per intervention condition present in ``trials``: verdict, reason, dH and dP with CIs."""
     present = [c for c in dict.fromkeys(trials["condition"]) if c != BASELINE]
     return pd.DataFrame([verdict(trials, cpt_length, condition) for condition in present])
+
+
+# a (model, arm) outcome of the rule above, as a grade of the claim
+GRADE = {CAUSAL: "replicated", NOT_TESTABLE: "not testable"}
+CLAIM_RULE = (f"one claim, two arms (log-length scaling, entropy-matched temperature), the model as the unit: per "
+              f"model and arm, beyond the CPT length and paired with the untouched model, not testable if entropy "
+              f"falls by less than {ENTROPY_MARGIN} nats or fewer than {MIN_PROMPTS} prompts; else the {LEVEL:.0%} "
+              "cluster-bootstrap CI (over that model's prompts) of the pass-rate change: above 0 replicated, at or "
+              "below 0 not replicated, else inconclusive; a model combines its arms and the claim its models: "
+              "supported if every one is, partly supported if at least one is, not supported if none is and every "
+              f"one shows no rise, else inconclusive; with fewer than {MIN_MODELS} testable models at most partly "
+              "supported")
+
+
+def _grade(row: dict) -> str:
+    if row["verdict"] == NOT_TESTABLE:
+        return "not testable"
+    if row["verdict"] == CAUSAL:
+        return "replicated"
+    return "not replicated" if row["pass_change_high"] <= 0 else "inconclusive"
+
+
+def by_model(trials: pd.DataFrame, cpt_length: int) -> pd.DataFrame:
+    """One row per (model, arm): the rule's numbers on that model's trials, its grade, rescued / broken trials
+    and (where recorded) the rescued ones whose needle ranked first before the intervention."""
+    method = "method" if "method" in trials.columns else "model"
+    rows = []
+    for model, part in trials.groupby(method, sort=False):
+        for condition in (c for c in dict.fromkeys(part["condition"]) if c != BASELINE):
+            row = verdict(part, cpt_length, condition)
+            pairs = paired_trials(part, condition, cpt_length)
+            rescued = pairs[(pairs["passed_none"] == 0) & (pairs["passed_x"] == 1)]
+            row.update(model=model, grade=_grade(row), rescued=len(rescued),
+                       broken=int(((pairs["passed_none"] == 1) & (pairs["passed_x"] == 0)).sum()),
+                       failing_before=int((pairs["passed_none"] == 0).sum()),
+                       rescued_needle_first=(int(rescued["needle_first_none"].sum())
+                                             if "needle_first_none" in rescued else np.nan))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def shared_rescues(trials: pd.DataFrame, cpt_length: int) -> tuple[int, dict[str, int]]:
+    """(trials rescued by every arm, rescued per arm): how much the arms are one effect seen twice."""
+    rescued = {}
+    for condition in (c for c in dict.fromkeys(trials["condition"]) if c != BASELINE):
+        pairs = paired_trials(trials, condition, cpt_length)
+        keep = pairs[(pairs["passed_none"] == 0) & (pairs["passed_x"] == 1)]
+        rescued[condition] = set(zip(keep["method"], keep["length"], keep["prompt_id"]))
+    both = set.intersection(*rescued.values()) if rescued else set()
+    return len(both), {c: len(r) for c, r in rescued.items()}
+
+
+def claim(per_model: pd.DataFrame) -> str:
+    """The claim's grade: each model combines its arms, the claim combines the models (module docstring)."""
+    if per_model.empty:
+        return "not testable"
+    models = [combined(group["grade"]) for _, group in per_model.groupby("model", sort=False)]
+    testable = [g for g in models if g != "not testable"]
+    if not testable:
+        return "not testable"
+    grade = combined(testable)
+    return "partly" if grade == "replicated" and len(testable) < MIN_MODELS else grade  # one model is not "models"

@@ -5,13 +5,20 @@ one claim per row, the paper's number, ours with its CI, a verdict computed by t
 the row, the claim's ``kind`` and its sub-statistics in ``details``); this module only
 reads, counts and formats them, so the page shows whatever findings have been run so far:
 
-  normalise(rows)         the rows in order, old-format files (no kind/details) filled in
+  normalise(rows)         the rows in order, old-format files (no kind/details) filled in, each
+                          verdict in its kind's words (``results.worded``: a control or a result
+                          beyond the paper is "supported", never "replicated")
+  carry_premises(rows, premises)  each row resting on a premise chapter 0 found false gets it as a
+                          ``caveat`` (a precondition not met in the organism), shown under the claim
   verdict_counts(rows)    claims per kind (paper / control / beyond) and verdict
-  counts_html(counts)     the counts as a small table, "not testable" in a column apart
+  counts_html(counts)     the counts as two small tables: the paper's claims in replication words,
+                          controls and results beyond the paper apart in their own; "not
+                          testable" in a column apart
   verdict_rules_html()    what each verdict means, folded
+  controls_html(rows)     what the controls show, one line each (verdict, ours), never folded
   (each row's ``chapter`` label -> its page: ``ropelib.publish.plan.chapter_pages``)
   glance_table(rows)      one row per claim as text (what the HTML table shows)
-  claims_html(rows, runs) the compact table: #, claim (rule and details folded under it),
+  claims_html(rows, runs) the compact table: #, claim (its criterion printed under it, details folded),
                           paper, ours, verdict badge, link to the chapter's page (its name;
                           its title on hover)
   VERDICT_COLOURS         one colour per verdict: the badges (book/_static/ropebook.css)
@@ -29,24 +36,33 @@ import math
 import pandas as pd
 
 from ropelib.publish.plan import chapter_pages
-from ropelib.results import GLANCE_COLUMNS, KINDS, VERDICTS
+from ropelib.results import ALL_VERDICTS, GLANCE_COLUMNS, KINDS, OWN_VERDICTS, VERDICTS, worded
 
 VERDICT_RULES = {
     "replicated": "the organism shows the paper's effect, by the row's rule (typically: the ordering or "
                   "threshold holds and the 95% CIs separate)",
-    "partly": "the effect points the paper's way but is weaker than the rule asks (e.g. point estimates "
-              "ordered, CIs overlapping) or only some of the claim's parts hold",
-    "not replicated": "the organism does not show the effect, or shows the opposite",
-    "not testable": "the claim could not be tested here (e.g. a checkpoint it needs missed its quality gate); "
-                    "counted apart, never as a failure",
+    "partly": "a significant part of the claim holds (that part's CI excludes its null) and another part "
+              "does not; never a point estimate alone",
+    "not replicated": "the organism shows the effect's absence or its opposite (CIs on the other side)",
+    "inconclusive": "the CI includes both the claimed effect and its absence, or the test cannot separate "
+                    "the claim from its baseline (e.g. length alone predicts as well)",
+    "not testable": "the quantity the claim compares could not be measured here (e.g. a checkpoint whose "
+                    "role needs retrieval missed its retrieval gate, or is absent); counted apart, never as "
+                    "a failure",
+    "supported": "controls and results beyond the paper (their own words, counted apart): the rule holds",
+    "partly supported": "a significant part of the rule holds and another does not",
+    "not supported": "the rule's CIs are on the other side",
 }
 # badge and marker colours; book/_static/ropebook.css repeats them (tests/findings/test_glance.py keeps them equal)
 VERDICT_COLOURS = {"replicated": "#1a7f37", "partly": "#b35900", "not replicated": "#c62828",
-                   "not testable": "#6e7781"}
+                   "inconclusive": "#8250df", "not testable": "#6e7781", "supported": "#1a7f37",
+                   "partly supported": "#b35900", "not supported": "#c62828"}
 KIND_LABELS = {"paper": "the paper's claims", "control": "controls the paper lacks",
                "beyond": "results beyond the paper"}
-TESTED = [v for v in VERDICTS if v != "not testable"]
-COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details"]
+TESTED = [v for v in ALL_VERDICTS if v != "not testable"]
+# the counts: the paper's claims in its words; controls and results beyond it apart, in theirs
+COUNT_TABLES = ((("paper",), VERDICTS), (("control", "beyond"), OWN_VERDICTS))
+COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details", "caveat"]
 SHORT_OURS = 70  # characters of ``ours`` shown in the table; the full text is under the claim
 
 
@@ -62,23 +78,52 @@ def normalise(rows: pd.DataFrame) -> pd.DataFrame:
             rows[column] = None
     rows["kind"] = rows["kind"].where(rows["kind"].notna() & (rows["kind"].astype(str) != ""), "paper")
     rows["details"] = ["" if pd.isna(text) else str(text) for text in rows["details"]]
-    for column, allowed in (("verdict", VERDICTS), ("kind", KINDS)):
+    for column, allowed in (("verdict", ALL_VERDICTS), ("kind", KINDS)):
         unknown = sorted(set(rows[column].astype(str)) - set(allowed))
         if unknown:
             raise ValueError(f"glance rows with unknown {column}(s) {unknown}; expected one of {allowed}")
+    rows["verdict"] = [worded(v, k) for v, k in zip(rows["verdict"], rows["kind"])]
     return rows.sort_values("order", kind="stable").reset_index(drop=True)
 
 
+def carry_premises(rows: pd.DataFrame, premises: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``caveat`` column: for each premise that does not hold (``results.read_premises``),
+    "precondition not met in the organism (<chapter>): <premise>: <numbers>" on the rows it lists."""
+    rows = rows.copy()
+    caveats = {i: [] for i in rows.index}
+    for _, premise in premises.iterrows():
+        if str(premise["holds"]).lower() in ("true", "1"):
+            continue
+        orders = {float(o) for o in str(premise["claims"]).split()}
+        text = f"precondition not met in the organism ({premise['chapter']}): {premise['premise']}: {premise['numbers']}"
+        for i, order in rows["order"].items():
+            if float(order) in orders:
+                caveats[i].append(text)
+    rows["caveat"] = ["; ".join(caveats[i]) for i in rows.index]
+    return rows
+
+
 def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Claims per kind (rows, in :data:`KINDS` order) and verdict (columns, in ``VERDICTS`` order)."""
+    """Claims per kind (rows, in :data:`KINDS` order) and verdict (columns, in ``ALL_VERDICTS`` order)."""
     rows = normalise(rows)
     table = pd.crosstab(rows["kind"], rows["verdict"]) if len(rows) else pd.DataFrame()
-    return table.reindex(index=list(KINDS), columns=list(VERDICTS), fill_value=0).fillna(0).astype(int)
+    return table.reindex(index=list(KINDS), columns=list(ALL_VERDICTS), fill_value=0).fillna(0).astype(int)
 
 
 def badge(verdict: str) -> str:
     """The verdict as a coloured badge (``span.verdict.verdict-<name>``, styled by ropebook.css)."""
     return f'<span class="verdict verdict-{verdict.replace(" ", "-")}">{html.escape(verdict)}</span>'
+
+
+def controls_html(rows: pd.DataFrame) -> str:
+    """What the controls show, plainly: one line per control row (its claim, verdict badge and ours)."""
+    table = glance_table(rows)
+    controls = table[table["kind"] == "control"]
+    if controls.empty:
+        return ""
+    items = "".join(f"<li>{row['order']} {html.escape(row['claim'])}: {badge(row['verdict'])} "
+                    f"{html.escape(row['ours'])}</li>" for _, row in controls.iterrows())
+    return f'<div class="glance-controls"><p><b>What the controls show</b></p><ul>{items}</ul></div>'
 
 
 def verdict_rules_html() -> str:
@@ -89,15 +134,20 @@ def verdict_rules_html() -> str:
 
 
 def counts_html(counts: pd.DataFrame) -> str:
-    """The counts as an HTML table: kinds down, verdicts across, "not testable" in a column set apart."""
-    head = "".join(f"<th>{badge(v)}</th>" for v in TESTED)
-    lines = [f'<table class="glance-counts"><thead><tr><th>claims</th>{head}<th>tested</th>'
-             f'<th class="glance-untestable">{badge("not testable")}</th></tr></thead><tbody>']
-    for kind, row in counts.iterrows():
-        cells = "".join(f"<td>{int(row[v])}</td>" for v in TESTED)
-        lines.append(f"<tr><th>{html.escape(KIND_LABELS[kind])}</th>{cells}<td><b>{int(row[TESTED].sum())}</b></td>"
-                     f'<td class="glance-untestable">{int(row["not testable"])}</td></tr>')
-    lines.append("</tbody></table>")
+    """The counts as HTML tables (:data:`COUNT_TABLES`): the paper's claims in replication words, then
+    controls and results beyond the paper in their own words; "not testable" in a column set apart."""
+    lines = []
+    for kinds, words in COUNT_TABLES:
+        tested = [v for v in words if v != "not testable"]
+        head = "".join(f"<th>{badge(v)}</th>" for v in tested)
+        lines.append(f'<table class="glance-counts"><thead><tr><th>claims</th>{head}<th>tested</th>'
+                     f'<th class="glance-untestable">{badge("not testable")}</th></tr></thead><tbody>')
+        for kind in kinds:
+            row = counts.loc[kind]
+            cells = "".join(f"<td>{int(row[v])}</td>" for v in tested)
+            lines.append(f"<tr><th>{html.escape(KIND_LABELS[kind])}</th>{cells}<td><b>{int(row[tested].sum())}</b>"
+                         f'</td><td class="glance-untestable">{int(row["not testable"])}</td></tr>')
+        lines.append("</tbody></table>")
     return "".join(lines)
 
 
@@ -131,6 +181,7 @@ def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
         "chapter": rows["chapter"].astype(str),
         "rule": rows["rule"].astype(str),
         "details": rows["details"].astype(str),
+        "caveat": rows["caveat"].fillna("").astype(str) if "caveat" in rows else "",
     }, columns=COLUMNS)
 
 
@@ -139,21 +190,25 @@ def _shorten(text: str, limit: int = SHORT_OURS) -> str:
 
 
 def _claim_cell(row) -> str:
-    """The claim as a ``<details>`` summary; unfolded: the kind, the rule, the sub-statistics, ours in full."""
+    """The claim as a ``<details>`` summary, its criterion printed under it (never folded away);
+    unfolded: the sub-statistics and ours in full."""
     kind = "" if row["kind"] == "paper" else f' <span class="glance-kind">{html.escape(row["kind"])}</span>'
-    folded = [f"<p><b>rule</b>: {html.escape(row['rule'])}</p>"]
+    folded = []
     if row["details"]:
         folded.append(f"<p><b>details</b>: {html.escape(row['details'])}</p>")
     if len(row["ours"]) > SHORT_OURS:
         folded.append(f"<p><b>ours</b>: {html.escape(row['ours'])}</p>")
-    return f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{''.join(folded)}</details>"
+    criterion = f'<div class="glance-criterion"><b>criterion</b>: {html.escape(row["rule"])}</div>'
+    caveat = f'<div class="glance-caveat"><b>caveat</b>: {html.escape(row["caveat"])}</div>' if row["caveat"] else ""
+    return (f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{''.join(folded)}</details>"
+            + caveat + criterion)
 
 
 def claims_html(rows: pd.DataFrame, runs=()) -> str:
     """The compact table of every claim, grouped by finding; ``runs`` (book/runs.yml) for the chapter links."""
     table = glance_table(rows)
     pages = chapter_pages(table["chapter"], runs)
-    lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim <small>(click for the rule and '
+    lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim and criterion <small>(click for '
              'details)</small></th><th>paper</th><th>ours</th><th>verdict</th><th>chapter</th></tr></thead><tbody>']
     finding = None
     for _, row in table.iterrows():

@@ -39,11 +39,14 @@ L0 = organism.L0
 GATE = manifests.RETRIEVAL_GATE
 # a loss "far below" the unigram baseline: at most this fraction of it
 FAR_BELOW = 0.5
-# plain RoPE "visibly fails" at 4 L0: perplexity at least this many times its L0 value ...
+# plain RoPE "visibly fails" at 4 L0: perplexity of the positions each length adds (``ppl new``, the
+# metric of the perplexity chapter: ``tasks.perplexity`` loss_new on the grid L0/2, L0, 2 L0, 4 L0) at
+# least this many times its L0 value ...
 PPL_RATIO_FAIL = 2.0
 # ... and needle accuracy at most this fraction of its L0 value
 NEEDLE_RATIO_FAIL = 0.5
 PROFILE_BIN = 32  # positions per point of the loss-by-position figure
+PPL = "ppl new"  # the perplexity chapter's metric, the one every chapter reads
 
 
 # ---------------------------------------------------------------- running the tasks
@@ -68,9 +71,12 @@ def _mean_loss(model, docs, length: int, start: int = 1) -> float:
 
 
 def _measure(loaded, lengths, depths, n_needles: int, n_documents: int, seed: int) -> list[dict]:
-    """Mean test loss, perplexity exp(mean loss), loss past L0, and greedy needle accuracy per length."""
+    """Mean test loss, perplexity exp(mean loss), perplexity of the positions each length adds
+    (``ppl new``: exp of the mean ``loss_new`` of ``tasks.perplexity`` on a grid that starts at L0 / 2,
+    the perplexity chapter's metric), loss past L0, and greedy needle accuracy per length."""
+    grid = sorted({L0 // 2, *lengths})
     with quiet_transformers():
-        ppl = perplexity_by_length(loaded.model, loaded.tokenizer, lengths, n_documents=n_documents, progress=False)
+        ppl = perplexity_by_length(loaded.model, loaded.tokenizer, grid, n_documents=n_documents, progress=False)
         needles = needle_grid(loaded.model, loaded.tokenizer, lengths, depths=depths, needles_per_cell=n_needles,
                               seed=seed, progress=False)
     rows = []
@@ -79,7 +85,9 @@ def _measure(loaded, lengths, depths, n_needles: int, n_documents: int, seed: in
         past = _loss_past(loaded, max(lengths), n_documents) if length == max(lengths) > L0 else math.nan
         passed = needles.loc[needles["length"] == length, "passed"]
         low, high = wilson(passed.sum(), len(passed))
-        rows.append({"length": length, "loss": loss, "ppl": math.exp(loss), "loss past L0": past,
+        loss_new = float(ppl.loc[ppl["length"] == length, "loss_new"].mean())
+        rows.append({"length": length, "loss": loss, "ppl": math.exp(loss), "ppl new": math.exp(loss_new),
+                     "loss past L0": past,
                      "needle accuracy": float(passed.mean()), "ci low": low, "ci high": high, "needles": len(passed),
                      "entropy": float(needles.loc[needles["length"] == length, "entropy"].mean())})
     return rows
@@ -93,8 +101,8 @@ def sanity_table(names, depths, n_needles: int, n_documents: int, seed: int, dev
     """Every checkpoint, as trained (its own RoPE method), at L0: test loss, perplexity, needle accuracy.
 
     The "end of training" columns are the manifest's (dev split, at L0): ``final.dev_loss_at_L0``
-    (``training.dev_loss``, random dev chunks) and the gate's rate at L0 (``recipes.gate``,
-    ``recipes.GATE_NEEDLES`` teacher-forced dev needles).
+    (``training.dev_loss``, random dev chunks) and the gate's rate at L0 (``recipes.gate``:
+    ``recipes.GATE_NEEDLES`` dev needles in the evaluation's format, on its depth grid).
     """
     rows = []
     for name in progress_bar(names, desc="checkpoints at L0"):
@@ -108,7 +116,7 @@ def sanity_table(names, depths, n_needles: int, n_documents: int, seed: int, dev
             "test loss": measured["loss"], "ppl": measured["ppl"],
             "dev loss (end of training)": manifest["final"]["dev_loss_at_L0"],
             "needle accuracy": measured["needle accuracy"], "ci low": measured["ci low"],
-            "ci high": measured["ci high"], "gate rate at L0 (dev)": manifest["final"]["retrieval_at_L0"],
+            "ci high": measured["ci high"], "gate rate at L0 (dev)": (manifest.get("gate") or [{}])[0].get("rate", math.nan),
         })
     return _rounded(pd.DataFrame(rows).set_index("checkpoint"))
 
@@ -160,17 +168,47 @@ def loss_verdict(sanity: pd.DataFrame, unigram: float) -> str:
             f"(ratio {significant(loss / unigram, 3):g}; far below means <= {FAR_BELOW:g}x): {verdict}")
 
 
-def beyond_verdict(beyond: pd.DataFrame, name: str = "base") -> list[str]:
-    """Each component of "plain RoPE fails visibly at 4 L0" on its own line, then the verdict."""
+def _fails(beyond: pd.DataFrame, name: str = "base") -> tuple[bool, float, bool]:
+    """(perplexity fails, its ratio at 4 L0 over L0, needles fail) of plain RoPE ``name`` beyond L0."""
     at = beyond.loc[name]
     first, last = at.loc[L0], at.loc[4 * L0]
-    ppl_ratio = last["ppl"] / first["ppl"]
-    ppl_fails = ppl_ratio >= PPL_RATIO_FAIL
-    needles_fail = 0 < first["needle accuracy"] and last["needle accuracy"] <= NEEDLE_RATIO_FAIL * first["needle accuracy"]
-    steps = ", ".join(f"{length}: {significant(r['ppl']):g}" for length, r in at.iterrows())
+    ppl_ratio = float(last[PPL] / first[PPL])
+    needles_fail = bool(0 < first["needle accuracy"]
+                        and last["needle accuracy"] <= NEEDLE_RATIO_FAIL * first["needle accuracy"])
+    return bool(ppl_ratio >= PPL_RATIO_FAIL), ppl_ratio, needles_fail
+
+
+# premise -> the glance rows (orders) that rest on it: chapter 0 checks each (``premises``), and the
+# glance page carries a failed one on those rows as a precondition not met
+PREMISES = {
+    "plain RoPE's perplexity fails visibly beyond L0 (x2 at 4 L0, the positions each length adds)":
+        (1.1, 1.2, 1.25, 1.3, 1.35),
+    "plain RoPE's retrieval fails beyond L0 (needle accuracy at 4 L0 at most half that at L0)": (1.65,),
+}
+
+
+def premises(beyond: pd.DataFrame, name: str = "base") -> pd.DataFrame:
+    """One row per :data:`PREMISES` entry: premise, holds, the numbers, the glance rows resting on it."""
+    ppl_fails, ppl_ratio, needles_fail = _fails(beyond, name)
+    at = beyond.loc[name]
+    first, last = at.loc[L0], at.loc[4 * L0]
+    numbers = [f"{name}: x{significant(ppl_ratio, 3):g} at 4 L0 ({significant(first[PPL]):g} -> "
+               f"{significant(last[PPL]):g})",
+               f"{name}: needle accuracy {first['needle accuracy']:.3g} at L0 -> {last['needle accuracy']:.3g} at 4 L0"]
+    return pd.DataFrame({"premise": list(PREMISES), "holds": [ppl_fails, needles_fail], "numbers": numbers,
+                         "claims": [" ".join(f"{o:g}" for o in orders) for orders in PREMISES.values()],
+                         "chapter": "model-organism"})
+
+
+def beyond_verdict(beyond: pd.DataFrame, name: str = "base") -> list[str]:
+    """Each component of "plain RoPE fails visibly at 4 L0" on its own line, then the verdict."""
+    ppl_fails, ppl_ratio, needles_fail = _fails(beyond, name)
+    at = beyond.loc[name]
+    first, last = at.loc[L0], at.loc[4 * L0]
+    steps = ", ".join(f"{length}: {significant(r[PPL]):g}" for length, r in at.iterrows())
     needles = ", ".join(f"{length}: {r['needle accuracy']:.0%}" for length, r in at.iterrows())
     return [
-        f"{name} perplexity by length ({steps}): x{significant(ppl_ratio, 3):g} at 4 L0 "
+        f"{name} perplexity of the positions each length adds ({steps}): x{significant(ppl_ratio, 3):g} at 4 L0 "
         f"(rule >= {PPL_RATIO_FAIL:g}x): {'fails' if ppl_fails else 'does not fail'}",
         f"{name} loss on the tokens past L0 at 4 L0: {significant(last['loss past L0']):g} vs "
         f"{significant(first['loss']):g} nats/byte over the first L0 tokens",

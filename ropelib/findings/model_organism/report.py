@@ -179,7 +179,9 @@ def _manifest(name: str) -> dict:
 
 def gate_table(names) -> pd.DataFrame:
     """One row per (checkpoint, gate length) from the manifests: hits / needles, rate, 95% Wilson CI,
-    passed, known-miss reason. A manifest without gate rows (smoke run, pre-v3) gets one row saying so."""
+    passed, the needles the gate used (format, split, depths: a gate row written before 2026-12-04
+    has none and used training-format needles, at random token positions), known-miss reason.
+    A manifest without gate rows (smoke run, pre-v3) gets one row saying so."""
     rows = []
     for name in names:
         manifest = _manifest(name)
@@ -187,12 +189,16 @@ def gate_table(names) -> pd.DataFrame:
         for gate in manifest.get("gate") or [None]:
             if gate is None:
                 rows.append({"checkpoint": name, "length": "none", "hits / needles": "", "rate": math.nan,
-                             "ci low": math.nan, "ci high": math.nan, "passed": False,
+                             "ci low": math.nan, "ci high": math.nan, "passed": False, "needle format": "",
+                             "split": "", "depths": "",
                              "known miss": miss or "no gate recorded (smoke run or pre-v3 manifest)"})
                 continue
             rows.append({"checkpoint": name, "length": gate["length"], "hits / needles": f"{gate['hits']}/{gate['needles']}",
                          "rate": gate["rate"], "ci low": gate["ci_low"], "ci high": gate["ci_high"],
-                         "passed": bool(gate["passed"]), "known miss": miss})
+                         "passed": bool(gate["passed"]),
+                         "needle format": gate.get("needle_format", "training (random token positions)"),
+                         "split": gate.get("split", "dev"), "depths": gate.get("depths", "uniform"),
+                         "known miss": miss})
     return pd.DataFrame(rows).set_index(["checkpoint", "length"]).round(3)
 
 
@@ -202,7 +208,7 @@ def gate_summary(names) -> str:
     names = list(names)
     failed = [n for n in names if not manifests.gate_passed(_manifest(n))]
     line = (f"{len(names) - len(failed)} of {len(names)} checkpoints pass both gates (L0 and their training "
-            f"length; rule: 95% Wilson lower bound >= {GATE:g} on {recipes.GATE_NEEDLES} dev needles at each)")
+            f"length; rule: {recipes.GATE_RULE})")
     for name in failed:
         line += f"\n  {name}: {recipes.known_miss(_manifest(name)) or 'not passed, no known-miss reason recorded'}"
     return line

@@ -36,11 +36,11 @@ from ropelib.tasks.common import check_lengths
 
 CHAPTER = "model-size"
 RATIOS = (1, 2, 4, 8)  # default grid: these multiples of L0 (the organism: 256 ... 2048)
-RULE = ("not testable with fewer than two sizes or when a size's base or PI checkpoint missed its retrieval gate; "
-        "otherwise replicated if PI helps the largest size (gain over RoPE beyond L0 > 0), the gains grow with size "
-        "(point estimates non-decreasing from the smallest to the largest size) and the largest-minus-smallest gain "
-        "has a paired bootstrap 95% CI above 0; partly if PI helps the largest size and more than the smallest, but "
-        "the gains are not monotone or the CI includes 0; not replicated otherwise")
+RULE = ("not testable with fewer than two sizes, or (needles only) when a size's base or PI checkpoint missed its "
+        "retrieval gate; not replicated if PI helps no size more than RoPE (largest size's gain <= 0); otherwise on "
+        "the largest-minus-smallest gain's paired bootstrap 95% CI: replicated if above 0 and the gains are "
+        "non-decreasing in size, partly if above 0 but not monotone, not replicated if at or below 0, else "
+        "inconclusive")
 
 
 def size_pairs(rope_variants: list[str], pi_variants: list[str], sizes: list[str], model: str = "") -> tuple[list, dict]:
@@ -130,13 +130,19 @@ def tokens_line(facts: pd.DataFrame) -> str:
     return "training tokens: " + "; ".join(parts)
 
 
-def testability(all_variants: list, pairs: dict) -> str:
-    """"" when the size claim can be judged, else why not: one size only, or a checkpoint's retrieval gate
-    not passed (``ropelib.findings.verdicts.not_testable_reason``; a Hugging Face checkpoint has no gate)."""
+def testability(all_variants: list, pairs: dict, role: str = "retrieval") -> str:
+    """"" when the size claim can be judged, else why not: one size only, or a checkpoint unfit for
+    ``role`` (``ropelib.findings.verdicts.not_testable_reason``: the retrieval gate counts for the
+    needles, not for the loss; a Hugging Face checkpoint has no gate)."""
     if len(pairs) < 2:
         return f"only one size ({', '.join(pairs)}): nothing to compare across sizes"
-    reason = verdicts.not_testable_reason(all_variants)
-    return f"retrieval gate not passed: {reason}" if reason else ""
+    reason = verdicts.not_testable_reason(all_variants, role=role)
+    return (f"retrieval gate not passed: {reason}" if role == "retrieval" else reason) if reason else ""
+
+
+def reasons(all_variants: list, pairs: dict) -> dict[str, str]:
+    """metric -> :func:`testability` for the role its claim gives the checkpoints (:data:`CLAIMS`)."""
+    return {metric: testability(all_variants, pairs, role) for metric, (*_, role) in CLAIMS.items()}
 
 
 def size_table(trials: pd.DataFrame, parameters: dict, pairs: dict[str, tuple[str, str]], pretrained_length: int) -> pd.DataFrame:
@@ -220,30 +226,35 @@ def verdict(trend: dict | None, testable: bool = True) -> str:
     """:data:`RULE` on one row of :func:`size_trend` (a gain nobody gets is not "helping more")."""
     if not testable or trend is None:
         return "not testable"
-    if not (trend["largest_gain"] > 0 and trend["difference"] > 0):
+    if not trend["largest_gain"] > 0:
         return "not replicated"
-    return "replicated" if trend["monotone"] and trend["ci_low"] > 0 else "partly"
+    grade = verdicts.graded(trend["ci_low"], trend["ci_high"])
+    return "partly" if grade == "replicated" and not trend["monotone"] else grade
 
 
-CLAIMS = {"needle pass rate": (9.1, "paper", "PI passes more needles at 13B than at 3B (Figs. 5, 7)"),
-          "loss saved (nats/token)": (9.2, "beyond", "not measured by size (Fig. 1: same PPL trend at 3B and 13B)")}
+# metric -> (order, kind, the paper's statement, the role the claim gives the checkpoints)
+CLAIMS = {"needle pass rate": (9.1, "paper", "PI passes more needles at 13B than at 3B (Figs. 5, 7)", "retrieval"),
+          "loss saved (nats/token)": (9.2, "beyond", "not measured by size (Fig. 1: same PPL trend at 3B and 13B)",
+                                      "perplexity")}
 
 
-def glance_rows(gain_table: pd.DataFrame, trend: pd.DataFrame, reason: str = "") -> list[dict]:
+def glance_rows(gain_table: pd.DataFrame, trend: pd.DataFrame, reason: str | dict = "") -> list[dict]:
     """One row per claim (needles: the paper's; loss saved: ours, beyond it), per-size gains in ``details``.
 
-    ``reason`` (:func:`testability`) non-empty: every row is "not testable" and says why.
+    ``reason`` (:func:`testability`, or :func:`reasons` per metric) non-empty: that row is "not
+    testable" and says why.
     """
     rows = []
     by_metric = trend.set_index("metric") if len(trend) else None
-    for metric, (order, kind, paper) in CLAIMS.items():
+    for metric, (order, kind, paper, _) in CLAIMS.items():
+        why = reason.get(metric, "") if isinstance(reason, dict) else reason
         per_size = gain_table[gain_table["metric"] == metric]
         details = "PI - RoPE beyond L0 per size: " + ", ".join(
             f"{r['size']} {r['gain']:+.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" for _, r in per_size.iterrows())
-        row = None if reason or by_metric is None else by_metric.loc[metric].to_dict()
+        row = None if why or by_metric is None else by_metric.loc[metric].to_dict()
         if row is None:
             ours, low, high = "not testable", None, None
-            details = f"{reason}; {details}"
+            details = f"{why}; {details}"
         else:
             ours, low, high = (f"{row['difference']:+.3g} gain ({row['largest']} - {row['smallest']})",
                                row["ci_low"], row["ci_high"])

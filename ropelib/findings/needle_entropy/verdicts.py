@@ -9,17 +9,26 @@ gate). Every rule is "not testable" when a model of the page misses its retrieva
   cause precedes effect (first answer token, teacher-forced), pooled over methods, within
   a fixed length (strata (method, length), clustered by prompt): replicated if for BOTH
   measures the AUROC's 95% CI lies above 0.5 and its permutation p < 0.05; partly if for
-  one; not replicated otherwise. The all-token mean (Appendix C) is shown, not judged.
+  one; not replicated if both CIs lie at or below 0.5; else inconclusive. The all-token mean
+  (Appendix C) is shown, not judged.
 - 2.3 / 2.4 **Failing lengths (depths) are among the top-k entropies at a fixed depth
   (length).** On each causal measure: replicated if the hit rate beats the null of
   entropies shuffled within each (method, length) (p < 0.05) and, at a fixed depth, also
-  beats ranking by length alone; partly if it beats the null's mean but not significantly;
-  the statement is replicated if both measures replicate, partly if either does at least
-  partly.
+  beats ranking by length alone; inconclusive if it beats the null but not length alone
+  (the test cannot separate the claim from its baseline), or is not significant but above
+  the null's mean; not replicated if not above the null's mean. The statement is
+  replicated if both measures replicate, partly if one does (a significant part).
 - 2.5 **Wrong answers are borrowed from the context**: replicated if failures find their
   wrong answer in their own context more often than in an unseen context of the same
   length (McNemar p < 0.05) and the borrowed places get more attention than the needle
   (signed-rank p < 0.05); partly if one holds.
+- 1.65 **Control (the paper lacks it): each extension retrieves beyond L0 better than plain
+  RoPE continually pretrained at the same length with the same tokens** (``cpt-rope``), on the
+  test needles at lengths in (L0, CPT length]: per extension, pass rate minus the control's
+  on the same prompts, 95% bootstrap CI over prompts; each part graded by
+  ``findings.verdicts.graded`` (CI above 0), parts combined (``combined``). Longer lengths
+  (beyond the CPT length) are shown, not judged. A gate miss never makes this row untestable:
+  the control's retrieval is what it measures.
 Not here: computing the tables (``needle_analysis``), plots (``needle_plots``).
 """
 
@@ -30,15 +39,23 @@ import pandas as pd
 
 from ropelib import results
 from ropelib.findings.needle_entropy.analysis import ALPHA, CAUSAL_MEASURES, CHAPTER, MEASURES, POOLED, STATEMENTS, pooled_row
-from ropelib.findings.verdicts import agree
+from ropelib.findings.verdicts import combined, graded
 
+CONTROL_BOOT = 2000
 RULES = {
+    "retrieval control": ("per extension: pass rate minus plain-RoPE CPT's on the same test prompts at lengths in "
+                          "(L0, CPT length], 95% bootstrap CI over prompts; supported if every extension's CI lies "
+                          "above 0, partly supported if one does, not supported if every CI lies at or below 0, "
+                          "else inconclusive; lengths beyond the CPT length shown, not judged"),
     "association": ("within a length, pooled over methods, clustered by prompt, strata with >= 5 trials of each "
                     "outcome: replicated if on both the first-token and the teacher-forced entropy the AUROC's 95% "
-                    f"CI lies above 0.5 and the permutation p < {ALPHA}; partly if on one"),
+                    f"CI lies above 0.5 and the permutation p < {ALPHA}; partly if on one; not replicated if both "
+                    "CIs lie at or below 0.5; else inconclusive"),
     "topk": (f"on the first-token and teacher-forced entropies: the hit rate must beat entropies shuffled within "
              f"each length (p < {ALPHA}) and, at a fixed depth, ranking by length alone; replicated if both "
-             "measures do, partly if either beats the null's mean"),
+             "measures do, partly if one does; inconclusive where length alone ranks as well (the test cannot "
+             "separate the claim from its baseline) or p >= 0.05 above the null's mean; not replicated if at or "
+             "below it"),
     "borrowed": (f"replicated if failures find their wrong answer in their own context more often than in an "
                  f"unseen one (McNemar p < {ALPHA}) and the borrowed places get more attention than the needle "
                  f"(signed-rank p < {ALPHA}); partly if one of the two holds"),
@@ -57,12 +74,11 @@ def association_verdict(association: pd.DataFrame) -> tuple[str, str]:
                        f"{row['within_high']:.3f}], p = {row['within_p']:.3g}, {row['strata']} strata; all trials "
                        f"{row['auroc']:.3f} [{row['auroc_low']:.3f}, {row['auroc_high']:.3f}]")
         if measure in CAUSAL_MEASURES:
-            passed.append(None if row["strata"] == 0 else agree(row["within_low"], row["within_high"],
-                                                                row["within_p"], 0.5))
+            passed.append(None if row["strata"] == 0 else graded(row["within_low"], row["within_high"], 0.5,
+                                                                 row["within_p"]))
     if not passed or any(p is None for p in passed):
         return "not testable", "no (method, length) stratum has >= 5 trials of each outcome; " + "; ".join(details)
-    verdict = "replicated" if all(passed) else "partly" if any(passed) else "not replicated"
-    return verdict, "; ".join(details)
+    return combined(passed), "; ".join(details)
 
 
 def topk_verdict(topk: pd.DataFrame, statement: str) -> tuple[str, str]:
@@ -84,11 +100,11 @@ def topk_verdict(topk: pd.DataFrame, statement: str) -> tuple[str, str]:
                        f"{row['chance']:.3f}" + ("" if not np.isfinite(row["length_only"]) else
                                                  f", length alone {row['length_only']:.3f}"))
         if measure in CAUSAL_MEASURES:
-            grades.append(2 if row["p_value"] < ALPHA and beats_length else 1 if row["hit_rate"] > row["null"] else 0)
+            grades.append("replicated" if row["p_value"] < ALPHA and beats_length else
+                          "inconclusive" if row["hit_rate"] > row["null"] else "not replicated")
     if not grades or any(g is None for g in grades):
         return "not testable", "; ".join(details)
-    verdict = "replicated" if min(grades) == 2 else "partly" if max(grades) >= 1 else "not replicated"
-    return verdict, "; ".join(details)
+    return combined(grades), "; ".join(details)
 
 
 def borrowed_verdict(borrowed: pd.DataFrame) -> tuple[str, str, pd.Series | None]:
@@ -160,3 +176,55 @@ def key_numbers(association: pd.DataFrame, topk: pd.DataFrame) -> dict[str, str]
             "needle_topk_hits": "n/a" if top is None else f"{top['hit_rate']:.3f}",
             "needle_topk_length": "n/a" if top is None else f"{top['length_only']:.3f}",
             "needle_topk_null": "n/a" if top is None else f"{top['null']:.3f}"}
+
+
+def retrieval_control(trials: pd.DataFrame, methods: dict[str, str], pretrained_length: int, cpt_length: int,
+                      seed: int = 0, n_boot: int = CONTROL_BOOT) -> pd.DataFrame:
+    """Per extension (``methods``: label -> RoPE method; the control is the one with method "rope"):
+    pass rate, the control's on the same prompts, difference and its 95% bootstrap CI over prompts,
+    inside (L0, CPT length] ("within") and beyond the CPT length ("beyond")."""
+    controls = [label for label, method in methods.items() if method == "rope"]
+    if not controls or not cpt_length:
+        return pd.DataFrame()
+    control = controls[0]
+    rows = []
+    for band, keep in (("within", lambda L: (L > pretrained_length) & (L <= cpt_length)),
+                       ("beyond", lambda L: L > cpt_length)):
+        band_trials = trials[keep(trials["length"])]
+        wide = band_trials.pivot_table(index="prompt", columns="method", values="passed", aggfunc="mean")
+        if control not in wide or wide.empty:
+            continue
+        draws = np.random.default_rng(seed).integers(0, len(wide), (n_boot, len(wide)))
+        for label in (m for m in methods if m in wide and m != control):
+            diff = (wide[label] - wide[control]).to_numpy(dtype=float)
+            boot = diff[draws].mean(axis=1)
+            rows.append({"band": band, "variant": label, "control": control, "prompts": len(wide),
+                         "pass_rate": float(wide[label].mean()), "control_rate": float(wide[control].mean()),
+                         "difference": float(diff.mean()), "ci_low": float(np.quantile(boot, 0.025)),
+                         "ci_high": float(np.quantile(boot, 0.975))})
+    return pd.DataFrame(rows)
+
+
+def retrieval_control_row(table: pd.DataFrame, pretrained_length: int, cpt_length: int, chapter: str = CHAPTER) -> dict:
+    """Glance row 1.65 from :func:`retrieval_control` (a control: worded "supported" / ...)."""
+    claim = ("Control: beyond L0 each extension retrieves test needles better than plain RoPE continually "
+             "pretrained at the same length with the same tokens")
+    within = table[table["band"] == "within"] if len(table) else table
+    if within.empty:
+        return results.glance_row(1.65, "Finding 1", claim, "not tested in the paper", "-", "not testable",
+                                  RULES["retrieval control"], chapter, kind="control",
+                                  details="no plain-RoPE CPT model, or no length in (L0, CPT length]")
+    verdict = combined(graded(r["ci_low"], r["ci_high"]) for _, r in within.iterrows())
+    control = within.iloc[0]
+
+    def shown(frame):
+        return "; ".join(f"{r['variant']} {r['pass_rate']:.3f} ({r['difference']:+.3f} [{r['ci_low']:+.3f}, "
+                         f"{r['ci_high']:+.3f}])" for _, r in frame.iterrows())
+    ours = (f"{control['control']} {control['control_rate']:.3f} at ({pretrained_length}, {cpt_length}]; "
+            + shown(within))
+    beyond = table[table["band"] == "beyond"]
+    details = (f"{int(control['prompts'])} prompts per model at lengths in ({pretrained_length}, {cpt_length}]"
+               + (f"; beyond {cpt_length} (not judged): {beyond.iloc[0]['control']} "
+                  f"{beyond.iloc[0]['control_rate']:.3f}; {shown(beyond)}" if len(beyond) else ""))
+    return results.glance_row(1.65, "Finding 1", claim, "not tested in the paper", ours, verdict,
+                              RULES["retrieval control"], chapter, kind="control", details=details)

@@ -18,18 +18,21 @@ A model already over the bar at L0 has no limit (0); a limit at the longest eval
 length is censored ("at least"). The rule uses the per-token aggregation (``perplexity``);
 the YaRN-style mean of per-document perplexities is shown beside it.
 
-**Rules** (each ``glance_rows`` row states its own):
+**Rules** (each ``glance_rows`` row states its own). A limit is an interval [conservative,
+optimistic]; "A further than B" is replicated when A's conservative limit exceeds B's
+optimistic one, not replicated when A's optimistic limit is at most B's conservative one
+(the limits are on a grid: equal determined limits are "no further"), inconclusive otherwise
+(:func:`further`). Parts combine by ``findings.verdicts.combined`` (partly = a significant part).
 - 1.1 plain RoPE explodes just past L0, on the original model: replicated if even its
-  optimistic limit is L0; partly if its optimistic limit is below 4·L0; else not replicated.
-- 1.2 the paper's comparison (against un-extended RoPE): with CPT, PI, YaRN and NTK hold
-  past the CPT length (conservative limits) and NTK furthest (its conservative limit above
-  the others' optimistic ones): replicated; partly if every extension's conservative limit
-  exceeds plain RoPE's optimistic one; else not replicated.
-- 1.2c control the paper lacks: each extension beats plain-RoPE CPT at the same length and
-  tokens (``cpt-rope``): replicated if every extension's conservative limit exceeds
-  cpt-rope's optimistic one, partly if at least one does, else not replicated.
-Every rule is "not testable" when a checkpoint it needs missed its retrieval gate
-(``ropelib.findings.verdicts``) or is absent.
+  optimistic limit is L0; not replicated if its conservative limit is past L0; else
+  inconclusive.
+- 1.2 the paper's comparison (against un-extended RoPE), two parts: (a) each of PI, YaRN
+  and NTK holds past the CPT length; (b) an NTK holds further than every other extension.
+- 1.25 control the paper lacks: each extension holds further than plain-RoPE CPT at the
+  same length and tokens (``cpt-rope``), one part per extension.
+A row is "not testable" only when a checkpoint it needs is absent or no full checkpoint:
+perplexity does not need retrieval, so a retrieval-gate miss does not count
+(``ropelib.findings.verdicts``, role "perplexity").
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import pandas as pd
 
 from ropelib import results
 from ropelib.prose import significant
-from ropelib.findings.verdicts import not_testable_reason
+from ropelib.findings.verdicts import combined, not_testable_reason
 
 TOLERANCE = 1.2
 NOT_MEASURED = ("limit", "limit_low", "limit_high", "limit_x", "limit_low_x", "limit_high_x")
@@ -147,60 +150,73 @@ def _row(order, claim, paper, ours, verdict, rule, chapter, kind="paper", detail
                               details=details)
 
 
+def further(low: float, high: float, other_low: float, other_high: float) -> str:
+    """Grade of "limit [low, high] is further than limit [other_low, other_high]" (module docstring)."""
+    return "replicated" if low > other_high else "not replicated" if high <= other_low else "inconclusive"
+
+
+def _missing(needs) -> str:
+    return not_testable_reason(needs, role="perplexity")
+
+
 def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cpt_length: int,
                 chapter: str) -> list[dict]:
-    """Rows 1.1, 1.2 and the control 1.2c (module docstring), each "not testable" when a gate fails."""
+    """Rows 1.1, 1.2 and the control 1.25 (module docstring), each "not testable" when a checkpoint is absent."""
     by_variant = limits.set_index("variant")
     base = by_variant.loc[reference]
     bar = f"ppl of the positions each length adds <= {TOLERANCE}x the original model's at L0"
     details = "; ".join(f"{v}: {shown_limit(r)}" for v, r in by_variant.iterrows())
-    missing = not_testable_reason([f"rope:{base['source']}"]) or (
+    missing = _missing([f"rope:{base['source']}"]) or (
         f"L0 = {pretrained_length} is not among the evaluated lengths: the bar is the original model's "
         "perplexity there" if pd.isna(base["bar"]) else "")
-    if missing:
-        verdict = "not testable"
-    else:
-        verdict = "replicated" if base["limit_high_x"] <= 1 else "partly" if base["limit_high_x"] < 4 else "not replicated"
+    verdict = "not testable" if missing else (
+        "replicated" if base["limit_high_x"] <= 1 else "not replicated" if base["limit_low_x"] > 1 else "inconclusive")
     rows = [_row(1.1, "Plain RoPE's perplexity explodes just past the pretrained length L0 (Fig. 1)",
                  "about 1x L0 (4K)", f"limit {shown_limit(base)} L0", verdict,
                  f"limit: longest length up to which {bar}, at both ends of its 95% CI; replicated if even the "
-                 "optimistic limit is L0, partly if < 4 L0; not testable if the original model misses its gate",
+                 "optimistic limit is L0, not replicated if the conservative limit is past L0, else inconclusive",
                  chapter, details=missing or details)]
     extensions = limits[limits["method"].isin(EXTENSIONS) & (limits["variant"] != reference)]
     if extensions.empty:
         return rows
     needs = [f"{m}:{s}" for m, s in zip(extensions["method"], extensions["source"])] + [f"rope:{base['source']}"]
-    missing = not_testable_reason(needs) or ("L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
+    missing = _missing(needs) or ("L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
     ntk = extensions[extensions["method"].isin(NTK)]
     others = extensions[~extensions["method"].isin(NTK)]
     cpt_x = cpt_length / pretrained_length if cpt_length else 1.0
-    ntk_furthest = len(ntk) > 0 and bool((ntk["limit_low_x"].max() > others["limit_high_x"]).all())
-    beyond_cpt = bool((extensions["limit_low_x"] > cpt_x).all())
-    beyond_base = bool((extensions["limit_low_x"] > base["limit_high_x"]).all())
-    verdict = "not testable" if missing else (
-        "replicated" if beyond_cpt and ntk_furthest else "partly" if beyond_base else "not replicated")
+    past_cpt = combined(further(r["limit_low_x"], r["limit_high_x"], cpt_x, cpt_x) for _, r in extensions.iterrows())
+    if len(ntk) and len(others):
+        best = ntk.loc[ntk["limit_low_x"].idxmax()]
+        ntk_furthest = combined(further(best["limit_low_x"], ntk["limit_high_x"].max(), r["limit_low_x"],
+                                        r["limit_high_x"]) for _, r in others.iterrows())
+    else:
+        ntk_furthest = "not testable"
+    verdict = "not testable" if missing else combined([past_cpt, ntk_furthest])
     ours = ", ".join(f"{v} {shown_limit(r)}" for v, r in extensions.set_index("variant").iterrows())
     rows.append(_row(1.2, "With continual pretraining, PI, YaRN and NTK extrapolate far past L0, NTK furthest (Fig. 1)",
                      "PI, YaRN about 15x L0; NTK about 32x L0", ours, verdict,
-                     f"the paper's comparison, against un-extended RoPE; {bar}; replicated if every extension's "
-                     f"conservative limit exceeds the CPT length ({cpt_length}) and an NTK's exceeds the others' "
-                     "optimistic limits; partly if every conservative limit exceeds plain RoPE's optimistic one",
-                     chapter, details=missing or details))
+                     f"the paper's comparison, against un-extended RoPE; {bar}; two parts: (a) every extension "
+                     f"holds past the CPT length ({cpt_length}), (b) an NTK further than the others; 'A further "
+                     "than B': A's conservative limit above B's optimistic one (replicated), A's optimistic at most "
+                     "B's conservative (not replicated), else inconclusive; partly if a part is replicated",
+                     chapter, details=missing or f"(a) {past_cpt}, (b) {ntk_furthest}; {details}"))
     controls = limits[(limits["method"] == "rope") & (limits["variant"] != reference)]
     if controls.empty:
         reason, verdict, ours = "no plain-RoPE CPT model in this line-up", "not testable", "-"
     else:
         control = controls.iloc[0]
-        reason = not_testable_reason(needs + [f"rope:{control['source']}"]) or (
+        reason = _missing(needs + [f"rope:{control['source']}"]) or (
             "L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
-        beats = extensions["limit_low_x"] > control["limit_high_x"]
-        verdict = "not testable" if reason else (
-            "replicated" if beats.all() else "partly" if beats.any() else "not replicated")
+        verdict = "not testable" if reason else combined(
+            further(r["limit_low_x"], r["limit_high_x"], control["limit_low_x"], control["limit_high_x"])
+            for _, r in extensions.iterrows())
         ours = f"{control['variant']} {shown_limit(control)}; " + ours
     rows.append(_row(1.25, "Control: each extension extrapolates further than plain RoPE continually pretrained "
                            "at the same length with the same tokens", "not tested in the paper", ours, verdict,
-                     "replicated if every extension's conservative limit exceeds plain-RoPE CPT's optimistic "
-                     "limit, partly if at least one does, else not replicated", chapter, kind="control",
+                     "one part per extension, 'further than plain-RoPE CPT' as in 1.2 (CI ends of the limits); "
+                     "supported if every part is, partly supported if one is, not supported if none is and "
+                     "every part shows the control as far, else inconclusive; a retrieval-gate miss of the "
+                     "control does not count (perplexity does not need retrieval)", chapter, kind="control",
                      details=reason or details))
     return rows
 
