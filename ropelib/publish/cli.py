@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="where to write the one-off notebook (default book/CHAPTER-<hash>.ipynb)")
     run.add_argument("--force", action="store_true", help="execute even when the cached output is current")
     run.add_argument("--pages", metavar="GLOB",
-                     help="only the plan's pages whose output name matches, e.g. 'smollm2-*' (the real-model part)")
+                     help="only the plan's pages whose output name matches, e.g. 'smollm2-*' (the real-model part); "
+                          "comma-separated globs, !GLOB leaves pages out: '!smollm2-*' is the organism's pages")
     run.add_argument("--scheduler", metavar="SCHEDULER",
                      help="run the pages as Dask tasks: local[:N] (N worker processes, default 2), "
                           "tcp://HOST:PORT (an existing scheduler) or slurm (see ropelib/publish/cluster.py)")
@@ -92,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _selected(output: str, pages: str) -> bool:
+    """Does ``output`` match the ``--pages`` globs: any plain one (all when there is none) and no !one?"""
+    globs = [g.strip() for g in pages.split(",") if g.strip()]
+    wanted = [g for g in globs if not g.startswith("!")]
+    unwanted = [g[1:] for g in globs if g.startswith("!")]
+    return (not wanted or any(fnmatch.fnmatch(output, g) for g in wanted)) and \
+        not any(fnmatch.fnmatch(output, g) for g in unwanted)
+
+
 def _run(args, layout: _plan.Layout) -> int:
     runs = _plan.load(layout)
     if args.chapter is None:
@@ -101,7 +111,7 @@ def _run(args, layout: _plan.Layout) -> int:
         if _plan.write_toc(runs, layout):
             print(f"updated {layout.toc.name} from the run plan")
         if args.pages:
-            runs = [r for r in runs if fnmatch.fnmatch(r.output, args.pages)]
+            runs = [r for r in runs if _selected(r.output, args.pages)]
             if not runs:
                 raise _plan.PlanError(f"--pages {args.pages}: no page of the run plan (book/runs.yml) matches")
         for r in runs:

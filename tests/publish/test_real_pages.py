@@ -68,3 +68,13 @@ def test_the_real_model_key_follows_the_gguf_not_the_organism(tmp_path, monkeypa
     monkeypatch.setattr(smollm2, "GGUF_SHA256", "0" * 64)
     assert runner.job_key(job, LAYOUT) != key
     assert key != runner.cache_key(template, {"model": smollm2.NAME})
+
+
+def test_pages_globs_select_and_leave_out():
+    from ropelib.publish.cli import _selected
+
+    assert _selected("smollm2-perplexity.ipynb", "smollm2-*")
+    assert not _selected("glance.ipynb", "smollm2-*")
+    assert _selected("glance.ipynb", "!smollm2-*") and not _selected("smollm2-perplexity.ipynb", "!smollm2-*")
+    assert _selected("perplexity-cpt.ipynb", "perplexity-*,!*-training-free*")
+    assert not _selected("perplexity-training-free.ipynb", "perplexity-*,!*-training-free*")
