@@ -42,7 +42,11 @@ def results_dir() -> Path:
     """The directory this execution writes its tables to (see the module docstring)."""
     return Path(os.environ.get(RESULTS_ENV) or paths.ROOT / "_build" / "results")
 GLANCE_COLUMNS = ["order", "finding", "claim", "paper", "ours", "ci_low", "ci_high", "verdict", "rule", "chapter",
-                  "kind", "details"]
+                  "kind", "details", "model"]
+# which model a row measures: the organism line-up, or a real pretrained model (its name in book/runs.yml's
+# line-ups, e.g. "smollm2"); one claim (one ``order``) may have a row per model. Files without the column
+# were written by the organism's pages.
+ORGANISM = "organism"
 # a glance row is one claim: of the paper, a control the paper lacks, or a result beyond it
 KINDS = ("paper", "control", "beyond")
 VOCABULARY = {"paper": VERDICTS, "control": OWN_VERDICTS, "beyond": OWN_VERDICTS}
@@ -73,15 +77,17 @@ def write_csv(frame: pd.DataFrame, name: str, directory: Path | None = None) -> 
 
 def glance_row(order: float, finding: str, claim: str, paper: str, ours: float | str, verdict: str, rule: str,
                chapter: str, ci_low: float | None = None, ci_high: float | None = None, kind: str = "paper",
-               details: str = "") -> dict:
+               details: str = "", model: str = ORGANISM) -> dict:
     """One claim for the glance page. ``rule`` states how the verdict is decided, including its
-    preconditions ("not testable" when one fails); ``details`` holds the sub-statistics.
+    preconditions ("not testable" when one fails); ``details`` holds the sub-statistics; ``model`` says
+    which model's answer this is (:data:`ORGANISM`, or a real model's name).
     ``verdict`` is a rule's grade, worded for the row's ``kind`` (:func:`worded`)."""
     verdict = worded(verdict, kind)
     if not str(rule).strip():
         raise ValueError("every glance row states its rule (criterion)")
     return dict(order=order, finding=finding, claim=claim, paper=paper, ours=ours, ci_low=ci_low,
-                ci_high=ci_high, verdict=verdict, rule=rule, chapter=chapter, kind=kind, details=details)
+                ci_high=ci_high, verdict=verdict, rule=rule, chapter=chapter, kind=kind, details=details,
+                model=model)
 
 
 def write_glance(rows: list[dict], finding: str, directory: Path | None = None) -> Path:

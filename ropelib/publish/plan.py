@@ -227,7 +227,7 @@ def chapter_page(label: str, runs) -> object | None:
     numbers = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", label[len(base):])}
     candidates = [r for r in runs if Path(r.output).stem == label]
     candidates = candidates or [r for r in runs if r.chapter == label]
-    candidates = candidates or [r for r in runs if base and re.match(re.escape(base) + r"\b", r.title.lower())]
+    candidates = candidates or [r for r in runs if base and re.match(re.escape(base) + r"(?!\w)", r.title.lower())]
     candidates = [r for r in candidates if r.parameters.get("glance") is not False] or candidates
     if numbers:
         candidates = [r for r in candidates if numbers <= _parameter_numbers(r.parameters)] or candidates

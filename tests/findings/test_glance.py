@@ -15,10 +15,10 @@ from ropelib.publish.plan import Run
 matplotlib.use("Agg")
 
 
-def row(order, verdict, ours=0.5, ci=(None, None), claim="a claim", kind="paper", chapter="chapter", paper="paper says so",
-        details=""):
+def row(order, verdict, ours=0.5, ci=(None, None), claim="a claim", kind="paper", chapter="needle-entropy",
+        paper="paper says so", details="", model=results.ORGANISM):
     return results.glance_row(order, f"Finding {int(order)}", claim, paper, ours, verdict, "replicated if ...",
-                              chapter, *ci, kind=kind, details=details)
+                              chapter, *ci, kind=kind, details=details, model=model)
 
 
 RUNS = [
@@ -31,6 +31,7 @@ RUNS = [
     Run("attention-patterns", "attention-patterns-1024.ipynb", "Attention patterns beyond the pretrained length",
         {"length": 1024, "glance": True}),
     Run("needle-entropy", "needle-entropy.ipynb", "Attention uncertainty and retrieval errors", {}),
+    Run("entropy-intervention", "entropy-intervention.ipynb", "Does lowering attention entropy fix retrieval?", {}),
     Run("glance", "glance.ipynb", "Results at a glance", {}, reads=("data/results/glance-*.csv",)),
 ]
 
@@ -87,20 +88,23 @@ def test_old_format_files_are_read_as_paper_claims_without_details(tmp_path):
     rows = glance.normalise(results.read_glance(tmp_path))
     assert rows["kind"].tolist() == ["paper", "paper"] and rows["details"].tolist() == ["", ""]
     assert glance.verdict_counts(rows).loc["paper", "replicated"] == 1
-    assert "<details>" in glance.claims_html(rows)
+    assert rows["model"].tolist() == [results.ORGANISM] * 2  # written before the model column: the organism's
+    assert "<details>" in glance.claims_html(rows, RUNS)
 
 
 def test_the_committed_glance_files_render():
     rows = results.read_glance()  # data/results/glance-*.csv, in whatever format they were written
-    html = glance.claims_html(rows)
-    assert html.count('<span class="verdict verdict-') == len(rows)
+    html = glance.claims_html(rows, plan.load())  # every row's chapter names a page of the plan
+    assert html.count('<span class="verdict verdict-') == 2 * len(rows)  # each badge in its cell and unfolded
+    assert "…" not in html
+    assert html.count('<a href="') == len(rows)
 
 
 def test_no_glance_files_gives_an_empty_page(tmp_path):
     rows = results.read_glance(tmp_path)
     assert glance.glance_table(rows).empty
     assert glance.verdict_counts(rows).to_numpy().sum() == 0
-    assert "<tbody></tbody>" in glance.claims_html(rows)
+    assert "<tbody></tbody>" in glance.claims_html(rows, RUNS)
     assert glance_plots.forest_plot(rows) is None
 
 
@@ -111,21 +115,80 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
         row(1.3, "replicated", ours=long_ours, chapter="Attention patterns (1024 tokens)"),
         row(1.4, "not testable", chapter="Attention patterns (256 tokens)", kind="control"),
         row(2.1, "not replicated", claim="a <b>bold</b> & claim", chapter="needle-entropy"),
-        row(3.1, "replicated", chapter="a chapter not in the plan"),
+        row(4.1, "replicated", chapter="Does lowering attention entropy fix retrieval?", kind="beyond"),
     ], "finding", tmp_path)
     html = glance.claims_html(results.read_glance(tmp_path), RUNS)
-    assert re.findall(r'class="verdict verdict-([a-z-]+)"', html) == [
-        "partly", "replicated", "not-testable", "not-replicated", "replicated"]  # 1.4 is a control: not testable
+    cells = re.findall(r'<td class="glance-model">(.*?)</td>', html)
+    assert [re.search(r'verdict-([a-z-]+)"', c).group(1) for c in cells] == [
+        "partly", "replicated", "not-replicated", "not-testable", "supported"]  # the book's rows last, own words
     assert re.findall(r'<a href="([^"]+)" title="[^"]+">([^<]+)</a>', html) == [
         ("perplexity-cpt.html", "perplexity-cpt"), ("attention-patterns-1024.html", "attention-patterns-1024"),
-        ("attention-patterns-256.html", "attention-patterns-256"), ("needle-entropy.html", "needle-entropy")]
-    assert ">a chapter not in the plan</td>" in html  # no page: plain text, no broken link
+        ("needle-entropy.html", "needle-entropy"), ("attention-patterns-256.html", "attention-patterns-256"),
+        ("entropy-intervention.html", "entropy-intervention")]  # a title ending in "?" links too
     assert html.count("<details>") == 5 and html.count("<b>criterion</b>: replicated if ...") == 5  # never folded
     assert "<b>details</b>: limits: RoPE 2x" in html
     assert "a &lt;b&gt;bold&lt;/b&gt; &amp; claim" in html  # text is escaped, never markup
-    assert f"<b>ours</b>: {long_ours}" in html and " …</td>" in html  # long results shortened, in full when unfolded
+    assert "…" not in html and html.count("RoPE (base) 0.45 [0.417, 0.485]") == 6  # cell: first clause; unfolded: all
     assert '<span class="glance-kind">control</span>' in html
-    assert html.count('class="glance-finding"') == 3  # one header row per finding
+    assert html.count('class="glance-finding"') == 3  # Finding 1, Finding 2, what the book adds
+
+
+def test_a_row_without_a_chapter_page_fails(tmp_path):
+    results.write_glance([row(3.1, "replicated", chapter="a chapter not in the plan")], "f", tmp_path)
+    with pytest.raises(ValueError, match="3.1.*a chapter not in the plan"):
+        glance.claims_html(results.read_glance(tmp_path), RUNS)
+
+
+def test_long_results_are_never_cut_and_numbers_read_at_three_digits():
+    long = "entropy -3.039 nats [-3.334, -2.745], pass rate +0.083 [+0.025, +0.134] over 30 prompts, " * 3
+    rows = pd.DataFrame([row(1.3, "replicated", ours=long), row(2.1, "replicated", ours=0.08897, ci=(0.08128, 0.1396)),
+                         row(2.3, "partly", ours="see details", details="hit rate 0.3333 (1 of 3); shuffled 0.2727"),
+                         row(3.1, "replicated", ours="-0.6861 nats per ln L (slope)", ci=(-0.7109, -0.663)),
+                         row(9.1, "partly", ours=12345.678)])
+    table = glance.glance_table(rows)
+    assert table["short"].tolist() == [
+        glance.round_numbers(long.strip()), "0.089 [0.0813, 0.14]", "hit rate 0.333 (1 of 3)",
+        "-0.686 [-0.711, -0.663] nats per ln L (slope)", "12346"]
+    assert "…" not in glance.claims_html(rows, RUNS)
+    assert glance.round_numbers("RoPE (cpt-ntk100) 1.764x L0 at 4096, 69 of 69, p = 9.5e-07") == \
+        "RoPE (cpt-ntk100) 1.76x L0 at 4096, 69 of 69, p = 9.5e-07"  # integers and names kept
+
+
+def test_models_side_by_side_and_not_run_until_a_real_model_page_writes_rows(tmp_path):
+    results.write_glance([row(1.1, "replicated"), row(2.1, "partly")], "finding", tmp_path)
+    html = glance.claims_html(results.read_glance(tmp_path), RUNS)
+    assert "<th>model organism</th><th>real model (SmolLM2-135M)</th>" in html
+    assert html.count('<td class="glance-model glance-not-run">not run</td>') == 2
+    results.write_glance([row(1.1, "not replicated", ours=0.25, model="smollm2")], "finding1-smollm2", tmp_path)
+    rows = results.read_glance(tmp_path)
+    html = glance.claims_html(rows, RUNS)
+    assert html.count("<tr class=\"glance-paper\">") == 2  # one row per claim, not per model
+    first = html.split('<tr class="glance-paper">')[1]
+    assert re.findall(r'verdict-([a-z-]+)">[^<]*</span><br><span class="glance-number">([^<]+)', first) == [
+        ("replicated", "0.5"), ("not-replicated", "0.25")]
+    assert html.count("not run") == 1 + 1  # 2.1 has no real-model row; its group's counts say so
+    assert glance.verdict_counts(rows).loc["paper"].sum() == 2  # counts are the organism's
+    assert glance.verdict_counts(rows, "smollm2").loc["paper", "not replicated"] == 1
+    with pytest.raises(ValueError, match="model"):
+        glance.normalise(pd.DataFrame([row(1.1, "replicated", model="gpt-9")]))
+
+
+def test_groups_read_findings_then_model_size_then_what_the_book_adds():
+    rows = pd.DataFrame([row(9.1, "partly"), row(1.25, "replicated", kind="control"), row(3.1, "replicated"),
+                         row(1.1, "replicated"), row(4.1, "replicated", kind="beyond"), row(2.1, "partly")])
+    rows["finding"] = ["Model size", "Finding 1", "Finding 3", "Finding 1", "Beyond the paper", "Finding 2"]
+    names = [name for name, _ in glance.groups(glance.glance_table(rows))]
+    assert names == ["Finding 1", "Finding 2", "Finding 3", "Model size", glance.BOOK_ADDS]
+    html = glance.claims_html(rows, RUNS)
+    assert "model organism: 2 supported" in html  # the book's group counts in its own words
+    assert "model organism: 1 replicated · real model (SmolLM2-135M): not run" in html
+
+
+def test_the_legend_states_each_verdict_word_unfolded():
+    legend = glance.legend_html()
+    assert "<details" not in legend
+    assert re.findall(r'verdict-([a-z-]+)"', legend) == [v.replace(" ", "-") for v in results.VERDICTS] + [
+        "supported", "partly-supported", "not-supported"]
 
 
 def test_chapter_labels_name_pages():
@@ -187,7 +250,7 @@ def test_a_failed_premise_is_carried_on_the_rows_resting_on_it(tmp_path):
     rows = glance.carry_premises(glance.normalise(results.read_glance(tmp_path)), results.read_premises(tmp_path))
     assert [bool(c) for c in rows["caveat"]] == [True, True, False]  # the premise that holds is not carried
     assert "perplexity fails beyond L0: base: x1.56 at 4 L0" in rows.loc[0, "caveat"]
-    html = glance.claims_html(rows)
+    html = glance.claims_html(rows, RUNS)
     assert html.count('class="glance-caveat"') == 2 and "precondition not met in the organism" in html
     assert glance.glance_table(rows)["caveat"].tolist()[2] == ""
 

@@ -11,6 +11,10 @@ reads, counts and formats them, so the page shows whatever findings have been ru
   carry_premises(rows, premises)  each row resting on a premise chapter 0 found false gets it as a
                           ``caveat`` (a precondition not met in the organism), shown under the claim
   verdict_counts(rows)    claims per kind (paper / control / beyond) and verdict
+  legend_html()           the verdict words and their criteria in one line each, at the top
+  short_number(row)       the row's result as one short number with its CI, at 3 significant digits
+  groups(table)           the claims' groups in reading order: findings 1-3, the model-size appendix, then
+                          what the book adds (controls, beyond the paper)
   counts_html(counts)     the counts as two small tables: the paper's claims in replication words,
                           controls and results beyond the paper apart in their own; "not
                           testable" in a column apart
@@ -18,9 +22,10 @@ reads, counts and formats them, so the page shows whatever findings have been ru
   controls_html(rows)     what the controls show, one line each (verdict, ours), never folded
   (each row's ``chapter`` label -> its page: ``ropelib.publish.plan.chapter_pages``)
   glance_table(rows)      one row per claim as text (what the HTML table shows)
-  claims_html(rows, runs) the compact table: #, claim (its criterion printed under it, details folded),
-                          paper, ours, verdict badge, link to the chapter's page (its name;
-                          its title on hover)
+  claims_html(rows, runs) one row per claim: #, claim (criterion printed under it; every model's full
+                          result, details and controls unfolded), paper, then per model (:data:`MODELS`)
+                          the verdict badge and the short number ("not run" where that model has no row),
+                          a link to the chapter's page; a row whose chapter names no page raises
   VERDICT_COLOURS         one colour per verdict: the badges (book/_static/ropebook.css)
                           and the forest plot (``glance_plots``) use the same
 
@@ -32,11 +37,12 @@ from __future__ import annotations
 
 import html
 import math
+import re
 
 import pandas as pd
 
 from ropelib.publish.plan import chapter_pages
-from ropelib.results import ALL_VERDICTS, GLANCE_COLUMNS, KINDS, OWN_VERDICTS, VERDICTS, worded
+from ropelib.results import ALL_VERDICTS, GLANCE_COLUMNS, KINDS, ORGANISM, OWN_VERDICTS, VERDICTS, worded
 
 VERDICT_RULES = {
     "replicated": "the organism shows the paper's effect, by the row's rule (typically: the ordering or "
@@ -62,14 +68,30 @@ KIND_LABELS = {"paper": "the paper's claims", "control": "controls the paper lac
 TESTED = [v for v in ALL_VERDICTS if v != "not testable"]
 # the counts: the paper's claims in its words; controls and results beyond it apart, in theirs
 COUNT_TABLES = ((("paper",), VERDICTS), (("control", "beyond"), OWN_VERDICTS))
-COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "verdict", "chapter", "rule", "details", "caveat"]
-SHORT_OURS = 70  # characters of ``ours`` shown in the table; the full text is under the claim
+COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "short", "verdict", "chapter", "rule", "details",
+           "caveat", "model"]
+# the table's model columns, in order: each claim's answer per model, side by side ("not run" until its rows exist)
+MODELS = {ORGANISM: "model organism", "smollm2": "real model (SmolLM2-135M)"}
+NOT_RUN = "not run"
+BOOK_ADDS = "What the book adds: controls and results beyond the paper"  # the last group, after the paper's
+SIGNIFICANT = 3  # digits of the numbers the table shows
+PLACEHOLDERS = {"", "-", "nan", "see details"}  # an ``ours`` that says nothing: the short number comes from details
+# a number with a decimal point (integers such as 69, 4096 or L0's 256 are counts and lengths: kept as written)
+DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+(?:[eE][+-]?\d+)?)(?![\d.])")
+# the legend at the top: each word and its criterion in one line (the full rules fold under it)
+LEGEND = {"replicated": "the paper's effect holds by the row's rule (the 95% CIs separate)",
+          "partly": "a significant part holds, another does not",
+          "not replicated": "the effect is absent or reversed (CIs on the other side)",
+          "inconclusive": "the CI includes both the effect and its absence",
+          "not testable": "the quantity could not be measured here; counted apart"}
 
 
 def normalise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Every glance column present, in ``order``; a missing kind is "paper", missing details "".
+    """Every glance column present, in ``order``; a missing kind is "paper", missing details "", a missing
+    model the organism.
 
-    Glance files written before ``kind`` and ``details`` existed are read as paper claims.
+    Glance files written before ``kind``, ``details`` and ``model`` existed are read as the organism's
+    paper claims.
     Unknown verdicts or kinds raise: they are never typed by hand.
     """
     rows = rows.copy()
@@ -78,6 +100,10 @@ def normalise(rows: pd.DataFrame) -> pd.DataFrame:
             rows[column] = None
     rows["kind"] = rows["kind"].where(rows["kind"].notna() & (rows["kind"].astype(str) != ""), "paper")
     rows["details"] = ["" if pd.isna(text) else str(text) for text in rows["details"]]
+    rows["model"] = rows["model"].where(rows["model"].notna() & (rows["model"].astype(str) != ""), ORGANISM)
+    unknown = sorted(set(rows["model"].astype(str)) - set(MODELS))
+    if unknown:
+        raise ValueError(f"glance rows of unknown model(s) {unknown}; expected one of {list(MODELS)} (table.MODELS)")
     for column, allowed in (("verdict", ALL_VERDICTS), ("kind", KINDS)):
         unknown = sorted(set(rows[column].astype(str)) - set(allowed))
         if unknown:
@@ -103,9 +129,10 @@ def carry_premises(rows: pd.DataFrame, premises: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def verdict_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Claims per kind (rows, in :data:`KINDS` order) and verdict (columns, in ``ALL_VERDICTS`` order)."""
+def verdict_counts(rows: pd.DataFrame, model: str = ORGANISM) -> pd.DataFrame:
+    """``model``'s claims per kind (rows, in :data:`KINDS` order) and verdict (columns, in ``ALL_VERDICTS`` order)."""
     rows = normalise(rows)
+    rows = rows[rows["model"] == model]
     table = pd.crosstab(rows["kind"], rows["verdict"]) if len(rows) else pd.DataFrame()
     return table.reindex(index=list(KINDS), columns=list(ALL_VERDICTS), fill_value=0).fillna(0).astype(int)
 
@@ -118,7 +145,7 @@ def badge(verdict: str) -> str:
 def controls_html(rows: pd.DataFrame) -> str:
     """What the controls show, plainly: one line per control row (its claim, verdict badge and ours)."""
     table = glance_table(rows)
-    controls = table[table["kind"] == "control"]
+    controls = table[(table["kind"] == "control") & (table["model"] == ORGANISM)]
     if controls.empty:
         return ""
     items = "".join(f"<li>{row['order']} {html.escape(row['claim'])}: {badge(row['verdict'])} "
@@ -131,6 +158,14 @@ def verdict_rules_html() -> str:
     items = "".join(f"<li>{badge(v)} {html.escape(meaning)}</li>" for v, meaning in VERDICT_RULES.items())
     return (f'<details class="glance-rules"><summary>What the verdicts mean</summary><ul>{items}</ul>'
             "<p>Each claim states its exact rule: click the claim.</p></details>")
+
+
+def legend_html() -> str:
+    """The verdict words and their criteria, one short line each, never folded (:data:`LEGEND`)."""
+    items = "".join(f"<li>{badge(v)} {html.escape(meaning)}</li>" for v, meaning in LEGEND.items())
+    own = " / ".join(badge(v) for v in OWN_VERDICTS[:3])
+    return (f'<div class="glance-legend"><ul>{items}</ul><p>Controls and results beyond the paper, which the paper '
+            f"never claimed, read {own} by the same criteria, and are counted apart.</p></div>")
 
 
 def counts_html(counts: pd.DataFrame) -> str:
@@ -151,24 +186,61 @@ def counts_html(counts: pd.DataFrame) -> str:
     return "".join(lines)
 
 
+def _significant(value: float) -> str:
+    """``value`` at :data:`SIGNIFICANT` digits, never in exponent form above 1000 (lengths, counts)."""
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.0f}" if abs(value) >= 10 ** SIGNIFICANT else f"{value:.{SIGNIFICANT}g}"
+
+
 def _number(x) -> str:
     try:
         value = float(x)
     except (TypeError, ValueError):
         return str(x)
-    return "nan" if math.isnan(value) else f"{value:.4g}"
+    return _significant(value)
+
+
+def round_numbers(text: str) -> str:
+    """Every number with a decimal point in ``text`` at 3 significant digits ("0.2926 [0.2551, 0.3348]" ->
+    "0.293 [0.255, 0.335]"); integers (counts, lengths, "4x") are kept."""
+    return DECIMAL.sub(lambda m: _significant(float(m.group(1))), str(text))
+
+
+def _ci(row) -> str:
+    low, high = (pd.to_numeric(pd.Series([row.get("ci_low"), row.get("ci_high")]), errors="coerce")).tolist()
+    return "" if math.isnan(low) or math.isnan(high) else f" [{_significant(low)}, {_significant(high)}]"
 
 
 def _ours(row) -> str:
-    """``ours``, with ``[ci_low, ci_high]`` appended when the row has a CI."""
-    text = _number(row["ours"])
-    if pd.notna(row.get("ci_low")) and pd.notna(row.get("ci_high")):
-        text += f" [{_number(row['ci_low'])}, {_number(row['ci_high'])}]"
-    return text
+    """``ours`` in full, with ``[ci_low, ci_high]`` appended when the row has a CI, numbers at 3 digits."""
+    return round_numbers(_number(row["ours"])) + _ci(row)
+
+
+def short_number(row) -> str:
+    """One short number with its CI at 3 significant digits: ``ours`` if a number, else the first clause
+    (up to ";") of ``ours`` (of ``details`` where ``ours`` says nothing), its CI after its first number
+    inside the CI. Never cut: a clause is whole or absent; the rest is in the unfolded part."""
+    ci = _ci(row)
+    try:
+        return _significant(float(row["ours"])) + ci
+    except (TypeError, ValueError):
+        pass
+    text = str(row["ours"]).strip()
+    text = str(row["details"]).strip() if text.lower() in PLACEHOLDERS and str(row["details"]).strip() else text
+    first = round_numbers(re.split(r";\s*", text)[0].strip())
+    if not ci or "[" in first:
+        return first
+    low, high = float(row["ci_low"]), float(row["ci_high"])
+    for match in re.finditer(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", first):
+        if low <= float(match.group(0)) <= high:
+            return first[: match.end()] + ci + first[match.end():]
+    return first + ci
 
 
 def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim, as text, in the rows' ``order`` (``ours`` with its CI, numbers at 4 digits)."""
+    """One row per claim and model, as text, in the rows' ``order`` (``ours`` in full with its CI, ``short``:
+    :func:`short_number`; numbers at 3 significant digits)."""
     rows = normalise(rows)
     return pd.DataFrame({
         "order": rows["order"].map(lambda x: f"{float(x):g}"),
@@ -177,49 +249,98 @@ def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
         "kind": rows["kind"].astype(str),
         "paper": rows["paper"].map(_number),
         "ours": [_ours(row) for _, row in rows.iterrows()],
+        "short": [short_number(row) for _, row in rows.iterrows()],
         "verdict": rows["verdict"].astype(str),
         "chapter": rows["chapter"].astype(str),
         "rule": rows["rule"].astype(str),
-        "details": rows["details"].astype(str),
+        "details": [round_numbers(d) for d in rows["details"]],
         "caveat": rows["caveat"].fillna("").astype(str) if "caveat" in rows else "",
+        "model": rows["model"].astype(str),
     }, columns=COLUMNS)
 
 
-def _shorten(text: str, limit: int = SHORT_OURS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+def groups(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The claims' groups in reading order: the paper's claims by finding (findings 1-3, then the model-size
+    appendix: by their first claim's number), then :data:`BOOK_ADDS` (every control and result beyond the
+    paper, whatever its finding)."""
+    group = table["finding"].where(table["kind"] == "paper", BOOK_ADDS)
+    first = table["order"].astype(float).groupby(group).min()
+    names = sorted(first.index, key=lambda name: (name == BOOK_ADDS, first[name]))
+    return [(name, table[group == name]) for name in names]
 
 
-def _claim_cell(row) -> str:
+def _group_counts(table: pd.DataFrame) -> str:
+    """One line per model of the group's verdict counts ("model organism: 2 replicated, 1 partly")."""
+    parts = []
+    for model, label in MODELS.items():
+        counts = table.loc[table["model"] == model, "verdict"].value_counts()
+        words = ", ".join(f"{counts[v]} {v}" for v in ALL_VERDICTS if v in counts) or NOT_RUN
+        parts.append(f"{html.escape(label)}: {html.escape(words)}")
+    return " · ".join(parts)
+
+
+def _unfolded(claim: pd.DataFrame) -> str:
+    """Every model's full result and details, never cut."""
+    lines = []
+    for _, row in claim.iterrows():
+        label = html.escape(MODELS[row["model"]])
+        lines.append(f"<p><b>{label}</b>: {badge(row['verdict'])} {html.escape(row['ours'])}</p>")
+        if row["details"]:
+            lines.append(f"<p><b>details</b>: {html.escape(row['details'])}</p>")
+    return "".join(lines)
+
+
+def _claim_cell(claim: pd.DataFrame) -> str:
     """The claim as a ``<details>`` summary, its criterion printed under it (never folded away);
-    unfolded: the sub-statistics and ours in full."""
+    unfolded: every model's result in full, with its sub-statistics."""
+    row = claim.iloc[0]
     kind = "" if row["kind"] == "paper" else f' <span class="glance-kind">{html.escape(row["kind"])}</span>'
-    folded = []
-    if row["details"]:
-        folded.append(f"<p><b>details</b>: {html.escape(row['details'])}</p>")
-    if len(row["ours"]) > SHORT_OURS:
-        folded.append(f"<p><b>ours</b>: {html.escape(row['ours'])}</p>")
     criterion = f'<div class="glance-criterion"><b>criterion</b>: {html.escape(row["rule"])}</div>'
-    caveat = f'<div class="glance-caveat"><b>caveat</b>: {html.escape(row["caveat"])}</div>' if row["caveat"] else ""
-    return (f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{''.join(folded)}</details>"
+    caveats = "; ".join(dict.fromkeys(c for c in claim["caveat"] if c))
+    caveat = f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}</div>' if caveats else ""
+    return (f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{_unfolded(claim)}</details>"
             + caveat + criterion)
 
 
-def claims_html(rows: pd.DataFrame, runs=()) -> str:
-    """The compact table of every claim, grouped by finding; ``runs`` (book/runs.yml) for the chapter links."""
+def _model_cells(claim: pd.DataFrame) -> str:
+    """Per model of :data:`MODELS`: the verdict badge and the short number, or "not run"."""
+    cells = []
+    for model in MODELS:
+        answer = claim[claim["model"] == model]
+        if answer.empty:
+            cells.append(f'<td class="glance-model glance-not-run">{NOT_RUN}</td>')
+            continue
+        row = answer.iloc[0]
+        cells.append(f'<td class="glance-model">{badge(row["verdict"])}<br>'
+                     f'<span class="glance-number">{html.escape(row["short"])}</span></td>')
+    return "".join(cells)
+
+
+def _link(label: str, order: str, pages: dict) -> str:
+    """The link to the chapter's page; a label that names no page of the plan raises."""
+    if label not in pages:
+        raise ValueError(f"glance row {order}: chapter {label!r} names no page of book/runs.yml "
+                         "(use the page's output name, template name or title)")
+    page, title = pages[label]
+    return f'<a href="{page}.html" title="{html.escape(title)}">{html.escape(page)}</a>'
+
+
+def claims_html(rows: pd.DataFrame, runs) -> str:
+    """One row per claim, grouped (:func:`groups`) with each group's counts in its header; the models
+    side by side (:data:`MODELS`); ``runs`` (book/runs.yml) for the chapter links, which every row has."""
     table = glance_table(rows)
     pages = chapter_pages(table["chapter"], runs)
+    models = "".join(f"<th>{html.escape(label)}</th>" for label in MODELS.values())
+    width = 4 + len(MODELS)
     lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim and criterion <small>(click for '
-             'details)</small></th><th>paper</th><th>ours</th><th>verdict</th><th>chapter</th></tr></thead><tbody>']
-    finding = None
-    for _, row in table.iterrows():
-        if row["finding"] != finding:
-            finding = row["finding"]
-            lines.append(f'<tr class="glance-finding"><th colspan="6">{html.escape(finding)}</th></tr>')
-        page, title = pages.get(row["chapter"], (None, None))
-        link = (f'<a href="{page}.html" title="{html.escape(title)}">{html.escape(page)}</a>' if page
-                else html.escape(row["chapter"]))
-        lines.append(f'<tr class="glance-{row["kind"]}"><td>{row["order"]}</td><td>{_claim_cell(row)}</td>'
-                     f"<td>{html.escape(row['paper'])}</td><td>{html.escape(_shorten(row['ours']))}</td>"
-                     f"<td>{badge(row['verdict'])}</td><td>{link}</td></tr>")
+             f'details)</small></th><th>paper</th>{models}<th>chapter</th></tr></thead><tbody>']
+    for name, group in groups(table):
+        lines.append(f'<tr class="glance-finding"><th colspan="{width}">{html.escape(name)}'
+                     f'<div class="glance-group-counts">{_group_counts(group)}</div></th></tr>')
+        for order, claim in group.groupby("order", sort=False):
+            row = claim.iloc[0]
+            lines.append(f'<tr class="glance-{row["kind"]}"><td>{order}</td><td>{_claim_cell(claim)}</td>'
+                         f"<td>{html.escape(row['paper'])}</td>{_model_cells(claim)}"
+                         f"<td>{_link(row['chapter'], order, pages)}</td></tr>")
     lines.append("</tbody></table>")
     return "".join(lines)
