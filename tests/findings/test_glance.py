@@ -209,25 +209,36 @@ def test_badge_colours_match_the_stylesheet():
     assert glance.badge("not replicated") == '<span class="verdict verdict-not-replicated">not replicated</span>'
 
 
-def test_forest_plot_has_one_row_per_numeric_claim(tmp_path):
+def test_figure_has_one_panel_per_claim_family_on_a_shared_scale(tmp_path):
     results.write_glance([row(2.1, "replicated", ours=0.92, ci=(0.9, 0.94), paper="0.5"),
                           row(2.2, "partly", ours="see details"),
                           row(3.1, "not replicated", ours=-0.4, ci=(-0.6, -0.2)),
                           row(3.2, "not testable", ours=1.0),
                           row(3.3, "partly", ours="+0.312 pass rate (long - short), 20 cells", ci=(0.125, 0.5)),
                           row(3.4, "partly", ours="12 cells beyond 256 tokens", ci=(0.125, 0.5)),  # not the CI's
-                          row(3.5, "partly", ours="0.3x L0, NTK 8x")], "plot", tmp_path)
+                          row(3.5, "partly", ours="0.3x L0, NTK 8x"),
+                          row(4.1, "replicated", ours="entropy is causal: +0.083 pass rate", ci=(0.025, 0.134),
+                              kind="beyond", claim="a claim with a long text " * 6),
+                          row(3.3, "not replicated", ours=-0.05, ci=(-0.1, 0.0), model="smollm2",
+                              claim="needles passed")], "plot", tmp_path)
     rows = results.read_glance(tmp_path)
+    rows.loc[rows["order"] == 2.1, "rule"] = "AUROC's CI above 0.5"
     points = glance_plots.plottable(rows)
-    assert points["order"].tolist() == [2.1, 3.1, 3.2, 3.3]
-    assert points["ours"].tolist() == [0.92, -0.4, 1.0, 0.312]
-    assert points["paper"].notna().tolist() == [True, False, False, False]
+    assert points["order"].tolist() == [2.1, 3.1, 3.2, 3.3, 3.3, 4.1]
+    assert points["ours"].tolist() == [0.92, -0.4, 1.0, 0.312, -0.05, 0.083]
+    assert points["family"].tolist() == ["AUROC", "other", "other", "pass rate", "pass rate", "pass rate"]
+    assert points["paper"].notna().tolist() == [True, False, False, False, False, False]
+    assert not any("…" in label for label in points["label"])  # long claims wrap, never cut
     figure = glance_plots.forest_plot(rows)
-    assert len(figure.axes) == 4
-    first = figure.axes[0]
-    assert first.get_xlim()[0] < 0.5 and first.get_xlim()[1] > 0.94  # paper's value and CI on the row's own scale
-    colours = [ax.lines[0].get_color() for ax in figure.axes]
-    assert colours == [glance.VERDICT_COLOURS[v] for v in ("replicated", "not replicated", "not testable", "partly")]
+    assert [ax.get_xlabel() for ax in figure.axes] == [
+        "AUROC (0.5: chance)", "needle pass-rate difference (0: none)", "each claim's own units (see its row)"]
+    auroc, rates, _ = figure.axes
+    assert auroc.get_xlim()[0] < 0.5 and auroc.get_xlim()[1] > 0.94  # the paper's value and the CI on one scale
+    assert len(rates.get_yticks()) == 2  # 3.3 (two models on one line) and 4.1
+    markers = [line.get_marker() for line in rates.lines if line.get_marker() in ("o", "s")]
+    assert sorted(markers) == ["o", "o", "s"]  # the organism a dot, the real model a square
+    colours = [line.get_color() for line in auroc.lines if line.get_marker() == "o"]
+    assert colours == [glance.VERDICT_COLOURS["replicated"]]
 
 
 def test_a_typed_verdict_or_kind_is_refused(tmp_path):

@@ -1,53 +1,80 @@
-"""The forest plot of the "Results at a glance" page: every claim with a number, at a glance.
+"""The figure of the "Results at a glance" page: every claim with a number, one small panel per claim family.
 
-One row per claim whose ``ours`` is a number (or starts with the number its CI is about, see
-:func:`plottable`): our value (dot) with its 95% CI (bar), the
-paper's value (open diamond) where the paper gives a number, the verdict as the colour
-(``glance.VERDICT_COLOURS``). The claims measure different things, so each row has its own
-x scale; a dotted line marks zero where a row's scale includes it.
+A claim family is the quantity its number measures (:data:`FAMILIES`: an AUROC, a needle pass-rate
+difference, a difference in nats, else the row's own units); the claims of one family share their
+panel's x scale, labelled with that quantity, with its null (chance, no difference) dotted. Each
+claim is one line of its panel: each model's estimate (:data:`MODEL_MARKERS`: the organism a dot,
+the real model a square) with its 95% CI (bar), coloured by its verdict (``glance.VERDICT_COLOURS``),
+and the paper's value (open diamond) where the paper gives a number. A claim's label is its number
+and its words, wrapped, never cut.
 
-Not here: reading or counting the rows (``glance``).
+Not here: reading or counting the rows (``glance.table``); a ratio to the paper's value (the paper
+gives numbers for none of the plotted claims: its values are by eye).
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
-from ropelib.findings.glance.table import VERDICT_COLOURS, normalise
+from ropelib.findings.glance.table import MODELS, VERDICT_COLOURS, normalise
 
-LABEL_CHARACTERS = 52  # of the claim, after its number, on the left of its row
-ROW_INCHES = 0.36  # height of one claim's row
-LEADING_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
+# (family, pattern searched in ours, then the claim, then the rule; x label; null or None), first match wins
+FAMILIES = (
+    ("AUROC", r"AUROC", "AUROC (0.5: chance)", 0.5),
+    ("pass rate", r"pass[ -]rate|needles", "needle pass-rate difference (0: none)", 0.0),
+    ("nats", r"\bnats\b", "difference in nats: entropy slope or loss (0: none)", 0.0),
+)
+OTHER = ("other", "each claim's own units (see its row)", None)
+MODEL_MARKERS = {"organism": "o", "smollm2": "s"}
+MODEL_OFFSET = 0.18  # vertical offset between models on one claim's line
+LABEL_WIDTH = 44  # characters per line of a claim's label (wrapped, never cut)
+LINE_INCHES = 0.42  # height of one label line
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
 
 
-def _leading_number(text) -> float:
-    match = LEADING_NUMBER.match(str(text))
-    return float(match.group(0)) if match else float("nan")
+def _number_in_ci(text, low: float, high: float) -> float:
+    """The first number of ``text`` inside [low, high] (the number the row's CI is about), else NaN."""
+    for match in NUMBER.finditer(str(text)):
+        if low <= float(match.group(0)) <= high:
+            return float(match.group(0))
+    return float("nan")
+
+
+def family(row) -> tuple[str, str, float | None]:
+    """The row's claim family: (name, x label, null) of :data:`FAMILIES`, searched in ours, claim, rule."""
+    for text in (row["ours"], row["claim"], row["rule"]):
+        for name, pattern, label, null in FAMILIES:
+            if re.search(pattern, str(text)):
+                return name, label, null
+    return OTHER[0], OTHER[1], OTHER[2]
 
 
 def plottable(rows: pd.DataFrame) -> pd.DataFrame:
-    """The claims with a number: order, label, ours, ci_low, ci_high, paper (NaN if not a number), verdict.
+    """The claims with a number, per model: order, model, label, family, ours, ci_low, ci_high, paper (NaN if
+    not a number), verdict.
 
-    ``ours`` is a number, or a text that starts with the number its CI is about ("-0.99 nats (long -
-    short), ..." with CI [-1.18, -0.80]): a leading number counts only when the row's CI contains it.
+    ``ours`` is a number, or a text holding the number its CI is about ("+0.083 pass rate" with CI
+    [0.025, 0.134]): a number in the text counts only when the row's CI contains it.
     """
     rows = normalise(rows)
     low = pd.to_numeric(rows["ci_low"], errors="coerce")
     high = pd.to_numeric(rows["ci_high"], errors="coerce")
     ours = pd.to_numeric(rows["ours"], errors="coerce")
-    leading = rows["ours"].map(_leading_number)
-    ours = ours.where(ours.notna(), leading.where((low <= leading) & (leading <= high)))
-    rows = rows.assign(ours=ours, ci_low=low, ci_high=high,
-                       paper=pd.to_numeric(rows["paper"], errors="coerce"))[ours.notna().to_numpy()]
-    labels = [f"{float(o):g}  " + (c if len(c) <= LABEL_CHARACTERS else c[: LABEL_CHARACTERS - 1].rstrip() + "…")
-              for o, c in zip(rows["order"], rows["claim"].astype(str))]
-    return rows.assign(label=labels)[["order", "label", "ours", "ci_low", "ci_high", "paper", "verdict"]]
+    inside = pd.Series([_number_in_ci(t, lo, hi) for t, lo, hi in zip(rows["ours"], low, high)], index=rows.index)
+    ours = ours.where(ours.notna(), inside)
+    families = [family(row) for _, row in rows.iterrows()]
+    rows = rows.assign(ours=ours, ci_low=low, ci_high=high, paper=pd.to_numeric(rows["paper"], errors="coerce"),
+                       family=[f[0] for f in families], axis_label=[f[1] for f in families],
+                       null=[f[2] for f in families])[ours.notna().to_numpy()]
+    labels = [f"{float(o):g}  " + textwrap.fill(str(c), LABEL_WIDTH) for o, c in zip(rows["order"], rows["claim"])]
+    return rows.assign(label=labels)[["order", "model", "label", "family", "axis_label", "null", "ours", "ci_low",
+                                      "ci_high", "paper", "verdict"]]
 
 
 def _limits(values: np.ndarray) -> tuple[float, float]:
@@ -56,42 +83,60 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def forest_plot(rows: pd.DataFrame):
-    """The figure (None when no claim has a numeric ``ours``)."""
-    points = plottable(rows)
-    if points.empty:
-        return None
-    figure, axes = plt.subplots(len(points), 1, figsize=(10, ROW_INCHES * len(points) + 0.8), squeeze=False,
-                                layout="constrained")
-    for ax, (_, row) in zip(axes[:, 0], points.iterrows()):
-        colour = VERDICT_COLOURS[row["verdict"]]
-        has_ci = pd.notna(row["ci_low"]) and pd.notna(row["ci_high"])
-        if has_ci:
-            ax.hlines(0, row["ci_low"], row["ci_high"], color=colour, linewidth=3, alpha=0.8)
-        ax.plot(row["ours"], 0, "o", color=colour, markersize=9, zorder=3)
-        if pd.notna(row["paper"]):
-            ax.plot(row["paper"], 0, "D", markerfacecolor="none", markeredgecolor="black", markersize=8, zorder=4)
-        low, high = _limits(np.array([row["ours"], row["ci_low"], row["ci_high"], row["paper"]], dtype=float))
-        if low < 0 < high:
-            ax.axvline(0, color="0.6", linestyle=":", linewidth=1)
-        ax.set_xlim(low, high)
-        ax.set_ylim(-1, 1)
-        ax.set_yticks([])
-        ax.set_ylabel(row["label"], rotation=0, ha="right", va="center", fontsize=10)
-        ax.tick_params(axis="x", labelsize=8, length=2, pad=1)
-        ax.xaxis.set_major_locator(MaxNLocator(6))
-        ax.grid(axis="x", color="0.92")
-        for side in ("left", "right", "top"):
-            ax.spines[side].set_visible(False)
-        shown = f"{row['ours']:.3g}" + (f" [{row['ci_low']:.3g}, {row['ci_high']:.3g}]" if has_ci else "")
-        ax.text(1.01, 0.5, shown, transform=ax.transAxes, va="center", fontsize=9, color=colour)
+def _panel(ax, points: pd.DataFrame) -> None:
+    """One family's claims on one shared x scale: each model's estimate and CI, the paper's value, the null."""
+    claims = list(dict.fromkeys(points["order"]))
+    models = list(MODELS)
+    for _, point in points.iterrows():
+        y = -claims.index(point["order"]) - MODEL_OFFSET * (models.index(point["model"]) - (len(models) - 1) / 2)
+        colour = VERDICT_COLOURS[point["verdict"]]
+        if pd.notna(point["ci_low"]) and pd.notna(point["ci_high"]):
+            ax.hlines(y, point["ci_low"], point["ci_high"], color=colour, linewidth=3, alpha=0.8)
+        ax.plot(point["ours"], y, MODEL_MARKERS[point["model"]], color=colour, markersize=8, zorder=3)
+        if pd.notna(point["paper"]):
+            ax.plot(point["paper"], -claims.index(point["order"]), "D", markerfacecolor="none",
+                    markeredgecolor="black", markersize=8, zorder=4)
+    null = points["null"].iloc[0]
+    values = points[["ours", "ci_low", "ci_high", "paper"]].to_numpy(dtype=float).ravel()
+    low, high = _limits(np.append(values, np.nan if null is None or pd.isna(null) else null))
+    if null is not None and pd.notna(null):
+        ax.axvline(null, color="0.5", linestyle=":", linewidth=1)
+    ax.set_xlim(low, high)
+    ax.set_ylim(-len(claims) + 0.5, 0.5)
+    ax.set_yticks([-i for i in range(len(claims))],
+                  [points.loc[points["order"] == o, "label"].iloc[0] for o in claims], fontsize=9)
+    ax.set_xlabel(points["axis_label"].iloc[0], fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", color="0.92")
+    for side in ("right", "top"):
+        ax.spines[side].set_visible(False)
+
+
+def _legend(figure, points: pd.DataFrame) -> None:
     handles = [Line2D([], [], marker="o", linestyle="-", color=VERDICT_COLOURS[v], label=v)
                for v in VERDICT_COLOURS if v in set(points["verdict"])]
+    handles += [Line2D([], [], marker=MODEL_MARKERS[m], linestyle="none", color="0.3", label=MODELS[m])
+                for m in MODELS if m in set(points["model"])]
     if points["paper"].notna().any():
         handles.append(Line2D([], [], marker="D", linestyle="none", markerfacecolor="none", markeredgecolor="black",
                               label="paper's value"))
-    figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), frameon=False, fontsize=10,
-                  title="each claim with a number: ours (dot) with its 95% CI (bar), coloured by verdict, "
-                        "and the paper's value where it gives one; each row on its own scale",
-                  title_fontsize=10)
+    figure.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 5), frameon=False, fontsize=9,
+                  title="each claim with a number: the estimate with its 95% CI, coloured by its verdict; "
+                        "one panel per quantity, its claims on one scale", title_fontsize=10)
+
+
+def forest_plot(rows: pd.DataFrame):
+    """The figure (None when no claim has a numeric ``ours``): one panel per family, in :data:`FAMILIES` order."""
+    points = plottable(rows)
+    if points.empty:
+        return None
+    names = [f[0] for f in FAMILIES] + [OTHER[0]]
+    panels = [points[points["family"] == name] for name in names if (points["family"] == name).any()]
+    heights = [sum(label.count("\n") + 1 for label in p.drop_duplicates("order")["label"]) * LINE_INCHES * 0.55
+               + 0.9 for p in panels]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 1.0), squeeze=False,
+                                layout="constrained", gridspec_kw={"height_ratios": heights})
+    for ax, panel in zip(axes[:, 0], panels):
+        _panel(ax, panel)
+    _legend(figure, points)
     return figure
