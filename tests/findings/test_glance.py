@@ -125,7 +125,8 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
         ("perplexity-cpt.html", "perplexity-cpt"), ("attention-patterns-1024.html", "attention-patterns-1024"),
         ("needle-entropy.html", "needle-entropy"), ("attention-patterns-256.html", "attention-patterns-256"),
         ("entropy-intervention.html", "entropy-intervention")]  # a title ending in "?" links too
-    assert html.count("<details>") == 5 and html.count("<b>criterion</b>: replicated if ...") == 5  # never folded
+    assert html.count("<details>") == 5 and html.count("<b>criterion</b>: replicated if ...") == 5
+    assert re.search(r"<details><summary>a claim</summary><div class=\"glance-criterion\">", html)  # unfolded
     assert "<b>details</b>: limits: RoPE 2x" in html
     assert "a &lt;b&gt;bold&lt;/b&gt; &amp; claim" in html  # text is escaped, never markup
     assert "…" not in html and html.count("RoPE (base) 0.45 [0.417, 0.485]") == 6  # cell: first clause; unfolded: all

@@ -2,7 +2,9 @@
 
 Every page: every image loads, the console stays clean, no progress-bar text (tqdm) shows,
 and every figure (an image in a cell output) renders at least 600 px wide. The glance page
-fits in three screen heights; the TOC has no two parts with the same caption.
+fits in three screen heights and reads at a glance at 1400 px (:func:`glance_problems`: no
+"…" in a cell, a chapter link on every claim that resolves, both model columns, the figure
+loaded); the TOC has no two parts with the same caption.
 
 Headless Debian chromium (installed by `make test` when missing) is driven by selenium
 through /usr/bin/chromedriver, never a downloaded driver, in a 1280 x 1000 window. Pages
@@ -151,6 +153,67 @@ def test_glance_page_fits_in_three_screens(server, browser):
         "the glance page shows no verdict badges"
     assert height <= GLANCE_SCREENS * WINDOW[1], f"{page} is {height} px tall at {WINDOW[0]} px, " \
                                                  f"more than {GLANCE_SCREENS} screens of {WINDOW[1]} px"
+
+
+GLANCE_WIDTH = 1400  # px: the reader's window for the glance checks and its screenshots
+# what a reader sees on the glance page, gathered in the page: cells with an ellipsis, claim rows without a
+# chapter link, links that do not resolve (a synchronous GET from the page), the model columns, figures
+GLANCE_SCRIPT = """
+const rows = Array.from(document.querySelectorAll('table.glance-claims tbody tr:not(.glance-finding)'));
+const cut = Array.from(document.querySelectorAll('table.glance-claims td, table.glance-claims th'))
+  .filter(c => c.textContent.includes('\u2026')).map(c => c.textContent.slice(0, 80));
+const unlinked = rows.filter(r => !r.querySelector('td:last-child a[href]')).map(r => r.cells[0].textContent);
+const broken = rows.map(r => r.querySelector('td:last-child a[href]')).filter(a => a).filter(a => {
+  const x = new XMLHttpRequest(); x.open('GET', a.href, false);
+  try { x.send(); return x.status !== 200; } catch (e) { return true; } }).map(a => a.getAttribute('href'));
+const heads = Array.from(document.querySelectorAll('table.glance-claims thead th')).map(h => h.textContent);
+const figures = Array.from(document.querySelectorAll('.cell_output img')).filter(i => i.naturalWidth > 0).length;
+return {rows: rows.length, cut: cut, unlinked: unlinked, broken: broken, heads: heads, figures: figures};
+"""
+
+
+def glance_problems(browser) -> list[str]:
+    """What keeps the open glance page from reading at a glance, in words (empty: nothing)."""
+    seen = browser.execute_script(GLANCE_SCRIPT)
+    problems = [f"cut with an ellipsis: {c!r}" for c in seen["cut"]]
+    problems += [f"claim {n} has no chapter link" for n in seen["unlinked"]]
+    problems += [f"chapter link {h} does not resolve" for h in seen["broken"]]
+    problems += [] if seen["rows"] else ["no claim rows"]
+    problems += [f"no {m} column" for m in ("model organism", "real model") if not any(m in h for h in seen["heads"])]
+    problems += [] if seen["figures"] else ["no figure loaded"]
+    return problems
+
+
+def test_glance_page_reads_at_a_glance(server, browser):
+    page = _glance_page()
+    _open(browser, f"{server}/{page}.html")
+    browser.set_window_size(GLANCE_WIDTH, WINDOW[1])
+    problems = glance_problems(browser)
+    severe = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    groups = browser.execute_script(
+        "return Array.from(document.querySelectorAll('tr.glance-finding th')).map(h => h.firstChild.textContent)")
+    browser.set_window_size(*WINDOW)
+    assert not problems, f"{page}: {problems}"
+    assert not severe, f"{page}: console errors: {severe}"
+    assert groups and groups[-1].startswith("What the book adds"), f"{page}: groups out of order: {groups}"
+
+
+def test_glance_check_fails_on_a_cut_cell_and_a_missing_link(browser, tmp_path):
+    head = ("<thead><tr><th>#</th><th>claim</th><th>paper</th><th>model organism</th><th>real model (x)</th>"
+            "<th>chapter</th></tr></thead>")
+    (tmp_path / "chapter.html").write_text("<!doctype html><html><head><title>c</title></head><body></body></html>")
+    (tmp_path / "bad.html").write_text(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>bad</title></head><body><table class="glance-claims">{head}<tbody>'
+        '<tr><td>1.1</td><td>a claim</td><td>p</td><td>RoPE 0.29 [0.25, …</td><td>not run</td>'
+        '<td><a href="chapter.html">chapter</a></td></tr>'
+        '<tr><td>1.2</td><td>a claim</td><td>p</td><td>0.5</td><td>not run</td><td>chapter</td></tr>'
+        '<tr><td>1.3</td><td>a claim</td><td>p</td><td>0.5</td><td>not run</td>'
+        '<td><a href="missing.html">missing</a></td></tr></tbody></table></body></html>')
+    with _serving(tmp_path) as url:
+        _open(browser, f"{url}/bad.html")
+        problems = glance_problems(browser)
+    assert problems == ["cut with an ellipsis: 'RoPE 0.29 [0.25, …'", "claim 1.2 has no chapter link",
+                        "chapter link missing.html does not resolve", "no figure loaded"]
 
 
 def test_sidebar_shows_each_toc_caption_once(server, browser):

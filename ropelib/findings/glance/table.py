@@ -22,8 +22,8 @@ reads, counts and formats them, so the page shows whatever findings have been ru
   controls_html(rows)     what the controls show, one line each (verdict, ours), never folded
   (each row's ``chapter`` label -> its page: ``ropelib.publish.plan.chapter_pages``)
   glance_table(rows)      one row per claim as text (what the HTML table shows)
-  claims_html(rows, runs) one row per claim: #, claim (criterion printed under it; every model's full
-                          result, details and controls unfolded), paper, then per model (:data:`MODELS`)
+  claims_html(rows, runs) one row per claim: #, claim (unfolded: its criterion, every model's full
+                          result and details), paper, then per model (:data:`MODELS`)
                           the verdict badge and the short number ("not run" where that model has no row),
                           a link to the chapter's page; a row whose chapter names no page raises
   VERDICT_COLOURS         one colour per verdict: the badges (book/_static/ropebook.css)
@@ -156,7 +156,7 @@ def controls_html(rows: pd.DataFrame) -> str:
 def verdict_rules_html() -> str:
     """What each verdict means in general, folded in a ``<details>`` block (each row states its exact rule)."""
     items = "".join(f"<li>{badge(v)} {html.escape(meaning)}</li>" for v, meaning in VERDICT_RULES.items())
-    return (f'<details class="glance-rules"><summary>What the verdicts mean</summary><ul>{items}</ul>'
+    return (f'<details class="glance-rules"><summary>What the verdicts mean, in full</summary><ul>{items}</ul>'
             "<p>Each claim states its exact rule: click the claim.</p></details>")
 
 
@@ -291,15 +291,15 @@ def _unfolded(claim: pd.DataFrame) -> str:
 
 
 def _claim_cell(claim: pd.DataFrame) -> str:
-    """The claim as a ``<details>`` summary, its criterion printed under it (never folded away);
-    unfolded: every model's result in full, with its sub-statistics."""
+    """The claim as a ``<details>`` summary; unfolded: its criterion, then every model's result in full with
+    its sub-statistics (issue 28: the table's height goes to the claims). A caveat stays visible."""
     row = claim.iloc[0]
     kind = "" if row["kind"] == "paper" else f' <span class="glance-kind">{html.escape(row["kind"])}</span>'
     criterion = f'<div class="glance-criterion"><b>criterion</b>: {html.escape(row["rule"])}</div>'
     caveats = "; ".join(dict.fromkeys(c for c in claim["caveat"] if c))
     caveat = f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}</div>' if caveats else ""
-    return (f"<details><summary>{html.escape(row['claim'])}{kind}</summary>{_unfolded(claim)}</details>"
-            + caveat + criterion)
+    summary = f"<summary>{html.escape(row['claim'])}{kind}</summary>"
+    return f"<details>{summary}{criterion}{_unfolded(claim)}</details>{caveat}"
 
 
 def _model_cells(claim: pd.DataFrame) -> str:
@@ -332,8 +332,8 @@ def claims_html(rows: pd.DataFrame, runs) -> str:
     pages = chapter_pages(table["chapter"], runs)
     models = "".join(f"<th>{html.escape(label)}</th>" for label in MODELS.values())
     width = 4 + len(MODELS)
-    lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim and criterion <small>(click for '
-             f'details)</small></th><th>paper</th>{models}<th>chapter</th></tr></thead><tbody>']
+    lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim <small>(click for its criterion '
+             f'and every number)</small></th><th>paper</th>{models}<th>chapter</th></tr></thead><tbody>']
     for name, group in groups(table):
         lines.append(f'<tr class="glance-finding"><th colspan="{width}">{html.escape(name)}'
                      f'<div class="glance-group-counts">{_group_counts(group)}</div></th></tr>')
