@@ -33,8 +33,10 @@ FAMILIES = (
 OTHER = ("other", "each claim's own units (see its row)", None)
 MODEL_MARKERS = {"organism": "o", "smollm2": "s"}
 MODEL_OFFSET = 0.18  # vertical offset between models on one claim's line
-LABEL_WIDTH = 44  # characters per line of a claim's label (wrapped, never cut)
-LINE_INCHES = 0.42  # height of one label line
+LABEL_WIDTH = 58  # characters per line of a claim's label (wrapped, never cut)
+LINE_INCHES = 0.2  # height of one line of a claim's label
+PANEL_INCHES = 0.75  # each panel's x axis and its label
+LEGEND_INCHES = 0.9
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
 
 
@@ -120,7 +122,7 @@ def _legend(figure, points: pd.DataFrame) -> None:
     if points["paper"].notna().any():
         handles.append(Line2D([], [], marker="D", linestyle="none", markerfacecolor="none", markeredgecolor="black",
                               label="paper's value"))
-    figure.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 5), frameon=False, fontsize=9,
+    figure.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 7), frameon=False, fontsize=9,
                   title="each claim with a number: the estimate with its 95% CI, coloured by its verdict; "
                         "one panel per quantity, its claims on one scale", title_fontsize=10)
 
@@ -132,9 +134,9 @@ def forest_plot(rows: pd.DataFrame):
         return None
     names = [f[0] for f in FAMILIES] + [OTHER[0]]
     panels = [points[points["family"] == name] for name in names if (points["family"] == name).any()]
-    heights = [sum(label.count("\n") + 1 for label in p.drop_duplicates("order")["label"]) * LINE_INCHES * 0.55
-               + 0.9 for p in panels]
-    figure, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 1.0), squeeze=False,
+    heights = [sum(label.count("\n") + 1.5 for label in p.drop_duplicates("order")["label"]) * LINE_INCHES
+               + PANEL_INCHES for p in panels]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + LEGEND_INCHES), squeeze=False,
                                 layout="constrained", gridspec_kw={"height_ratios": heights})
     for ax, panel in zip(axes[:, 0], panels):
         _panel(ax, panel)
