@@ -231,15 +231,32 @@ def test_figure_has_one_panel_per_claim_family_on_a_shared_scale(tmp_path):
     assert points["paper"].notna().tolist() == [True, False, False, False, False, False]
     assert not any("…" in label for label in points["label"])  # long claims wrap, never cut
     figure = glance_plots.forest_plot(rows)
-    assert [ax.get_xlabel() for ax in figure.axes] == [
-        "AUROC (0.5: chance)", "needle pass-rate difference (0: none)", "each claim's own units (see its row)"]
-    auroc, rates, _ = figure.axes
+    assert [ax.get_xlabel() for ax in figure.axes] == [  # in the order of their first claims
+        "AUROC (0.5: chance)", "each claim's own units (see its row)", "needle pass-rate difference (0: none)"]
+    auroc, _, rates = figure.axes
     assert auroc.get_xlim()[0] < 0.5 and auroc.get_xlim()[1] > 0.94  # the paper's value and the CI on one scale
     assert len(rates.get_yticks()) == 2  # 3.3 (two models on one line) and 4.1
     markers = [line.get_marker() for line in rates.lines if line.get_marker() in ("o", "s")]
     assert sorted(markers) == ["o", "o", "s"]  # the organism a dot, the real model a square
     colours = [line.get_color() for line in auroc.lines if line.get_marker() == "o"]
     assert colours == [glance.VERDICT_COLOURS["replicated"]]
+
+
+def test_a_result_listing_models_with_cis_plots_the_first_and_the_others_in_grey():
+    ours = ("RoPE (base) 0.2926 [0.2551, 0.3348]; PI (cpt-pi) 0.1659 [0.141, 0.2107]; NTK (cpt-ntk) 0.09921 "
+            "[0.08861, 0.143] (first = 1.764x PI (cpt-pi), 2.949x NTK (cpt-ntk))")
+    rows = pd.DataFrame([row(1.3, "replicated", ours=ours, chapter="Attention patterns (1024 tokens)"),
+                         row(1.4, "replicated", ours="PI (cpt-pi) 0.0198 [0.018, 0.0222] alone")])
+    rows["rule"] = ["gap = mean |log10| ratio, plain RoPE first", "JS (bits), PI first"]
+    assert glance_plots.items(ours) == [("RoPE (base)", 0.2926, 0.2551, 0.3348), ("PI (cpt-pi)", 0.1659, 0.141, 0.2107),
+                                        ("NTK (cpt-ntk)", 0.09921, 0.08861, 0.143)]
+    points = glance_plots.plottable(rows)
+    assert points["order"].tolist() == [1.3]  # one model with a CI alone is not a list: its row has no CI
+    assert points[["ours", "ci_low", "ci_high"]].iloc[0].tolist() == [0.2926, 0.2551, 0.3348]
+    assert points["family"].tolist() == ["gap"] and len(points["others"].iloc[0]) == 2
+    assert "(dot: RoPE (base); grey: the others)" in points["label"].iloc[0]
+    figure = glance_plots.forest_plot(rows)
+    assert figure.axes[0].get_xlim()[0] < 0.08861 and "gap" in figure.axes[0].get_xlabel()
 
 
 def test_a_typed_verdict_or_kind_is_refused(tmp_path):

@@ -5,7 +5,9 @@ difference, a difference in nats, else the row's own units); the claims of one f
 panel's x scale, labelled with that quantity, with its null (chance, no difference) dotted. Each
 claim is one line of its panel: each model's estimate (:data:`MODEL_MARKERS`: the organism a dot,
 the real model a square) with its 95% CI (bar), coloured by its verdict (``glance.VERDICT_COLOURS``),
-and the paper's value (open diamond) where the paper gives a number. A claim's label is its number
+and the paper's value (open diamond) where the paper gives a number. A claim whose result lists
+several models with CIs (finding 1's attention: "RoPE (base) 0.29 [0.26, 0.33]; PI ...") shows the
+one it singles out, the first, as the estimate and the others in grey on its line (:func:`items`). A claim's label is its number
 and its words, wrapped, never cut.
 
 Not here: reading or counting the rows (``glance.table``); a ratio to the paper's value (the paper
@@ -29,14 +31,18 @@ FAMILIES = (
     ("AUROC", r"AUROC", "AUROC (0.5: chance)", 0.5),
     ("pass rate", r"pass[ -]rate|needles", "needle pass-rate difference (0: none)", 0.0),
     ("nats", r"\bnats\b", "difference in nats: entropy slope or loss (0: none)", 0.0),
+    ("gap", r"\bgap\b", "attention gap to the original model at L0 (mean |log10| ratio; 0: the same)", 0.0),
+    ("JS", r"\bJS\b", "JS divergence of attention by distance (bits; 0: the same)", 0.0),
 )
 OTHER = ("other", "each claim's own units (see its row)", None)
 MODEL_MARKERS = {"organism": "o", "smollm2": "s"}
 MODEL_OFFSET = 0.18  # vertical offset between models on one claim's line
-LABEL_WIDTH = 58  # characters per line of a claim's label (wrapped, never cut)
+LABEL_WIDTH = 72  # characters per line of a claim's label (wrapped, never cut)
 LINE_INCHES = 0.2  # height of one line of a claim's label
 PANEL_INCHES = 0.75  # each panel's x axis and its label
 LEGEND_INCHES = 0.9
+# one model's value in a list ("RoPE (base) 0.2926 [0.2551, 0.3348]; PI (cpt-pi) 0.1659 [...]"): name, value, CI
+ITEM = re.compile(r"([A-Za-z][^;\[\]]*?)\s+([+-]?\d*\.?\d+(?:[eE][+-]?\d+)?)\s*\[\s*([^,\]]+),\s*([^\]]+)\]")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
 
 
@@ -46,6 +52,14 @@ def _number_in_ci(text, low: float, high: float) -> float:
         if low <= float(match.group(0)) <= high:
             return float(match.group(0))
     return float("nan")
+
+
+def items(text) -> list[tuple[str, float, float, float]]:
+    """The (name, value, low, high) of each model a result lists with its CI (before any "(first = ..."), in
+    order; [] when it lists fewer than two. The first is the one the claim singles out (e.g. plain RoPE)."""
+    found = [(name.strip(), float(v), float(lo), float(hi))
+             for name, v, lo, hi in ITEM.findall(str(text).split(" (first =")[0])]
+    return found if len(found) >= 2 else []
 
 
 def family(row) -> tuple[str, str, float | None]:
@@ -70,13 +84,20 @@ def plottable(rows: pd.DataFrame) -> pd.DataFrame:
     ours = pd.to_numeric(rows["ours"], errors="coerce")
     inside = pd.Series([_number_in_ci(t, lo, hi) for t, lo, hi in zip(rows["ours"], low, high)], index=rows.index)
     ours = ours.where(ours.notna(), inside)
+    listed = [items(text) if pd.isna(value) else [] for text, value in zip(rows["ours"], ours)]
+    first = pd.Series([found[0] if found else (None, np.nan, np.nan, np.nan) for found in listed], index=rows.index)
+    ours = ours.where(ours.notna(), first.map(lambda f: f[1]))
+    low = low.where(low.notna(), first.map(lambda f: f[2]))
+    high = high.where(high.notna(), first.map(lambda f: f[3]))
     families = [family(row) for _, row in rows.iterrows()]
     rows = rows.assign(ours=ours, ci_low=low, ci_high=high, paper=pd.to_numeric(rows["paper"], errors="coerce"),
                        family=[f[0] for f in families], axis_label=[f[1] for f in families],
-                       null=[f[2] for f in families])[ours.notna().to_numpy()]
-    labels = [f"{float(o):g}  " + textwrap.fill(str(c), LABEL_WIDTH) for o, c in zip(rows["order"], rows["claim"])]
+                       null=[f[2] for f in families], others=[found[1:] for found in listed],
+                       first=[found[0][0] if found else "" for found in listed])[ours.notna().to_numpy()]
+    labels = [f"{float(o):g}  " + textwrap.fill(str(c), LABEL_WIDTH) + (f"\n(dot: {f}; grey: the others)" if f else "")
+              for o, c, f in zip(rows["order"], rows["claim"], rows["first"])]
     return rows.assign(label=labels)[["order", "model", "label", "family", "axis_label", "null", "ours", "ci_low",
-                                      "ci_high", "paper", "verdict"]]
+                                      "ci_high", "paper", "verdict", "others"]]
 
 
 def _limits(values: np.ndarray) -> tuple[float, float]:
@@ -94,12 +115,16 @@ def _panel(ax, points: pd.DataFrame) -> None:
         colour = VERDICT_COLOURS[point["verdict"]]
         if pd.notna(point["ci_low"]) and pd.notna(point["ci_high"]):
             ax.hlines(y, point["ci_low"], point["ci_high"], color=colour, linewidth=3, alpha=0.8)
+        for _, value, other_low, other_high in point["others"]:
+            ax.hlines(y, other_low, other_high, color="0.6", linewidth=1.5)
+            ax.plot(value, y, "|", color="0.4", markersize=10)
         ax.plot(point["ours"], y, MODEL_MARKERS[point["model"]], color=colour, markersize=8, zorder=3)
         if pd.notna(point["paper"]):
             ax.plot(point["paper"], -claims.index(point["order"]), "D", markerfacecolor="none",
                     markeredgecolor="black", markersize=8, zorder=4)
     null = points["null"].iloc[0]
     values = points[["ours", "ci_low", "ci_high", "paper"]].to_numpy(dtype=float).ravel()
+    values = np.append(values, [x for others in points["others"] for item in others for x in item[1:]])
     low, high = _limits(np.append(values, np.nan if null is None or pd.isna(null) else null))
     if null is not None and pd.notna(null):
         ax.axvline(null, color="0.5", linestyle=":", linewidth=1)
@@ -128,12 +153,13 @@ def _legend(figure, points: pd.DataFrame) -> None:
 
 
 def forest_plot(rows: pd.DataFrame):
-    """The figure (None when no claim has a numeric ``ours``): one panel per family, in :data:`FAMILIES` order."""
+    """The figure (None when no claim has a numeric ``ours``): one panel per family, in the order of their first
+    claims (finding 1's first)."""
     points = plottable(rows)
     if points.empty:
         return None
-    names = [f[0] for f in FAMILIES] + [OTHER[0]]
-    panels = [points[points["family"] == name] for name in names if (points["family"] == name).any()]
+    names = points.groupby("family")["order"].min().sort_values().index  # in reading order: finding 1 first
+    panels = [points[points["family"] == name] for name in names]
     heights = [sum(label.count("\n") + 1.5 for label in p.drop_duplicates("order")["label"]) * LINE_INCHES
                + PANEL_INCHES for p in panels]
     figure, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + LEGEND_INCHES), squeeze=False,
