@@ -7,6 +7,7 @@ at another checkpoint folder (e.g. a smoke-trained set while developing a chapte
 Also the one atomic JSON writer (``write_json_atomic``) every module that records a file uses.
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -19,6 +20,15 @@ RESULTS = DATA / "results"
 CORPUS_MANIFEST = DATA / "corpus.json"
 # conversions made once and reused (the real model's safetensors copy); ignored by git
 CACHE = Path(os.environ.get("ROPEBOOK_CACHE", DATA / "cache"))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (a checkpoint's weights, the real model's GGUF)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, obj) -> None:

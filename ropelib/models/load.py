@@ -23,7 +23,7 @@ from pathlib import Path
 from ropelib.core import extensions
 from ropelib import paths, progress
 from ropelib.models import manifest as manifests, smollm2, sources
-from ropelib.paths import write_json_atomic
+from ropelib.paths import sha256_file, write_json_atomic
 from ropelib.models.organism import OrganismConfig
 from ropelib.text.tokenizer import ByteTokenizer
 
@@ -40,9 +40,6 @@ class LoadedModel:
 
     def __iter__(self):  # allows `model, tokenizer = load(...)`
         return iter((self.model, self.tokenizer))
-
-
-sha256_file = sources.sha256_file
 
 
 def save_organism(model, directory: Path, manifest: dict) -> dict:

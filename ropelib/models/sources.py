@@ -20,10 +20,10 @@ Not here: loading (``models``), the RoPE switch (``extensions``).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from ropelib import paths
+from ropelib.paths import sha256_file
 from ropelib.models import manifest as manifests, smollm2
 from ropelib.core.methods import DISPLAY, METHODS  # noqa: F401 (re-exported: sources.METHODS)
 
@@ -37,14 +37,6 @@ class SourceError(ValueError):
 
 def organism_names() -> list[str]:
     return manifests.names()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_path(source: str) -> bool:
@@ -112,19 +104,27 @@ def holds_variants(name: str) -> bool:
     return name in ("variants", "reference") or name.endswith(("_variants", "_reference", "_variant"))
 
 
+def model_values(parameters: dict):
+    """(parameter name, value, is a variant) for every non-empty source or variant the parameters hold."""
+    for name, value in parameters.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item and (holds_source(name) or holds_variants(name)):
+                yield name, item, not holds_source(name)
+
+
+def named_sources(parameters: dict) -> set[str]:
+    """Every model source the parameters name (``model``-like values, the source of each variant)."""
+    return {item.partition(":")[2] if variant else item for _, item, variant in model_values(parameters)}
+
+
 def check_parameters(parameters: dict, chapter: str = "") -> None:
     """Check every source-holding parameter of ``parameters`` (empty values mean "not given")."""
     prefix = f"{chapter}: " if chapter else ""
     verified: set[str] = set()
-    for name, value in parameters.items():
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if not isinstance(item, str) or not item:
-                continue
-            where = f"{prefix}parameter {name}"
-            if holds_source(name):
-                check_source(item, where, verify_weights=item not in verified)
-                verified.add(item)
-            elif holds_variants(name):
-                source = check_variant(item, where, verify_weights=item.partition(":")[2] not in verified)[1]
-                verified.add(source)
+    for name, item, variant in model_values(parameters):
+        where = f"{prefix}parameter {name}"
+        if variant:
+            verified.add(check_variant(item, where, verify_weights=item.partition(":")[2] not in verified)[1])
+        else:
+            check_source(item, where, verify_weights=item not in verified)
+            verified.add(item)

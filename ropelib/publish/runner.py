@@ -101,22 +101,9 @@ def cache_key(template: Path, parameters: dict, version: str | None = None,
     return digest.hexdigest()
 
 
-def named_sources(parameters: dict) -> set[str]:
-    """Every model source the parameters name (``model``-like values, the source of each variant)."""
-    named = set()
-    for name, value in parameters.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item:
-                if sources.holds_source(name):
-                    named.add(item)
-                elif sources.holds_variants(name):
-                    named.add(item.partition(":")[2])
-    return named
-
-
 def is_real_model_page(parameters: dict) -> bool:
     """Its model parameters name the real model and nothing else (no organism checkpoint)."""
-    return named_sources(parameters) == {smollm2.NAME}
+    return sources.named_sources(parameters) == {smollm2.NAME}
 
 
 def input_files(job: "Job", layout: Layout) -> tuple[Path, ...]:
@@ -131,7 +118,7 @@ def input_files(job: "Job", layout: Layout) -> tuple[Path, ...]:
 
 def model_files(job: "Job") -> tuple[str, ...]:
     """Identities of the model files outside the repository that ``job`` reads: the GGUF's sha256."""
-    return (f"{smollm2.GGUF_NAME} sha256 {smollm2.GGUF_SHA256}",) if smollm2.NAME in named_sources(job.parameters) \
+    return (f"{smollm2.GGUF_NAME} sha256 {smollm2.GGUF_SHA256}",) if smollm2.NAME in sources.named_sources(job.parameters) \
         else ()
 
 
