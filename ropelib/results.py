@@ -10,7 +10,12 @@ rewrites the published tables.
 Two kinds of file, both CSV, both written atomically (temp file, then rename):
   - ``<name>.csv``: a chapter's own table (tidy, one row per measurement);
   - ``glance-<finding>.csv``: that chapter's rows for the "Results at a glance" page, with
-    the columns of :data:`GLANCE_COLUMNS`. The verdict in each row is computed in the
+    the columns of :data:`GLANCE_COLUMNS`.
+Which model a page measures is declared by its line-up (``models.lineup.resolve``, the first
+thing every model chapter does, calls :func:`measuring`): on a real model (e.g. ``smollm2``)
+its glance rows are that model's (``model`` column) and every file name gets ``-<model>``
+(``glance-finding2-smollm2.csv``, ``needle-trials-smollm2.csv``), so the real model's pages
+never overwrite the organism's tables. The verdict in each row is computed in the
     chapter by a rule stated in the row's ``rule`` column; nothing is typed by hand. The
     paper's claims take :data:`VERDICTS`; controls and results beyond the paper take
     :data:`OWN_VERDICTS` ("supported", ...): the paper never made those claims.
@@ -63,8 +68,32 @@ def worded(verdict: str, kind: str) -> str:
     return word
 
 
+# ---- which model this execution's results describe
+
+_measured = {"model": ORGANISM}
+
+
+def measuring(model: str = ORGANISM) -> None:
+    """Declare the model this execution's results describe: :data:`ORGANISM` or a real model's name."""
+    _measured["model"] = model or ORGANISM
+
+
+def measured_model() -> str:
+    return _measured["model"]
+
+
+def named(name: str) -> str:
+    """A table's file stem for the measured model: ``name`` for the organism, else ``name-<model>``
+    (kept as it is when the model already is one of its dash-separated parts, e.g. ``smollm2-perplexity``)."""
+    model = measured_model()
+    return name if model == ORGANISM or model in name.split("-") else f"{name}-{model}"
+
+
+# ---- writing
+
 def write_csv(frame: pd.DataFrame, name: str, directory: Path | None = None) -> Path:
-    """Write ``frame`` to ``<results_dir()>/<name>.csv`` atomically, floats at 4 significant digits."""
+    """Write ``frame`` to ``<results_dir()>/<named(name)>.csv`` atomically, floats at 4 significant digits."""
+    name = named(name)
     directory = Path(directory or results_dir())
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{name}.csv"
@@ -91,8 +120,10 @@ def glance_row(order: float, finding: str, claim: str, paper: str, ours: float |
 
 
 def write_glance(rows: list[dict], finding: str, directory: Path | None = None) -> Path:
-    """A chapter's rows for the glance page (``glance-<finding>.csv``)."""
+    """A chapter's rows for the glance page (``glance-<finding>.csv``, ``-<model>`` for a real model: :func:`named`);
+    rows that do not name their model are the measured model's."""
     frame = pd.DataFrame(rows, columns=GLANCE_COLUMNS)
+    frame["model"] = frame["model"].where(frame["model"].notna() & (frame["model"] != ORGANISM), measured_model())
     return write_csv(frame, f"glance-{finding}", directory)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ropelib import results
 from ropelib.models import load, manifest as manifests, smollm2, sources
 
 TRAINING_FREE = ("rope", "pi", "ntk", "ntk100", "yarn", "dynamic_ntk")
@@ -66,15 +67,21 @@ class Lineup:
         return list(lengths) or [max(8, round(r * self.pretrained_length)) for r in ratios]
 
 
+def measured(lineup: Lineup) -> str:
+    """The model a line-up's results describe: the real model's name when it names one, else the organism."""
+    named = {v.partition(":")[2] for v in [*lineup.variants, lineup.reference, lineup.long_reference]}
+    return smollm2.NAME if smollm2.NAME in named else results.ORGANISM
+
+
 def about(lineup: Lineup) -> str:
     """What a real model in the line-up is and what follows for its comparisons; "" for the organism."""
-    named = {v.partition(":")[2] for v in [*lineup.variants, lineup.reference, lineup.long_reference]}
-    return smollm2.ABOUT if smollm2.NAME in named else ""
+    return smollm2.ABOUT if measured(lineup) == smollm2.NAME else ""
 
 
 def resolve(model: str = "", variants=(), reference: str = "", long_reference: str = "",
             long_model: str = "", methods=TRAINING_FREE) -> Lineup:
-    """The line-up of a page: from ``model`` when given, else from the explicit variants."""
+    """The line-up of a page: from ``model`` when given, else from the explicit variants. Declares the
+    model its results describe (``results.measuring``): a real model's pages write tables of their own."""
     if model:
         variants = [f"{m}:{model}" for m in methods]
         reference = f"rope:{model}"
@@ -88,4 +95,6 @@ def resolve(model: str = "", variants=(), reference: str = "", long_reference: s
     pretrained = geometry(reference.partition(":")[2])
     trained = [geometry(v.partition(":")[2]).trained_length for v in variants]
     cpt = max((t for t in trained if t > pretrained.pretrained_length), default=0)
-    return Lineup(variants, reference, long_reference, pretrained.pretrained_length, cpt)
+    lineup = Lineup(variants, reference, long_reference, pretrained.pretrained_length, cpt)
+    results.measuring(measured(lineup))
+    return lineup

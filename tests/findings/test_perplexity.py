@@ -155,3 +155,11 @@ def test_paired_ratios_cancel_document_difficulty():
     assert ratios.loc[512, "ratio"] == pytest.approx(1.5)
     assert ratios.loc[512, "ratio_low"] == pytest.approx(1.5) and ratios.loc[512, "ratio_high"] == pytest.approx(1.5)
     assert ratios.loc[256, ["ratio", "ratio_low", "ratio_high"]].tolist() == pytest.approx([1, 1, 1])
+
+
+def test_training_free_extensions_cannot_grade_the_cpt_claim():
+    # a real model run training-free: the extensions extend far, but 1.2 is about CPT models
+    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "NTK (base)": ("ntk", [10, 8, 8, 8, 8]),
+                           "PI (base)": ("pi", [10, 8, 8, 8, 20])}), cpt_length=0)
+    assert rows[1.2]["verdict"] == "not testable" and "continual pretraining" in rows[1.2]["details"]
+    assert rows[1.1]["verdict"] == "replicated"  # the original model's own claim needs no CPT

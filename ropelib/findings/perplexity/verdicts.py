@@ -159,6 +159,11 @@ def _missing(needs) -> str:
     return not_testable_reason(needs, role="perplexity")
 
 
+# a claim about continually pretrained models, asked of a line-up with none (e.g. a real model run training-free)
+TRAINING_FREE_ONLY = ("needs continual pretraining: every extension here is applied training-free to the original "
+                      "weights, so the paper's CPT comparison cannot be measured")
+
+
 def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cpt_length: int,
                 chapter: str) -> list[dict]:
     """Rows 1.1, 1.2 and the control 1.25 (module docstring), each "not testable" when a checkpoint is absent."""
@@ -180,7 +185,8 @@ def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cp
     if extensions.empty:
         return rows
     needs = [f"{m}:{s}" for m, s in zip(extensions["method"], extensions["source"])] + [f"rope:{base['source']}"]
-    missing = _missing(needs) or ("L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
+    missing = _missing(needs) or ("L0 not evaluated: no bar" if pd.isna(base["bar"]) else "") or (
+        "" if cpt_length else TRAINING_FREE_ONLY)
     ntk = extensions[extensions["method"].isin(NTK)]
     others = extensions[~extensions["method"].isin(NTK)]
     cpt_x = cpt_length / pretrained_length if cpt_length else 1.0
