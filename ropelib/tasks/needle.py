@@ -145,11 +145,49 @@ def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, ans
     return torch.stack(out, dim=1)
 
 
+def _teacher_rows_from_cache(model, tokenizer, prompts, first_rows: torch.Tensor, cache, length: int,
+                            answer_len: int) -> torch.Tensor | None:
+    """The rows of :func:`_teacher_forced_rows` without a second pass over the prompt: (layers, batch, heads,
+    answer_len, keys), or None when the values' token counts differ (the caller then runs the full pass).
+
+    The row predicting answer token 0 is the generation's first row (``first_rows``: the last prompt
+    token, the same conditioning); the rows predicting tokens 1..n-1 come from feeding the true value's
+    first n-1 tokens to the generation's KV cache cropped back to the prompt (``Cache.crop``).
+    One prompt-length forward per trial instead of two; equal to the full pass up to float rounding,
+    not bit for bit (tested). Only for a model whose RoPE does not depend on the sequence length:
+    the cached keys were rotated for the prompt's length.
+    """
+    values = [list(tokenizer.encode(p.value, add_special_tokens=False)) for p in prompts]
+    if len({len(v) for v in values}) != 1 or not hasattr(cache, "crop"):
+        return None
+    n = len(values[0])
+    width = length + answer_len - 1
+    rows = [torch.nn.functional.pad(first_rows[..., :width], (0, max(0, width - first_rows.shape[-1])))]
+    if n > 1:
+        cache.crop(length - cache.get_seq_length())  # back to the prompt: a negative count of tokens to drop
+        fed = torch.tensor([v[:-1] for v in values], device=next(model.parameters()).device)
+        with probe.capture(model, queries=n - 1) as rec:
+            model(fed, past_key_values=cache, use_cache=True, logits_to_keep=1)  # (b, n - 1) tokens after the prompt
+        rest = torch.stack(rec.attention)  # (layers, b, heads, n - 1, length + n - 1)
+        rows.append(torch.nn.functional.pad(rest[..., :width], (0, max(0, width - rest.shape[-1]))))
+    rows = torch.cat(rows, dim=3)[:, :, :, :answer_len]  # (layers, b, heads, <= answer_len, width)
+    if rows.shape[3] < answer_len:
+        pad = torch.full((*rows.shape[:3], answer_len - rows.shape[3], rows.shape[4]), float("nan"))
+        rows = torch.cat([rows, pad], dim=3)
+    return rows
+
+
 @torch.no_grad()
 def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), needles_per_cell: int = 5,
                 seed: int = 0, method: str = "", fmt: NeedleFormat | str = "compact", documents=None,
-                progress: bool = True) -> pd.DataFrame:
-    """Tidy table, one row per trial: length, depth, passed, entropy, needle/borrowed mass."""
+                progress: bool = True, share_prefill: bool = False) -> pd.DataFrame:
+    """Tidy table, one row per trial: length, depth, passed, entropy, needle/borrowed mass.
+
+    ``share_prefill``: the teacher-forced rows from the generation's KV cache
+    (:func:`_teacher_rows_from_cache`), one prompt-length pass per trial instead of two; for a
+    model whose RoPE does not depend on the length. Off by default: the organism's pages were
+    computed with the second pass and re-execute bit for bit.
+    """
     fmt = FORMATS[fmt] if isinstance(fmt, str) else fmt
     lengths = check_lengths(lengths)
     depths = [float(d) for d in depths]
@@ -171,10 +209,15 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
         prompts = cell_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt)
         input_ids = torch.tensor([p.input_ids for p in prompts], device=device)
         with probe.capture_generation(model, prompt_length=length) as rec:
-            out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                                 max_new_tokens=answer_len + 1, pad_token_id=getattr(tokenizer, "pad_token_id", None))
+            generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
+                                       max_new_tokens=answer_len + 1, return_dict_in_generate=True,
+                                       pad_token_id=getattr(tokenizer, "pad_token_id", None))
+        out = generated.sequences  # (batch, length + new tokens)
         attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
-        teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
+        teacher = _teacher_rows_from_cache(model, tokenizer, prompts, attention[:, :, :, :1], generated.past_key_values,
+                                           length, answer_len) if share_prefill else None
+        if teacher is None:
+            teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
         for b, prompt in enumerate(prompts):
             generated = out[b, length:].tolist()
             control = prompts[(b + 1) % len(prompts)] if len(prompts) > 1 else None

@@ -4,6 +4,7 @@ the prompts token by token."""
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -230,6 +231,17 @@ def test_needle_grid_runs_a_tiny_model(tiny):
     assert trials.equals(again)
     cells = needle.cell_table(trials)
     assert len(cells) == 6 and cells["trials"].eq(2).all()
+
+
+def test_one_prefill_per_trial_gives_the_two_pass_rows(tiny):
+    # the teacher-forced rows from the generation's cache equal the second full pass's, to float rounding
+    docs = [HAYSTACK, HAYSTACK[::-1]]
+    settings = dict(depths=[0, 50, 100], needles_per_cell=2, seed=1, method="rope", documents=docs, progress=False)
+    two = needle.needle_grid(tiny, TOK, [64, 96], **settings)
+    one = needle.needle_grid(tiny, TOK, [64, 96], share_prefill=True, **settings)
+    assert one.drop(columns="entropy_teacher").equals(two.drop(columns="entropy_teacher"))
+    assert np.allclose(one["entropy_teacher"], two["entropy_teacher"], rtol=0, atol=1e-5)
+    assert not one["entropy_teacher"].isna().any()
 
 
 def test_needle_grid_refuses_bad_input(tiny):

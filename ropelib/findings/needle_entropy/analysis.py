@@ -49,6 +49,13 @@ MEASURES = {"entropy_first": "first answer token", "entropy_teacher": "teacher-f
 CAUSAL_MEASURES = ("entropy_first", "entropy_teacher")
 
 
+def shares_prefill(loaded, variant: Variant) -> bool:
+    """One prompt pass per needle (``needle_grid``'s ``share_prefill``) for a checkpoint outside the
+    organism (a real model: at 16K tokens the second pass costs minutes on a CPU) whose RoPE does not
+    depend on the length. The organism keeps the two-pass rows its committed pages were computed with."""
+    return loaded.kind != "organism" and not extensions.length_dependent(variant.method)
+
+
 def collect_trials(variants: list[Variant], factor: float, lengths: list[int], depths: list[float],
                    needles_per_cell: int, seed: int = 0, device: str = "cpu", fmt: str = "compact",
                    progress: bool = True, dtype: str = "auto") -> pd.DataFrame:
@@ -62,7 +69,8 @@ def collect_trials(variants: list[Variant], factor: float, lengths: list[int], d
         loaded = cache.get(variant, factor)
         with quiet_transformers():
             frame = needle.needle_grid(loaded.model, loaded.tokenizer, lengths, depths, needles_per_cell,
-                                       seed=seed, method=variant.label, fmt=fmt, progress=progress)
+                                       seed=seed, method=variant.label, fmt=fmt, progress=progress,
+                                       share_prefill=shares_prefill(loaded, variant))
         frames.append(frame.assign(pretrained_length=extensions.describe(loaded.model)["pretrained_length"]))
     trials = pd.concat(frames, ignore_index=True)
     trials["failed"] = ~trials["passed"].astype(bool)
