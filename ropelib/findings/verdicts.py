@@ -26,6 +26,7 @@ Not here: the rules themselves (each chapter's findings module).
 
 from __future__ import annotations
 
+from ropelib import results
 from ropelib.models import manifest as manifests, sources
 
 MIN_OUTCOME_TRIALS = 5  # trials of each outcome a stratum needs to count
@@ -80,9 +81,11 @@ def pooled(notes: dict[str, str]) -> list[str]:
 
 
 def gate_lines(notes: dict[str, str]) -> str:
-    """One line per variant: pooled, or shown and why not pooled (what a chapter prints under its set-up)."""
-    return "\n".join(f"  {label}: {'passed its retrieval gate, pooled' if not note else 'shown, not pooled: ' + note}"
-                     for label, note in notes.items())
+    """One line per variant: pooled, or shown and why not pooled (what a chapter prints under its set-up).
+    A real model has no gate (only the organism's checkpoints are gated when trained): it is pooled as it is."""
+    fit = "passed its retrieval gate, pooled" if results.measured_model() == results.ORGANISM else \
+        "pooled as it is (a real model has no retrieval gate)"
+    return "\n".join(f"  {label}: {fit if not note else 'shown, not pooled: ' + note}" for label, note in notes.items())
 
 
 def agree(ci_low: float, ci_high: float, p_value: float, null: float) -> bool:

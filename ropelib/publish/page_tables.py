@@ -5,7 +5,8 @@ book infers it from what the pages and tables say, most specific first:
 
 1. the page's code names the table: ``"<name>"`` appears as a string literal in a code
    cell of the executed page (``write_csv(trials, "needle-trials")``; a glance table
-   ``glance-<finding>.csv`` by its ``"<finding>"``);
+   ``glance-<finding>.csv`` by its ``"<finding>"``); a page on a real model names it without
+   the ``-<model>`` its file gets (``needle-trials-smollm2.csv``, ``results.named``);
 2. a glance table's rows name their chapter (``chapter`` column, ``plan.chapter_page``);
 3. the table's name starts with one of the page's prefixes, the longest one winning: the
    page's ``results_name`` parameter, its output name, its template name, and the
@@ -24,6 +25,7 @@ import csv
 import json
 from pathlib import Path
 
+from ropelib.models import smollm2, sources
 from ropelib.publish.plan import chapter_page
 
 GLANCE_PREFIX = "glance-"
@@ -47,7 +49,17 @@ def _glance_chapters(table: Path) -> list[str]:
 
 
 def _named_in(code: str, name: str) -> bool:
-    return f'"{name}"' in code or f"'{name}'" in code
+    return bool(name) and f'"{name}"' in code or f"'{name}'" in code
+
+
+def _as_named(name: str, run) -> str:
+    """``name`` as the page's code names it: a page on a real model writes only names holding that
+    model (``results.named``), which its code names without the ``-<model>``; "" when it cannot be its."""
+    models = sources.named_sources(run.parameters) & {smollm2.NAME}
+    if len(models) != 1:
+        return name
+    model = next(iter(models))
+    return name.removesuffix(f"-{model}") if model in name.split("-") else ""
 
 
 def tables_by_page(runs, root: Path) -> dict[str, list[str]]:
@@ -66,8 +78,8 @@ def tables_by_page(runs, root: Path) -> dict[str, list[str]]:
     for table in tables:  # rules 1 and 2
         name = table.stem
         short = name.removeprefix(GLANCE_PREFIX)
-        named = [r for r in writers if _named_in(code[r.output], name) or
-                 (name.startswith(GLANCE_PREFIX) and _named_in(code[r.output], short))]
+        named = [r for r in writers if _named_in(code[r.output], _as_named(name, r)) or
+                 (name.startswith(GLANCE_PREFIX) and _named_in(code[r.output], _as_named(short, r)))]
         if len(named) == 1:
             owner[name] = named[0]
         elif name.startswith(GLANCE_PREFIX):

@@ -117,3 +117,22 @@ def test_tables_are_matched_to_the_pages_that_wrote_them(tmp_path):
     assert "| {download}`needle-trials.csv </data/results/needle-trials.csv>` | 1 x 2 | 8 B | {doc}`C <needle-entropy>` |" \
         in table
     assert "| {download}`orphan-table.csv </data/results/orphan-table.csv>` | 1 x 2 | 8 B | – |" in table
+
+
+def test_a_real_model_page_owns_its_own_tables_not_the_organism_pages(tmp_path):
+    (tmp_path / "book").mkdir()
+    results_dir = tmp_path / "data" / "results"
+    results_dir.mkdir(parents=True)
+    for name in ("needle-trials", "needle-trials-smollm2"):
+        (results_dir / f"{name}.csv").write_text("a,b\n1,2\n")
+    (results_dir / "glance-finding2.csv").write_text("order,chapter\n2.1,needle-entropy\n")
+    (results_dir / "glance-finding2-smollm2.csv").write_text("order,chapter\n2.1,needle-entropy\n")
+    code = {"cells": [{"cell_type": "code", "source": ['results.write_csv(trials, "needle-trials")\n',
+                                                        '_ = results.write_glance(rows, "finding2")\n']}]}
+    for page in ("needle-entropy", "smollm2-needle-entropy"):
+        (tmp_path / "book" / f"{page}.ipynb").write_text(json.dumps(code))
+    runs = [plan.Run("needle-entropy", "needle-entropy.ipynb", "C", {"variants": ["rope:cpt-rope"]}),
+            plan.Run("needle-entropy", "smollm2-needle-entropy.ipynb", "S", {"variants": ["rope:smollm2"]})]
+    assert page_tables.tables_by_page(runs, tmp_path) == {
+        "needle-entropy": ["glance-finding2.csv", "needle-trials.csv"],
+        "smollm2-needle-entropy": ["glance-finding2-smollm2.csv", "needle-trials-smollm2.csv"]}

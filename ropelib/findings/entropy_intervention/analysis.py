@@ -107,8 +107,9 @@ def _condition(model, condition: str, length: int, trained_length: int, alpha: f
 
 def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_depth: int, dev_prompts: int,
         n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
-        dtype: str = "auto") -> tuple[pd.DataFrame, ...]:
-    """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length."""
+        dtype: str = "auto", fmt: str = "compact") -> tuple[pd.DataFrame, ...]:
+    """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length.
+    ``fmt``: the needle wording (``haystack.FORMATS``), for the dev prompts and the test prompts alike."""
     cache, trials, perplexity, temperatures = ModelCache(device, dtype, max(lengths)), [], [], []
     for variant in variants:
         loaded = cache.get(variant, factor)
@@ -118,14 +119,14 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
         fit_lengths = sorted({trained, *[length for length in lengths if length > trained]})
         hay = {split: haystack_tokens(tokenizer, stdlib_documents(split)) for split in ("dev", "test")}
         dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
-                                                               -(-dev_prompts // 3), seed, "dev")][:dev_prompts]
+                                                               -(-dev_prompts // 3), seed, "dev", fmt)][:dev_prompts]
                for length in fit_lengths}
         with quiet_transformers():
             taus = interventions.fit_entropy_matched_temperature(model, dev, trained, xtol=1e-2)
         temperatures += [{"method": variant.label, "length": length, "tau": tau} for length, tau in taus.items()]
         for condition in progress(CONDITIONS, desc=f"interventions {variant.label}"):
             for length in lengths:
-                prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test")
+                prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test", fmt)
                 with _condition(model, condition, length, trained, scale, taus), quiet_transformers():
                     rows = teacher_forced(model, tokenizer, [(i, p) for i, p in prompts])
                     ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)
