@@ -1,15 +1,17 @@
 """The "Results at a glance" page: reading whatever glance CSVs exist, counting, badges, links, the forest plot."""
 
 import re
+from html import escape as html_escape
 
 import matplotlib
 import pandas as pd
 import pytest
 
 from ropelib import results
+from ropelib.core import stats
 from ropelib.findings.glance import table as glance, plots as glance_plots
 from ropelib.paths import ROOT
-from ropelib.publish import plan
+from ropelib.publish import plan, sections
 from ropelib.publish.plan import Run
 
 matplotlib.use("Agg")
@@ -94,10 +96,17 @@ def test_old_format_files_are_read_as_paper_claims_without_details(tmp_path):
 
 def test_the_committed_glance_files_render():
     rows = results.read_glance()  # data/results/glance-*.csv, in whatever format they were written
-    html = glance.claims_html(rows, plan.load())  # every row's chapter names a page of the plan
-    assert html.count('<span class="verdict verdict-') == 2 * len(rows)  # each badge in its cell and unfolded
+    runs = plan.load()
+    html = glance.claims_html(rows, runs)  # every row's chapter names a page of the plan
+    shown = glance.with_scope(rows, runs)  # and the real model's "not testable" on the claims that need CPT
+    assert len(shown) > len(rows)
+    assert html.count('<span class="verdict verdict-') == 2 * len(shown)  # each badge in its cell and unfolded
     assert "…" not in html
-    assert html.count('<a href="') == len(rows)
+    links = re.findall(r'<a href="([^"#]+)#([^"]+)"', html)
+    assert len(links) == html.count('<a href="') == rows["order"].nunique()  # every claim links to a section
+    for page, anchor in links:  # the id Sphinx gives a heading of that page (publish.sections)
+        headings = sections.headings(ROOT / "book" / page.replace(".html", ".ipynb"))
+        assert anchor in [a for _, _, a in headings], (page, anchor)
 
 
 def test_no_glance_files_gives_an_empty_page(tmp_path):
@@ -121,15 +130,19 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
     cells = re.findall(r'<td class="glance-model">(.*?)</td>', html)
     assert [re.search(r'verdict-([a-z-]+)"', c).group(1) for c in cells] == [
         "partly", "replicated", "not-replicated", "not-testable", "supported"]  # the book's rows last, own words
-    assert re.findall(r'<a href="([^"]+)" title="[^"]+">([^<]+)</a>', html) == [
+    links = re.findall(r'<a href="([^"#]+)#([^"]+)" title="[^"]+">([^<]+)</a>', html)
+    assert [(page, name) for page, _, name in links] == [
         ("perplexity-cpt.html", "perplexity-cpt"), ("attention-patterns-1024.html", "attention-patterns-1024"),
         ("needle-entropy.html", "needle-entropy"), ("attention-patterns-256.html", "attention-patterns-256"),
         ("entropy-intervention.html", "entropy-intervention")]  # a title ending in "?" links too
+    for page, anchor, _ in links:  # to the section of the executed page whose cell computes the rows
+        assert anchor == sections.glance_section(ROOT / "book" / page.replace(".html", ".ipynb")), page
     assert html.count("<details>") == 5 and html.count("<b>criterion</b>: replicated if ...") == 5
     assert re.search(r"<details><summary>a claim</summary><div class=\"glance-criterion\">", html)  # unfolded
     assert "<b>details</b>: limits: RoPE 2x" in html
     assert "a &lt;b&gt;bold&lt;/b&gt; &amp; claim" in html  # text is escaped, never markup
-    assert "…" not in html and html.count("RoPE (base) 0.45 [0.417, 0.485]") == 6  # cell: first clause; unfolded: all
+    # cell: the first listed model and the one closest to it, both named; unfolded: all five
+    assert "…" not in html and html.count("RoPE (base) 0.45 [0.417, 0.485]") == 2 + 5
     assert '<span class="glance-kind">control</span>' in html
     assert html.count('class="glance-finding"') == 3  # Finding 1, Finding 2, what the book adds
 
@@ -148,7 +161,7 @@ def test_long_results_are_never_cut_and_numbers_read_at_three_digits():
                          row(9.1, "partly", ours=12345.678)])
     table = glance.glance_table(rows)
     assert table["short"].tolist() == [
-        glance.round_numbers(long.strip()), "0.089 [0.0813, 0.14]", "hit rate 0.333 (1 of 3)",
+        glance.round_numbers(long.strip()), "0.089 [0.0813, 0.14]", "hit rate 0.333 [0.0615, 0.792] (1 of 3)",
         "-0.686 [-0.711, -0.663] nats per ln L (slope)", "12346"]
     assert "…" not in glance.claims_html(rows, RUNS)
     assert glance.round_numbers("RoPE (cpt-ntk100) 1.764x L0 at 4096, 69 of 69, p = 9.5e-07") == \
@@ -211,7 +224,7 @@ def test_badge_colours_match_the_stylesheet():
 
 
 def test_figure_has_one_panel_per_claim_family_on_a_shared_scale(tmp_path):
-    results.write_glance([row(2.1, "replicated", ours=0.92, ci=(0.9, 0.94), paper="0.5"),
+    results.write_glance([row(2.1, "replicated", ours=0.92, ci=(0.9, 0.94)),
                           row(2.2, "partly", ours="see details"),
                           row(3.1, "not replicated", ours=-0.4, ci=(-0.6, -0.2)),
                           row(3.2, "not testable", ours=1.0),
@@ -228,18 +241,74 @@ def test_figure_has_one_panel_per_claim_family_on_a_shared_scale(tmp_path):
     assert points["order"].tolist() == [2.1, 3.1, 3.2, 3.3, 3.3, 4.1]
     assert points["ours"].tolist() == [0.92, -0.4, 1.0, 0.312, -0.05, 0.083]
     assert points["family"].tolist() == ["AUROC", "other", "other", "pass rate", "pass rate", "pass rate"]
-    assert points["paper"].notna().tolist() == [True, False, False, False, False, False]
+    assert points["paper"].isna().all()  # no paper value is a number here: no ratio panel
     assert not any("…" in label for label in points["label"])  # long claims wrap, never cut
     figure = glance_plots.forest_plot(rows)
     assert [ax.get_xlabel() for ax in figure.axes] == [  # in the order of their first claims
-        "AUROC (0.5: chance)", "each claim's own units (see its row)", "needle pass-rate difference (0: none)"]
-    auroc, _, rates = figure.axes
-    assert auroc.get_xlim()[0] < 0.5 and auroc.get_xlim()[1] > 0.94  # the paper's value and the CI on one scale
+        "AUROC (0.5: chance)", "each claim's own units (see its row)", "needle pass-rate difference (0: none)",
+        glance_plots.LIMITS_LABEL]  # 3.5's limits ("0.3x L0, NTK 8x")
+    auroc, _, rates, _ = figure.axes
+    assert auroc.get_xlim()[0] < 0.5 and auroc.get_xlim()[1] > 0.94  # the null and the CI on one scale
     assert len(rates.get_yticks()) == 2  # 3.3 (two models on one line) and 4.1
     markers = [line.get_marker() for line in rates.lines if line.get_marker() in ("o", "s")]
     assert sorted(markers) == ["o", "o", "s"]  # the organism a dot, the real model a square
     colours = [line.get_color() for line in auroc.lines if line.get_marker() == "o"]
     assert colours == [glance.VERDICT_COLOURS["replicated"]]
+
+
+def test_claims_with_a_numeric_paper_value_share_one_ratio_panel():
+    rows = pd.DataFrame([row(2.1, "replicated", ours=0.3, ci=(0.2, 0.45), paper="0.6"),
+                         row(2.2, "partly", ours=-0.9, ci=(-1.2, -0.3), paper="-0.6"),  # a negative value flips the CI
+                         row(2.2, "replicated", ours=-0.6, ci=(-0.9, -0.45), paper="-0.6", model="smollm2"),
+                         row(3.1, "replicated", ours=0.92, ci=(0.9, 0.94))])
+    rows["rule"] = ["AUROC above 0.5"] * 3 + ["AUROC above 0.5"]
+    points = glance_plots.plottable(rows)
+    assert points["family"].tolist() == ["ratio", "ratio", "ratio", "AUROC"]  # the ratio before the family
+    ratios = points[points["family"] == "ratio"]
+    assert ratios[["ours", "ci_low", "ci_high"]].round(6).values.tolist() == [[0.5, 0.333333, 0.75], [1.5, 0.5, 2.0],
+                                                                             [1.0, 0.75, 1.5]]
+    assert ratios["paper"].tolist() == [1.0, 1.0, 1.0]  # the paper's value, divided by itself
+    figure = glance_plots.forest_plot(rows)
+    ratio, auroc = figure.axes
+    assert ratio.get_xlabel() == glance_plots.RATIO[1] and auroc.get_xlabel() == "AUROC (0.5: chance)"
+    assert any(list(line.get_xdata()) == [1.0, 1.0] and line.get_linestyle() == ":" for line in ratio.lines)
+    diamonds = [line.get_xdata()[0] for line in ratio.lines if line.get_marker() == "D"]
+    assert diamonds == [1.0, 1.0, 1.0]  # the paper's value marked on every claim's line
+    assert ratio.get_xlim()[0] < 0.333 and ratio.get_xlim()[1] > 2.0
+
+
+def test_extrapolation_limits_are_intervals_on_a_log_factor_axis_with_the_papers_value():
+    rows = pd.DataFrame([
+        row(1.1, "inconclusive", ours="limit 1x-2x L0", paper="about 1x L0 (4K)"),
+        row(1.2, "inconclusive", ours="PI (cpt-pi) 2x-4x, NTK (cpt-ntk) 4x-8x, NTK x100 base (cpt-ntk100) >= 2x-32x, "
+                                      "YaRN (cpt-yarn) 4x", paper="PI, YaRN about 15x L0; NTK about 32x L0"),
+        row(1.25, "inconclusive", kind="control", ours="RoPE (cpt-rope) 4x-16x; PI (cpt-pi) 2x-4x, NTK (cpt-ntk) 4x-8x",
+            paper="not tested in the paper"),
+        row(1.1, "replicated", ours="limit 1x L0", paper="about 1x L0 (4K)", model="smollm2"),
+        row(1.3, "replicated", ours="RoPE 0.29 [0.25, 0.33]; PI 0.16 [0.14, 0.21]")])  # not limits
+    bounds = glance_plots.limits(rows)
+    assert bounds[["order", "model", "variant", "low", "high", "censored"]].values.tolist() == [
+        [1.1, "organism", "", 1.0, 2.0, False], [1.1, "smollm2", "", 1.0, 1.0, False],
+        [1.2, "organism", "PI (cpt-pi)", 2.0, 4.0, False], [1.2, "organism", "NTK (cpt-ntk)", 4.0, 8.0, False],
+        [1.2, "organism", "NTK x100 base (cpt-ntk100)", 2.0, 32.0, True], [1.2, "organism", "YaRN (cpt-yarn)", 4.0, 4.0,
+                                                                          False],
+        [1.25, "organism", "RoPE (cpt-rope)", 4.0, 16.0, False]]  # 1.25's PI and NTK: drawn for 1.2 already
+    assert bounds["paper"].fillna(-1).tolist() == [1.0, 1.0, 15.0, 32.0, 32.0, 15.0, -1]  # by the variant's first word
+    assert "the others: as drawn for 1.2" in bounds["label"].iloc[-1]
+    assert glance_plots.plottable(rows)["order"].tolist() == [1.3]  # limits are not points of another panel
+    figure = glance_plots.forest_plot(rows)
+    panel = figure.axes[0]  # finding 1's limits first, in reading order
+    assert panel.get_xlabel() == glance_plots.LIMITS_LABEL and panel.get_xscale() == "log"
+    assert [t.get_text() for t in panel.get_xticklabels()][:3] == ["1x", "2x", "4x"]
+    diamonds = sorted(line.get_xdata()[0] for line in panel.lines if line.get_marker() == "D")
+    assert diamonds == [1.0, 1.0, 15.0, 15.0, 32.0, 32.0]
+    assert sum(line.get_marker() == ">" for line in panel.lines) == 1  # the censored limit: "at least"
+    squares = [line for line in panel.lines if line.get_marker() == "s"]
+    assert len(squares) == 1 and list(squares[0].get_xdata()) == [1.0, 1.0]  # the real model on 1.1's line
+    labels = [t.get_text() for t in panel.get_yticklabels()]
+    assert labels[0].startswith("1.1  a claim") and labels[1].startswith("1.2  a claim")  # a claim's own line, or
+    assert labels[2].strip() == "PI (cpt-pi)"  # its words, then one line per model it lists
+    assert not any("…" in label for label in labels)
 
 
 def test_a_result_listing_models_with_cis_plots_the_first_and_the_others_in_grey():
@@ -291,3 +360,79 @@ def test_the_controls_are_stated_plainly(tmp_path):
     assert html.count("<li>") == 2 and "verdict-not-supported" in html and "verdict-supported" in html
     assert "cpt-rope 0.27 vs 0.9-0.97" in html
     assert glance.controls_html(glance.normalise(results.read_glance(tmp_path / "none"))) == ""
+
+
+def test_a_list_of_models_reads_as_the_one_singled_out_against_the_closest_both_named():
+    ours = ("gap (Fig. 2): RoPE (base) 0.2926 [0.2551, 0.3348]; PI (cpt-pi) 0.1659 [0.141, 0.2107]; NTK (cpt-ntk) "
+            "0.09921 [0.08861, 0.143] (first = 1.764x PI (cpt-pi)) | JS (Table 1): RoPE (base) 0.17 [0.16, 0.18]")
+    rows = pd.DataFrame([row(1.3, "replicated", ours=ours),
+                         row(1.4, "replicated", ours="PI (cpt-pi) 0.01979 [0.01802, 0.0222]; NTK (cpt-ntk) 0.005132 "
+                                                     "[0.004489, 0.006032]; YaRN (cpt-yarn) 0.004574 [0.003935, 0.005417]"),
+                         row(1.5, "replicated", ours="entropy -3.039 nats [-3.334, -2.745], pass rate +0.083 [+0.025, "
+                                                     "+0.134]; pass rate +0.083 [+0.025, +0.134] over 30 prompts")])
+    assert glance.glance_table(rows)["short"].tolist() == [
+        "gap: RoPE (base) 0.293 [0.255, 0.335] vs closest PI (cpt-pi) 0.166 [0.141, 0.211]",
+        "PI (cpt-pi) 0.0198 [0.018, 0.0222] vs closest NTK (cpt-ntk) 0.00513 [0.00449, 0.00603]",
+        "entropy -3.04 nats [-3.33, -2.75], pass rate +0.083 [+0.025, +0.134]"]  # not a list of models: first clause
+    assert glance.items("RoPE 0.29 [0.25, 0.33] alone; PI 0.16 [0.14, 0.21]") == []  # every part one model, or none
+
+
+def test_a_not_testable_rows_measured_share_reads_with_its_wilson_interval():
+    details = ("fewer than 2 checkpoints passed their retrieval gate; measured: first answer token: hit rate 0.667 "
+               "(2 of 3), shuffled within length 0.266 (p = 0.145), random ranking 0.273; teacher-forced: hit rate 1")
+    rows = pd.DataFrame([row(2.4, "not testable", ours="see details", details=details),
+                         row(3.2, "not testable", ours="ntk8-long missed its gate; the pair cannot be compared"),
+                         row(2.6, "partly", ours="0.5 (3 of 9) of failures")])  # 0.5 is not 3 of 9: kept as written
+    low, high = stats.proportion_interval(2, 3)[1:]
+    assert glance.glance_table(rows)["short"].tolist() == [
+        f"first answer token: hit rate 0.667 [{low:.3g}, {high:.3g}] (2 of 3)",
+        "0.5 (3 of 9) of failures",
+        "ntk8-long missed its gate; the pair cannot be compared"]  # a not-testable row's reason, whole
+
+
+def test_the_real_model_cannot_test_claims_that_need_continual_pretraining(tmp_path):
+    runs = RUNS + [Run("cpt-length", "cpt-length.ipynb", "Longer training contexts lower attention uncertainty", {}),
+                   Run("model-size", "model-size.ipynb", "Model size", {})]
+    results.write_glance([row(1.1, "replicated", chapter="Perplexity beyond the pretrained length"),
+                          row(1.2, "partly", chapter="Perplexity beyond the pretrained length"),
+                          row(2.1, "replicated", chapter="needle-entropy"),
+                          row(3.1, "replicated", chapter="Longer training contexts"),  # cpt-length by its title
+                          row(9.2, "not supported", chapter="model-size", kind="beyond")], "finding", tmp_path)
+    # the real model's own rows (glance-*-smollm2.csv) are written by its pages; here synthetic, in tmp_path
+    results.write_glance([row(1.1, "not replicated", ours=0.25, model="smollm2",
+                              chapter="Perplexity beyond the pretrained length")], "finding1-smollm2", tmp_path)
+    rows = glance.with_scope(results.read_glance(tmp_path), runs)
+    real = rows[rows["model"] == "smollm2"].set_index("order")
+    assert real["verdict"].to_dict() == {1.1: "not replicated", 1.2: "not testable", 3.1: "not testable",
+                                         9.2: "not testable"}  # 2.1 can be tested: "not run" until its row exists
+    assert (real.loc[[1.2, 3.1, 9.2], "ours"] == glance.NEEDS_CPT).all()  # the cell; the specifics unfolded:
+    assert real.loc[3.1, "details"] == glance.OUT_OF_SCOPE_CHAPTERS["cpt-length"]
+    assert real.loc[9.2, "kind"] == "beyond" and real.loc[3.1, "claim"] == "a claim"  # the claim's own columns
+    assert glance.with_scope(rows, runs).equals(rows)  # once only
+    counts = glance.verdict_counts(rows, "smollm2")
+    assert counts.loc["paper", "not testable"] == 2 and counts.loc["beyond", "not testable"] == 1
+    assert counts.loc["paper", "not replicated"] == 1 and glance.verdict_counts(rows).loc["paper"].sum() == 4
+    html = glance.claims_html(results.read_glance(tmp_path), runs)  # the table applies the scope itself
+    cells = re.findall(r'<td class="glance-model[^"]*">(.*?)</td>', html)
+    assert len(cells) == 2 * 5
+    assert cells[3] == ('<span class="verdict verdict-not-testable">not testable</span><br><span class="glance-reason">'
+                        f'{glance.NEEDS_CPT}</span>')  # 1.2's real model: the reason, whole
+    assert "needs continual pretraining; the real model is run training-free" in cells[3]
+    assert html_escape(glance.OUT_OF_SCOPE_CLAIMS[1.2]) in html  # unfolded: why, for this claim
+    assert cells[5] == "not run"  # 2.1's real model
+    assert "real model (SmolLM2-135M): 1 not replicated, 1 not testable" in html  # finding 1's counts
+    assert "real model (SmolLM2-135M): not run" in html  # finding 2: nothing yet
+    table = glance.counts_html({m: glance.verdict_counts(rows, m) for m in glance.MODELS})
+    assert re.search(r'<th rowspan="2">the paper&#x27;s claims</th><td class="glance-count-model">organism</td>'
+                     r'(<td>\d+</td>){4}<td><b>4</b></td><td class="glance-untestable">0</td></tr><tr><td class='
+                     r'"glance-count-model">SmolLM2-135M</td>(<td>\d+</td>){4}<td><b>1</b></td><td '
+                     r'class="glance-untestable">2</td>', table)  # per kind, one line per model
+    empty = glance.counts_html({m: glance.verdict_counts(rows.iloc[:0], m) for m in glance.MODELS})
+    assert "SmolLM2" not in empty and "glance-count-model" not in empty  # nothing counted for it: the organism alone
+
+
+def test_group_counts_say_how_many_claims_a_model_has_not_run():
+    rows = pd.DataFrame([row(1.1, "replicated"), row(1.3, "partly"), row(1.4, "replicated"),
+                         row(1.1, "replicated", model="smollm2")])
+    html = glance.claims_html(rows, RUNS)
+    assert "model organism: 2 replicated, 1 partly · real model (SmolLM2-135M): 1 replicated, 2 not run" in html

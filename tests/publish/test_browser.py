@@ -2,9 +2,9 @@
 
 Every page: every image loads, the console stays clean, no progress-bar text (tqdm) shows,
 and every figure (an image in a cell output) renders at least 600 px wide. The glance page
-fits in three screen heights and reads at a glance at 1400 px (:func:`glance_problems`: no
-"…" in a cell, a chapter link on every claim that resolves, both model columns, the figure
-loaded); the TOC has no two parts with the same caption.
+fits in GLANCE_SCREENS screen heights and reads at a glance at 1400 px (:func:`glance_problems`: no
+"…" in a cell, a chapter link on every claim to a section (#id) that exists on the page it loads,
+both model columns, the figure loaded); the TOC has no two parts with the same caption.
 
 Headless Debian chromium (installed by `make test` when missing) is driven by selenium
 through /usr/bin/chromedriver, never a downloaded driver, in a 1280 x 1000 window. Pages
@@ -30,7 +30,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENS = ROOT / "_build" / "screens"
 WINDOW = (1280, 1000)
-GLANCE_SCREENS = 4  # a legend, two model columns and per-group counts since issue 28: 3,681 px at 1280 (2026-12-04)
+GLANCE_SCREENS = 5  # issue 28: 3,681 px at 1280 with a legend, two model columns, per-group counts; 4,265 px with
+# the real model's counts and "not testable" reasons and the extrapolation-limits panel (2026-12-04)
 MIN_FIGURE_WIDTH = 600  # px, as rendered in the 1280 px window
 # tqdm's bar ("45%|####5     | 9/20") and its rate ("[00:01, 7.2it/s]", "[00:09, 2.1s/it]")
 PROGRESS_BAR = re.compile(r"\d+%\||(?:it/s|s/it)\]")
@@ -157,18 +158,27 @@ def test_glance_page_fits_in_glance_screens(server, browser):
 
 GLANCE_WIDTH = 1400  # px: the reader's window for the glance checks and its screenshots
 # what a reader sees on the glance page, gathered in the page: cells with an ellipsis, claim rows without a
-# chapter link, links that do not resolve (a synchronous GET from the page), the model columns, figures
+# chapter link, links whose page does not load (a synchronous GET from the page), links without a section
+# (#id) or whose id is no element of the page they load, the model columns, figures
 GLANCE_SCRIPT = """
 const rows = Array.from(document.querySelectorAll('table.glance-claims tbody tr:not(.glance-finding)'));
 const cut = Array.from(document.querySelectorAll('table.glance-claims td, table.glance-claims th'))
   .filter(c => c.textContent.includes('\u2026')).map(c => c.textContent.slice(0, 80));
 const unlinked = rows.filter(r => !r.querySelector('td:last-child a[href]')).map(r => r.cells[0].textContent);
-const broken = rows.map(r => r.querySelector('td:last-child a[href]')).filter(a => a).filter(a => {
-  const x = new XMLHttpRequest(); x.open('GET', a.href, false);
-  try { x.send(); return x.status !== 200; } catch (e) { return true; } }).map(a => a.getAttribute('href'));
+const links = rows.map(r => r.querySelector('td:last-child a[href]')).filter(a => a);
+const pages = {};  // page URL -> its document, or null where it does not load
+const page = url => { if (!(url in pages)) { const x = new XMLHttpRequest(); x.open('GET', url, false);
+  try { x.send(); pages[url] = x.status === 200 ? new DOMParser().parseFromString(x.responseText, 'text/html') : null; }
+  catch (e) { pages[url] = null; } } return pages[url]; };
+const broken = links.filter(a => !page(a.href.split('#')[0])).map(a => a.getAttribute('href'));
+const pageonly = links.filter(a => !a.hash).map(a => a.getAttribute('href'));
+const nosection = links.filter(a => a.hash && page(a.href.split('#')[0]))
+  .filter(a => !page(a.href.split('#')[0]).getElementById(decodeURIComponent(a.hash.slice(1))))
+  .map(a => a.getAttribute('href'));
 const heads = Array.from(document.querySelectorAll('table.glance-claims thead th')).map(h => h.textContent);
 const figures = Array.from(document.querySelectorAll('.cell_output img')).filter(i => i.naturalWidth > 0).length;
-return {rows: rows.length, cut: cut, unlinked: unlinked, broken: broken, heads: heads, figures: figures};
+return {rows: rows.length, cut: cut, unlinked: unlinked, broken: broken, pageonly: pageonly, nosection: nosection,
+        heads: heads, figures: figures};
 """
 
 
@@ -178,6 +188,8 @@ def glance_problems(browser) -> list[str]:
     problems = [f"cut with an ellipsis: {c!r}" for c in seen["cut"]]
     problems += [f"claim {n} has no chapter link" for n in seen["unlinked"]]
     problems += [f"chapter link {h} does not resolve" for h in seen["broken"]]
+    problems += [f"chapter link {h} names a page, not a section" for h in seen["pageonly"]]
+    problems += [f"chapter link {h}: no such section on the page" for h in seen["nosection"]]
     problems += [] if seen["rows"] else ["no claim rows"]
     problems += [f"no {m} column" for m in ("model organism", "real model") if not any(m in h for h in seen["heads"])]
     problems += [] if seen["figures"] else ["no figure loaded"]
@@ -201,19 +213,26 @@ def test_glance_page_reads_at_a_glance(server, browser):
 def test_glance_check_fails_on_a_cut_cell_and_a_missing_link(browser, tmp_path):
     head = ("<thead><tr><th>#</th><th>claim</th><th>paper</th><th>model organism</th><th>real model (x)</th>"
             "<th>chapter</th></tr></thead>")
-    (tmp_path / "chapter.html").write_text("<!doctype html><html><head><title>c</title></head><body></body></html>")
+    (tmp_path / "chapter.html").write_text('<!doctype html><html><head><title>c</title></head><body>'
+                                           '<section id="verdict"><h2>Verdict</h2></section></body></html>')
     (tmp_path / "bad.html").write_text(
         f'<!doctype html><html><head><meta charset="utf-8"><title>bad</title></head><body><table class="glance-claims">{head}<tbody>'
         '<tr><td>1.1</td><td>a claim</td><td>p</td><td>RoPE 0.29 [0.25, …</td><td>not run</td>'
-        '<td><a href="chapter.html">chapter</a></td></tr>'
+        '<td><a href="chapter.html#verdict">chapter</a></td></tr>'
         '<tr><td>1.2</td><td>a claim</td><td>p</td><td>0.5</td><td>not run</td><td>chapter</td></tr>'
         '<tr><td>1.3</td><td>a claim</td><td>p</td><td>0.5</td><td>not run</td>'
-        '<td><a href="missing.html">missing</a></td></tr></tbody></table></body></html>')
+        '<td><a href="missing.html#verdict">missing</a></td></tr>'
+        '<tr><td>1.4</td><td>a claim</td><td>p</td><td>0.5</td><td>not run</td>'
+        '<td><a href="chapter.html">chapter</a></td></tr>'
+        '<tr><td>1.5</td><td>a claim</td><td>p</td><td>0.5</td><td>not run</td>'
+        '<td><a href="chapter.html#verdicts">chapter</a></td></tr></tbody></table></body></html>')
     with _serving(tmp_path) as url:
         _open(browser, f"{url}/bad.html")
         problems = glance_problems(browser)
     assert problems == ["cut with an ellipsis: 'RoPE 0.29 [0.25, …'", "claim 1.2 has no chapter link",
-                        "chapter link missing.html does not resolve", "no figure loaded"]
+                        "chapter link missing.html#verdict does not resolve",
+                        "chapter link chapter.html names a page, not a section",
+                        "chapter link chapter.html#verdicts: no such section on the page", "no figure loaded"]
 
 
 def test_sidebar_shows_each_toc_caption_once(server, browser):
