@@ -213,8 +213,17 @@ def _parameter_numbers(parameters: dict) -> set[float]:
     return numbers
 
 
-def chapter_page(label: str, runs) -> object | None:
+def measures(run, model: str) -> bool:
+    """Does ``run`` measure ``model``: the real model its parameters name, or the organism when they name none?"""
+    from ropelib.models import smollm2, sources  # lazy: plan is read by tools that never load a model
+
+    real = sources.named_sources(run.parameters) & {smollm2.NAME}
+    return model in real if model != "organism" else not real
+
+
+def chapter_page(label: str, runs, model: str | None = None) -> object | None:
     """The run of book/runs.yml that a glance row's ``chapter`` label names, or None.
+    ``model`` (a glance row's: "organism" or a real model's name) keeps the pages that measure it.
 
     A label is a page's output name (``cpt-length``), a template name (``needle-entropy``) or
     the start of a page's title (``Perplexity beyond the pretrained length``), optionally
@@ -225,6 +234,7 @@ def chapter_page(label: str, runs) -> object | None:
     label = str(label).strip()
     base = re.sub(r"\s*\(.*\)\s*$", "", label).strip().lower()
     numbers = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", label[len(base):])}
+    runs = [r for r in runs if model is None or measures(r, model)]
     candidates = [r for r in runs if Path(r.output).stem == label]
     candidates = candidates or [r for r in runs if r.chapter == label]
     candidates = candidates or [r for r in runs if base and re.match(re.escape(base) + r"(?!\w)", r.title.lower())]
@@ -234,12 +244,12 @@ def chapter_page(label: str, runs) -> object | None:
     return candidates[0] if candidates else None
 
 
-def chapter_pages(labels, runs) -> dict[str, tuple[str, str]]:
-    """label -> (page name, the page's title) for labels that name a page; its href is ``<name>.html``
-    (relative to a page in book/)."""
+def chapter_pages(labels, runs, model: str | None = None) -> dict[str, tuple[str, str]]:
+    """label -> (page name, the page's title) for labels that name a page (of ``model``'s, when given); its
+    href is ``<name>.html`` (relative to a page in book/)."""
     pages = {}
     for label in dict.fromkeys(str(x) for x in labels):
-        run = chapter_page(label, runs)
+        run = chapter_page(label, runs, model)
         if run is not None:
             pages[label] = (Path(run.output).stem, run.title)
     return pages

@@ -96,13 +96,14 @@ def glance_section(notebook: Path) -> str | None:
     return before[-1] if before else None
 
 
-def chapter_sections(labels, runs, layout=None) -> dict[str, str]:
-    """Glance label -> the id of the section of its page that writes its rows (:func:`glance_section`), for
-    labels that name a page with such a section; read from the executed page, else from its template."""
+def chapter_sections(labels, runs, layout=None, model: str | None = None) -> dict[str, str]:
+    """Glance label -> the id of the section of its page (of ``model``'s, when given) that writes its rows
+    (:func:`glance_section`), for labels that name a page with such a section; read from the executed page,
+    else from its template."""
     layout = layout or default_layout()
     sections = {}
     for label in dict.fromkeys(str(x) for x in labels):
-        run = chapter_page(label, runs)
+        run = chapter_page(label, runs, model)
         if run is None:
             continue
         for notebook in (layout.book / run.output, layout.template(run.chapter)):

@@ -147,6 +147,22 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
     assert html.count('class="glance-finding"') == 3  # Finding 1, Finding 2, what the book adds
 
 
+def test_each_model_links_its_own_page(tmp_path):
+    # the organism and the real model answer one claim from pages with the same label: the chapter column
+    # links the organism's page, the real model's cell its own page
+    runs = RUNS + [Run("needle-entropy", "smollm2-needle-entropy.ipynb", "SmolLM2: retrieval errors",
+                       {"variants": ["rope:smollm2", "yarn:smollm2"]})]
+    results.write_glance([row(2.1, "replicated")], "finding2", tmp_path)
+    results.write_glance([row(2.1, "inconclusive", model="smollm2")], "finding2-smollm2", tmp_path)
+    html = glance.claims_html(results.read_glance(tmp_path), runs)
+    real_cell = re.findall(r'<td class="glance-model">(.*?)</td>', html)[1]
+    assert "verdict-inconclusive" in real_cell and 'href="smollm2-needle-entropy.html' in real_cell
+    chapter_cell = html.rsplit("<td>", 1)[1]
+    assert 'href="needle-entropy.html' in chapter_cell and "smollm2" not in chapter_cell
+    assert plan.chapter_page("needle-entropy", runs, "smollm2").output == "smollm2-needle-entropy.ipynb"
+    assert plan.chapter_page("needle-entropy", runs, results.ORGANISM).output == "needle-entropy.ipynb"
+
+
 def test_a_row_without_a_chapter_page_fails(tmp_path):
     results.write_glance([row(3.1, "replicated", chapter="a chapter not in the plan")], "f", tmp_path)
     with pytest.raises(ValueError, match="3.1.*a chapter not in the plan"):

@@ -171,6 +171,9 @@ def carry_premises(rows: pd.DataFrame, premises: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+SCOPE_RULE = "out of the real model's scope"  # how a row added by with_scope states its rule
+
+
 def out_of_scope(row, runs=()) -> str:
     """Why the real model (:data:`TRAINING_FREE`) cannot test this claim here, or "": its page's template is in
     :data:`OUT_OF_SCOPE_CHAPTERS` (the row's ``chapter`` label as a template name, or the page it names in
@@ -195,7 +198,7 @@ def with_scope(rows: pd.DataFrame, runs=()) -> pd.DataFrame:
             added.append(claim.iloc[0].to_dict() | {
                 "model": TRAINING_FREE, "verdict": "not testable", "ours": NEEDS_CPT, "details": reason,
                 "ci_low": float("nan"), "ci_high": float("nan"), "caveat": "",
-                "rule": f"out of the real model's scope (glance.table.OUT_OF_SCOPE_*): {reason}"})
+                "rule": f"{SCOPE_RULE} (glance.table.OUT_OF_SCOPE_*): {reason}"})
     return normalise(pd.concat([rows, pd.DataFrame(added)], ignore_index=True)) if added else rows
 
 
@@ -446,9 +449,11 @@ def _claim_cell(claim: pd.DataFrame) -> str:
     return f"<details>{summary}{criterion}{_unfolded(claim)}</details>{caveat}"
 
 
-def _model_cells(claim: pd.DataFrame) -> str:
+def _model_cells(claim: pd.DataFrame, links: dict | None = None) -> str:
     """Per model of :data:`MODELS`: the verdict badge and the short number, or "not run"; a "not testable" row's
-    (its reason, or what was measured anyway) in small grey type (``span.glance-reason``)."""
+    (its reason, or what was measured anyway) in small grey type (``span.glance-reason``); ``links``: model ->
+    the link to the section of that model's own page, under its number (the real model's pages)."""
+    links = links or {}
     cells = []
     for model in MODELS:
         answer = claim[claim["model"] == model]
@@ -457,9 +462,20 @@ def _model_cells(claim: pd.DataFrame) -> str:
             continue
         row = answer.iloc[0]
         shown = "glance-reason" if row["verdict"] == "not testable" else "glance-number"  # why, in small type
+        link = f"<br>{links[model]}" if links.get(model) else ""
         cells.append(f'<td class="glance-model">{badge(row["verdict"])}<br>'
-                     f'<span class="{shown}">{html.escape(row["short"])}</span></td>')
+                     f'<span class="{shown}">{html.escape(row["short"])}</span>{link}</td>')
     return "".join(cells)
+
+
+def _own_links(claim: pd.DataFrame, own: dict) -> dict[str, str]:
+    """model -> the link to the section of that model's own page computing its row (rows it wrote itself)."""
+    links = {}
+    for model, (pages, sections) in own.items():
+        answer = claim[(claim["model"] == model) & ~claim["rule"].astype(str).str.startswith(SCOPE_RULE)]
+        if len(answer) and str(answer.iloc[0]["chapter"]) in pages:
+            links[model] = _link(str(answer.iloc[0]["chapter"]), answer.iloc[0]["order"], pages, sections)
+    return links
 
 
 def _link(label: str, order: str, pages: dict, sections: dict) -> str:
@@ -477,8 +493,13 @@ def claims_html(rows: pd.DataFrame, runs) -> str:
     """One row per claim, grouped (:func:`groups`) with each group's counts in its header; the models
     side by side (:data:`MODELS`); ``runs`` (book/runs.yml) for the chapter links, which every row has."""
     table = glance_table(with_scope(rows, runs))
-    pages = chapter_pages(table["chapter"], runs)
-    sections = chapter_sections(table["chapter"], runs)
+    # the chapter column links the organism's page (any page where it has none); a real model's own page
+    # is linked in its cell, under its number
+    pages = chapter_pages(table["chapter"], runs) | chapter_pages(table["chapter"], runs, ORGANISM)
+    sections = chapter_sections(table["chapter"], runs) | chapter_sections(table["chapter"], runs, model=ORGANISM)
+    real = [m for m in MODELS if m != ORGANISM]
+    own = {m: (chapter_pages(table["chapter"], runs, m), chapter_sections(table["chapter"], runs, model=m))
+           for m in real}
     models = "".join(f"<th>{html.escape(label)}</th>" for label in MODELS.values())
     width = 4 + len(MODELS)
     lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim <small>(click for its criterion '
@@ -489,7 +510,7 @@ def claims_html(rows: pd.DataFrame, runs) -> str:
         for order, claim in group.groupby("order", sort=False):
             row = claim.iloc[0]
             lines.append(f'<tr class="glance-{row["kind"]}"><td>{order}</td><td>{_claim_cell(claim)}</td>'
-                         f"<td>{html.escape(row['paper'])}</td>{_model_cells(claim)}"
+                         f"<td>{html.escape(row['paper'])}</td>{_model_cells(claim, _own_links(claim, own))}"
                          f"<td>{_link(row['chapter'], order, pages, sections)}</td></tr>")
     lines.append("</tbody></table>")
     return "".join(lines)
