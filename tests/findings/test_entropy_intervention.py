@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ropelib.findings.entropy_intervention.verdicts import (CAUSAL, ENTROPY_MARGIN, NOT_TESTABLE, SYMPTOM, paired_trials,
-                                                    verdict, verdicts)
+from ropelib.findings.entropy_intervention.verdicts import (CAUSAL, ENTROPY_MARGIN, NOT_TESTABLE, SYMPTOM, TOO_FEW,
+                                                    by_model, paired_trials, verdict, verdicts)
 
 CPT = 256
 LENGTHS = (128, 256, 512, 1024)  # two inside the CPT length, two beyond
@@ -82,10 +82,13 @@ def test_a_rise_only_inside_the_cpt_length_is_not_causal():
     assert verdict(trials, 64, "log_scale")["verdict"] == CAUSAL  # the same table, counted from length 128
 
 
-def test_three_prompts_are_too_few_to_say_causal():
-    result = verdict(table(3, lambda length: 0.4, fails_beyond, lambda p, length: True), CPT, "log_scale")
-    assert result["verdict"] == NOT_TESTABLE and "prompts" in result["reason"]
+def test_three_prompts_are_too_few_to_say_causal_but_were_measured():
+    # every prompt rescued, but 3 clusters: inconclusive (measured, too imprecise), never "not testable"
+    trials = table(3, lambda length: 0.4, fails_beyond, lambda p, length: True)
+    result = verdict(trials, CPT, "log_scale")
+    assert result["verdict"] == TOO_FEW and "prompts" in result["reason"]
     assert result["n_prompts"] == 3
+    assert set(by_model(trials, CPT)["grade"]) == {"inconclusive"}
 
 
 def test_clusters_are_prompts_not_trials():

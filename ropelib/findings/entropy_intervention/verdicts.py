@@ -17,9 +17,11 @@ lengths), since trials of one prompt share its haystack and are not independent.
 
 Rule (:data:`RULE`):
   - "not testable" if dH > -ENTROPY_MARGIN (the manipulation failed: entropy did not drop,
-    so pass rates say nothing about it), or fewer than MIN_PROMPTS prompt ids (the cluster
-    bootstrap has too few clusters for a CI to mean anything: with k clusters there are only
-    C(2k-1, k) distinct resamples, 10 for k = 3, and percentile CIs undercover);
+    so pass rates say nothing about it);
+  - "too few prompts" (graded inconclusive: measured, but not precisely enough to decide) if
+    fewer than MIN_PROMPTS prompt ids (the cluster bootstrap has too few clusters for a CI to
+    mean anything: with k clusters there are only C(2k-1, k) distinct resamples, 10 for k = 3,
+    and percentile CIs undercover);
   - "entropy is causal for retrieval" if dH <= -ENTROPY_MARGIN and dP's CI lies above 0;
   - "symptom" if dH <= -ENTROPY_MARGIN and dP's CI includes 0 or lies below it.
 
@@ -31,8 +33,8 @@ attention dispersion that a null result could be blamed on.
 the two interventions are two arms of one claim ("lowering attention entropy restores
 retrieval beyond the CPT length"). For each (model, arm) the rule above runs on that model's
 trials alone (cluster bootstrap over its prompts) and gives a grade: replicated (CI above 0),
-not replicated (CI at or below 0), inconclusive, or not testable (entropy did not drop, too
-few prompts). A model's grade combines its two arms, the claim's combines the models
+not replicated (CI at or below 0), inconclusive (also: too few prompts), or not testable
+(entropy did not drop). A model's grade combines its two arms, the claim's combines the models
 (``findings.verdicts.combined``: partly = at least one model significant; one testable model
 alone is at most partly: a claim about models needs ``MIN_MODELS``). Reported beside it:
 per arm the trials rescued (fail -> pass) and broken (pass -> fail), the rescued trials the
@@ -59,11 +61,12 @@ SEED = 0
 LEVEL = 0.95
 BASELINE = "none"
 CAUSAL, SYMPTOM, NOT_TESTABLE = "entropy is causal for retrieval", "symptom", "not testable"
+TOO_FEW = "too few prompts"  # measured, too imprecise to decide: inconclusive, never "not testable"
 COLUMNS = ("length", "prompt_id", "condition", "entropy_first", "passed")
 RULE = (f"beyond the CPT length, paired with the untouched model: not testable if the intervention lowers "
-        f"mean first-token entropy by less than {ENTROPY_MARGIN} nats or there are fewer than {MIN_PROMPTS} "
-        f"prompts; causal if it does and the {LEVEL:.0%} cluster-bootstrap CI (over prompts) of the pass-rate "
-        "change lies above 0; symptom otherwise")
+        f"mean first-token entropy by less than {ENTROPY_MARGIN} nats; too few prompts (inconclusive) with fewer "
+        f"than {MIN_PROMPTS}; causal if it does and the {LEVEL:.0%} cluster-bootstrap CI (over prompts) of the "
+        "pass-rate change lies above 0; symptom otherwise")
 
 
 def paired_trials(trials: pd.DataFrame, condition: str, cpt_length: int) -> pd.DataFrame:
@@ -124,7 +127,7 @@ def verdict(trials: pd.DataFrame, cpt_length: int, condition: str) -> dict:
     if row["entropy_change"] > -ENTROPY_MARGIN:
         reason, outcome = f"entropy fell by less than {ENTROPY_MARGIN} nats", NOT_TESTABLE
     elif n_prompts < MIN_PROMPTS:
-        reason, outcome = f"{n_prompts} prompts, fewer than {MIN_PROMPTS}", NOT_TESTABLE
+        reason, outcome = f"{n_prompts} prompts, fewer than {MIN_PROMPTS}", TOO_FEW
     elif row["pass_change_low"] > 0:
         reason, outcome = "entropy fell and the pass rate rose (CI above 0)", CAUSAL
     else:
@@ -142,7 +145,8 @@ def verdicts(trials: pd.DataFrame, cpt_length: int) -> pd.DataFrame:
 GRADE = {CAUSAL: "replicated", NOT_TESTABLE: "not testable"}
 CLAIM_RULE = (f"one claim, two arms (log-length scaling, entropy-matched temperature), the model as the unit: per "
               f"model and arm, beyond the CPT length and paired with the untouched model, not testable if entropy "
-              f"falls by less than {ENTROPY_MARGIN} nats or fewer than {MIN_PROMPTS} prompts; else the {LEVEL:.0%} "
+              f"falls by less than {ENTROPY_MARGIN} nats, inconclusive with fewer than {MIN_PROMPTS} prompts; else "
+              f"the {LEVEL:.0%} "
               "cluster-bootstrap CI (over that model's prompts) of the pass-rate change: above 0 replicated, at or "
               "below 0 not replicated, else inconclusive; a model combines its arms and the claim its models: "
               "supported if every one is, partly supported if at least one is, not supported if none is and every "
@@ -153,6 +157,8 @@ CLAIM_RULE = (f"one claim, two arms (log-length scaling, entropy-matched tempera
 def _grade(row: dict) -> str:
     if row["verdict"] == NOT_TESTABLE:
         return "not testable"
+    if row["verdict"] == TOO_FEW:
+        return "inconclusive"
     if row["verdict"] == CAUSAL:
         return "replicated"
     return "not replicated" if row["pass_change_high"] <= 0 else "inconclusive"
