@@ -3,7 +3,7 @@
 Input: the tables of :mod:`ropelib.findings.attention_patterns.analysis` (one row per variant: variant,
 method, compared with, statistic, value, ci_low, ci_high).
 
-  setting(length, L0)                  "at L0" (the paper's 2K half of Table 1) or "at 4 L0" (its 8K half)
+  setting(length, L0)                  "at L0" (the paper's 2K half of Table 1) or "beyond L0" (its 8K half, 2 L0 of LLaMA-2)
   ordering_roles(table, ...)           who should come first in the paper's ordering, and against whom
   dominates(table, leader, others)     the ordering rule: replicated / partly / not replicated
   ratios(table, leader, others)        the leader's value as a multiple of each other's (the paper's "much larger")
@@ -38,15 +38,15 @@ EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")
 # The paper's Table 1, units as printed there (the paper does not say which).
 PAPER_TABLE1 = {
     "at L0": {"pi": 1.29, "yarn": 0.05, "ntk": 0.06, "rope": 0.00},  # at 2K, vs LLaMA-2 at 2K
-    "at 4 L0": {"pi": 2.29, "yarn": 1.72, "ntk": 1.68, "rope": 2.57},  # at 8K, vs LLaMA-3 at 8K
+    "beyond L0": {"pi": 2.29, "yarn": 1.72, "ntk": 1.68, "rope": 2.57},  # at 8K, vs LLaMA-3 at 8K
 }
 RULE = ("95% paired bootstrap CIs over sequences; replicated if the first model's CI lies above every other's, "
         "partly if above some (not all), not replicated if above none and below at least one, else inconclusive")
 
 
 def setting(length: int, pretrained_length: int) -> str:
-    """Which half of Table 1 a length belongs to: "at L0" (length <= L0) or "at 4 L0" (beyond L0)."""
-    return "at L0" if length <= pretrained_length else "at 4 L0"
+    """Which half of Table 1 a length belongs to: "at L0" (length <= L0) or "beyond L0"."""
+    return "at L0" if length <= pretrained_length else "beyond L0"
 
 
 def ordering_roles(table: pd.DataFrame, length: int, pretrained_length: int,
