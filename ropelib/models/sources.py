@@ -25,7 +25,7 @@ from pathlib import Path
 from ropelib import paths
 from ropelib.paths import sha256_file
 from ropelib.models import manifest as manifests, smollm2
-from ropelib.core.methods import DISPLAY, METHODS  # noqa: F401 (re-exported: sources.METHODS)
+from ropelib.core.methods import METHODS
 
 WEIGHTS, MANIFEST = manifests.WEIGHTS, manifests.MANIFEST
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")

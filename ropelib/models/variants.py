@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ropelib.core import extensions, memory
+from ropelib.core import extensions, memory, methods
 from ropelib.models import load as models, sources
 
 
@@ -30,7 +30,7 @@ class Variant:
         return self.label
 
 
-DISPLAY = sources.DISPLAY
+DISPLAY = methods.DISPLAY  # "pi" -> "PI": the labels of every figure
 
 
 def parse(specs: list[str], name: str = "variants") -> list[Variant]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from ropelib.text import corpus
 from ropelib.core import extensions
 from ropelib.models import organism
-from ropelib.models.manifest import RETRIEVAL_GATE, gate_passed  # noqa: F401 (recipes.gate_passed)
+from ropelib.models.manifest import RETRIEVAL_GATE, gate_passed
 from ropelib.determinism import seed_everything
 from ropelib.core.geometry import mirror_base
 from ropelib.models.load import load_organism, organism_dir, save_organism
