@@ -234,10 +234,14 @@ def chapter_page(label: str, runs, model: str | None = None) -> object | None:
     label = str(label).strip()
     base = re.sub(r"\s*\(.*\)\s*$", "", label).strip().lower()
     numbers = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", label[len(base):])}
-    runs = [r for r in runs if model is None or measures(r, model)]
+    every = list(runs)
+    runs = [r for r in every if model is None or measures(r, model)]
     candidates = [r for r in runs if Path(r.output).stem == label]
     candidates = candidates or [r for r in runs if r.chapter == label]
     candidates = candidates or [r for r in runs if base and re.match(re.escape(base) + r"(?!\w)", r.title.lower())]
+    if not candidates and model is not None:  # a title of another model's page names the template ("SmolLM2: ...")
+        named = chapter_page(label, every)
+        candidates = [r for r in runs if named is not None and r.chapter == named.chapter]
     candidates = [r for r in candidates if r.parameters.get("glance") is not False] or candidates
     if numbers:
         candidates = [r for r in candidates if numbers <= _parameter_numbers(r.parameters)] or candidates

@@ -103,7 +103,11 @@ def test_the_committed_glance_files_render():
     assert html.count('<span class="verdict verdict-') == 2 * len(shown)  # each badge in its cell and unfolded
     assert "…" not in html
     links = re.findall(r'<a href="([^"#]+)#([^"]+)"', html)
-    assert len(links) == html.count('<a href="') == rows["order"].nunique()  # every claim links to a section
+    # every claim links to a section of its chapter; a real model's own row to its own page's, in its cell
+    normal = glance.normalise(rows)
+    own = normal.loc[normal["model"] != results.ORGANISM, "order"].nunique()
+    assert len(links) == html.count('<a href="') == rows["order"].nunique() + own
+    assert len(re.findall(r'<td><a href="[^"]+" title="[^"]*">[^<]+</a></td></tr>', html)) == rows["order"].nunique()
     for page, anchor in links:  # the id Sphinx gives a heading of that page (publish.sections)
         headings = sections.headings(ROOT / "book" / page.replace(".html", ".ipynb"))
         assert anchor in [a for _, _, a in headings], (page, anchor)
@@ -161,6 +165,12 @@ def test_each_model_links_its_own_page(tmp_path):
     assert 'href="needle-entropy.html' in chapter_cell and "smollm2" not in chapter_cell
     assert plan.chapter_page("needle-entropy", runs, "smollm2").output == "smollm2-needle-entropy.ipynb"
     assert plan.chapter_page("needle-entropy", runs, results.ORGANISM).output == "needle-entropy.ipynb"
+    # a real page's title need not start like the organism's: the label's template finds it
+    runs.append(Run("perplexity", "smollm2-perplexity.ipynb", "SmolLM2-135M: perplexity beyond L0",
+                    {"variants": ["rope:smollm2"], "glance": True}))
+    label = "Perplexity beyond the pretrained length"
+    assert plan.chapter_page(label, runs, "smollm2").output == "smollm2-perplexity.ipynb"
+    assert plan.chapter_page(label, runs, results.ORGANISM).output == "perplexity-cpt.ipynb"
 
 
 def test_a_row_without_a_chapter_page_fails(tmp_path):
