@@ -151,6 +151,12 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
     assert html.count('class="glance-finding"') == 3  # Finding 1, Finding 2, what the book adds
 
 
+def test_a_not_testable_row_with_nothing_measured_shows_why_not_nan():
+    row = {"ours": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "verdict": "not testable",
+           "details": "no (method, length) stratum has >= 5 trials of each outcome; first answer token: nan"}
+    assert glance.short_number(row) == "no (method, length) stratum has >= 5 trials of each outcome"
+
+
 def test_each_model_links_its_own_page(tmp_path):
     # the organism and the real model answer one claim from pages with the same label: the chapter column
     # links the organism's page, the real model's cell its own page

@@ -358,10 +358,13 @@ def short_number(row) -> str:
     """
     ci = _ci(row)
     try:
-        return _significant(float(row["ours"])) + ci
+        value = float(row["ours"])
+        if not (math.isnan(value) and row.get("verdict") == "not testable"):  # nothing measured: say why below
+            return _significant(value) + ci
     except (TypeError, ValueError):
         pass
     text = str(row["ours"]).strip()
+    text = "-" if text.lower() == "nan" else text
     listed = _listed(text)
     if listed:
         return listed
@@ -369,8 +372,8 @@ def short_number(row) -> str:
         return round_numbers(text)
     if text.lower() in PLACEHOLDERS and str(row["details"]).strip():
         text = str(row["details"]).strip()
-        text = text.split(MEASURED, 1)[1] if MEASURED in text else text
-        text = re.split(r";\s*", text)[0].split(", ")[0]
+        if MEASURED in text:  # a not-testable row's measurement: its first part
+            text = re.split(r";\s*", text.split(MEASURED, 1)[1])[0].split(", ")[0]
     first = _shares(round_numbers(re.split(r";\s*", text)[0].strip()))
     if not ci or "[" in first:
         return first
