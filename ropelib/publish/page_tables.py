@@ -25,8 +25,7 @@ import csv
 import json
 from pathlib import Path
 
-from ropelib.models import smollm2, sources
-from ropelib.publish.plan import chapter_page
+from ropelib.publish.plan import chapter_page, measured_model
 
 GLANCE_PREFIX = "glance-"
 RESULTS = "data/results"  # relative to the book's root
@@ -55,10 +54,9 @@ def _named_in(code: str, name: str) -> bool:
 def _as_named(name: str, run) -> str:
     """``name`` as the page's code names it: a page on a real model writes only names holding that
     model (``results.named``), which its code names without the ``-<model>``; "" when it cannot be its."""
-    models = sources.named_sources(run.parameters) & {smollm2.NAME}
-    if len(models) != 1:
+    model = measured_model(run)
+    if model == "organism":
         return name
-    model = next(iter(models))
     return name.removesuffix(f"-{model}") if model in name.split("-") else ""
 
 

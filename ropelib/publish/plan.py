@@ -213,12 +213,16 @@ def _parameter_numbers(parameters: dict) -> set[float]:
     return numbers
 
 
-def measures(run, model: str) -> bool:
-    """Does ``run`` measure ``model``: the real model its parameters name, or the organism when they name none?"""
+def measured_model(run) -> str:
+    """The model ``run`` measures: the real model its parameters name, else "organism" (``results.ORGANISM``)."""
     from ropelib.models import smollm2, sources  # lazy: plan is read by tools that never load a model
 
-    real = sources.named_sources(run.parameters) & {smollm2.NAME}
-    return model in real if model != "organism" else not real
+    return smollm2.NAME if smollm2.NAME in sources.named_sources(run.parameters) else "organism"
+
+
+def measures(run, model: str) -> bool:
+    """Does ``run`` measure ``model`` (:func:`measured_model`)?"""
+    return measured_model(run) == model
 
 
 def chapter_page(label: str, runs, model: str | None = None) -> object | None:

@@ -118,6 +118,19 @@ def _trial_record(tokenizer, prompt, generated: list[int], rows: torch.Tensor, a
     return record
 
 
+def _keys_to(rows: torch.Tensor, width: int) -> torch.Tensor:
+    """``rows`` (..., keys) cut or zero-padded to ``width`` keys (a zero is a key not visible yet)."""
+    return torch.nn.functional.pad(rows[..., :width], (0, max(0, width - rows.shape[-1])))
+
+
+def _nan_rows_to(rows: torch.Tensor, answer_len: int) -> torch.Tensor:
+    """``rows`` (layers, b, heads, n, keys) with NaN rows appended up to ``answer_len`` answer tokens (a shorter value)."""
+    if rows.shape[3] >= answer_len:
+        return rows
+    pad = torch.full((*rows.shape[:3], answer_len - rows.shape[3], rows.shape[4]), float("nan"))
+    return torch.cat([rows, pad], dim=3)
+
+
 def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, answer_len: int) -> torch.Tensor:
     """Rows predicting each true answer token, the true value fed: (layers, batch, heads, answer_len, keys).
 
@@ -134,12 +147,8 @@ def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, ans
         forced = torch.cat([input_ids[group], fed.reshape(len(group), n - 1)], dim=1)  # (b, length + n - 1)
         with probe.capture(model, queries=n) as rec:
             model(forced, use_cache=False, logits_to_keep=1)  # only the rows are used, never the logits
-        rows = torch.stack(rec.attention)[:, :, :, :answer_len]  # (layers, b, heads, <= answer_len, keys)
-        if rows.shape[3] < answer_len:
-            pad = torch.full((*rows.shape[:3], answer_len - rows.shape[3], rows.shape[4]), float("nan"))
-            rows = torch.cat([rows, pad], dim=3)
-        width = input_ids.shape[1] + answer_len - 1
-        rows = torch.nn.functional.pad(rows[..., :width], (0, max(0, width - rows.shape[-1])))
+        rows = _nan_rows_to(torch.stack(rec.attention)[:, :, :, :answer_len], answer_len)
+        rows = _keys_to(rows, input_ids.shape[1] + answer_len - 1)  # (layers, b, heads, answer_len, width)
         for j, i in enumerate(group):
             out[i] = rows[:, j]
     return torch.stack(out, dim=1)
@@ -162,19 +171,15 @@ def _teacher_rows_from_cache(model, tokenizer, prompts, first_rows: torch.Tensor
         return None
     n = len(values[0])
     width = length + answer_len - 1
-    rows = [torch.nn.functional.pad(first_rows[..., :width], (0, max(0, width - first_rows.shape[-1])))]
+    rows = [_keys_to(first_rows, width)]
     if n > 1:
         cache.crop(length - cache.get_seq_length())  # back to the prompt: a negative count of tokens to drop
         fed = torch.tensor([v[:-1] for v in values], device=next(model.parameters()).device)
         with probe.capture(model, queries=n - 1) as rec:
             model(fed, past_key_values=cache, use_cache=True, logits_to_keep=1)  # (b, n - 1) tokens after the prompt
         rest = torch.stack(rec.attention)  # (layers, b, heads, n - 1, length + n - 1)
-        rows.append(torch.nn.functional.pad(rest[..., :width], (0, max(0, width - rest.shape[-1]))))
-    rows = torch.cat(rows, dim=3)[:, :, :, :answer_len]  # (layers, b, heads, <= answer_len, width)
-    if rows.shape[3] < answer_len:
-        pad = torch.full((*rows.shape[:3], answer_len - rows.shape[3], rows.shape[4]), float("nan"))
-        rows = torch.cat([rows, pad], dim=3)
-    return rows
+        rows.append(_keys_to(rest, width))
+    return _nan_rows_to(torch.cat(rows, dim=3)[:, :, :, :answer_len], answer_len)  # (layers, b, heads, answer_len, width)
 
 
 @torch.no_grad()
