@@ -264,10 +264,13 @@ def topk_hits(scores, failed, groups, k: int = 0) -> TopK:
     return TopK(n_groups, failing, hits, hits / failing, expected / failing, p_value)
 
 
-def topk_permutation(scores, failed, groups, strata, k: int = 0, n_perm: int = 1000, seed: int = 0) -> tuple[float, float]:
+def topk_permutation(scores, failed, groups, strata, k: int = 0, n_perm: int = 1000, seed: int = 0,
+                     against: float | None = None) -> tuple[float, float]:
     """(null mean hit rate, one-sided p) of :func:`topk_hits` when ``scores`` are shuffled
     within ``strata`` (groups and outcomes fixed). With strata = lengths, a length's entropy
-    level is kept in every shuffle, so hits that length alone produces are not evidence."""
+    level is kept in every shuffle, so hits that length alone produces are not evidence.
+    ``against``: the p of that hit rate instead of the observed one (1.0: the smallest p the
+    test can give, P(a shuffle hits every failing item))."""
     scores, failed, strata = _arrays(scores, failed, strata)
     observed = topk_hits(scores, failed, groups, k)
     if not np.isfinite(observed.hit_rate):
@@ -289,7 +292,7 @@ def topk_permutation(scores, failed, groups, strata, k: int = 0, n_perm: int = 1
             shuffled[m] = rng.permutation(scores[m])
         rate = hit_rate(shuffled)
         rates.append(rate)
-        exceed += rate >= observed.hit_rate - 1e-12
+        exceed += rate >= (observed.hit_rate if against is None else against) - 1e-12
     return float(np.mean(rates)), (1 + exceed) / (1 + n_perm)
 
 

@@ -11,8 +11,9 @@ is looked at, when the quantity the claim compares cannot be measured:
   evaluation's needles at L0 and at its training length). Perplexity and attention do not
   need retrieval, and a control's retrieval is what the control measures: a gate miss
   makes neither untestable;
-- a stratum has fewer than ``MIN_OUTCOME_TRIALS`` trials of either outcome (it is dropped;
-  a claim left with no stratum is not testable);
+- no stratum has both outcomes (a stratum with fewer than ``MIN_OUTCOME_TRIALS`` trials of
+  either outcome is dropped; a claim left with none, but with strata of both outcomes, was
+  measured on too few trials and is inconclusive);
 - a model the comparison needs is absent from the page's line-up.
 
 Grades (:func:`graded`, :func:`ordered`, :func:`combined`), the same words everywhere:

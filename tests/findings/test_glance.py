@@ -155,6 +155,10 @@ def test_a_not_testable_row_with_nothing_measured_shows_why_not_nan():
     row = {"ours": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "verdict": "not testable",
            "details": "no (method, length) stratum has >= 5 trials of each outcome; first answer token: nan"}
     assert glance.short_number(row) == "no (method, length) stratum has >= 5 trials of each outcome"
+    # measured but too few to judge: an inconclusive row with no single number says so too, never "nan"
+    row.update(verdict="inconclusive", details="too few trials: no (method, length) stratum has >= 5 trials of "
+                                               "each outcome (3 have both outcomes); first answer token: nan")
+    assert glance.short_number(row).startswith("too few trials") and "nan" not in glance.short_number(row)
 
 
 def test_each_model_links_its_own_page(tmp_path):

@@ -86,11 +86,12 @@ def test_signal_only_after_the_first_error_does_not_replicate():
     assert appendix_c["within_low"] > 0.5  # the Appendix C mean alone would have said "replicated"
 
 
-def _topk(statement, **by_measure):
+def _topk(statement, best_p=0.001, failing=69, **by_measure):
     """A pooled top-k table: measure -> (hit_rate, null, p_value, length_only)."""
     return pd.DataFrame([{"method": na.POOLED, "statement": statement, "measure": measure, "hit_rate": hit,
-                          "hits": round(hit * 69), "failing": 69, "null": null, "p_value": p, "chance": 0.3,
-                          "length_only": length_only} for measure, (hit, null, p, length_only) in by_measure.items()])
+                          "hits": round(hit * failing), "failing": failing, "null": null, "p_value": p, "chance": 0.3,
+                          "length_only": length_only, "best_p": best_p}
+                         for measure, (hit, null, p, length_only) in by_measure.items()])
 
 
 def test_noise_the_old_rule_graded_partly_is_inconclusive():
@@ -110,12 +111,43 @@ def test_a_test_that_length_alone_passes_as_well_is_inconclusive():
     assert nv.topk_verdict(same, statement)[0] == "inconclusive"
 
 
-def test_tiny_strata_are_not_testable():
-    trials = synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.1, 1.0))  # no stratum with 5 of each outcome
+def test_a_test_that_cannot_reach_significance_is_inconclusive_never_not_replicated():
+    # SmolLM2's 2.3 and 2.4 (stop 31): 3 failing cells whose shuffles always hit (null 1.000), 1 failing cell
+    statement = list(na.STATEMENTS)[0]
+    saturated = _topk(statement, best_p=1.0, failing=3, entropy_first=(1.0, 1.0, 1.0, 1.0),
+                      entropy_teacher=(1.0, 1.0, 1.0, 1.0))
+    assert nv.topk_verdict(saturated, statement)[0] == "inconclusive"  # the old rule: "not replicated"
+    single = _topk(list(na.STATEMENTS)[1], best_p=0.52, failing=1, entropy_first=(0.0, 0.522, 1.0, np.nan),
+                   entropy_teacher=(0.0, 0.522, 1.0, np.nan))
+    verdict, details = nv.topk_verdict(single, list(na.STATEMENTS)[1])
+    assert verdict == "inconclusive" and "a perfect ranking 0.52" in details
+
+
+def test_best_p_is_the_p_of_a_perfect_ranking_against_the_same_shuffles():
+    cells = na.cells(synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.0, 0.3), seed=3))
+    rows = na.topk_table(cells, "entropy_first", n_perm=200)
+    pooled = rows[rows["method"] == na.POOLED].set_index("statement")
+    assert (pooled["best_p"] <= pooled["p_value"] + 1e-12).all()  # no ranking gets a smaller p than a perfect one
+    # entropy that rises with length, failures at the long lengths: shuffles within a length rank the failing
+    # lengths first nearly always, so at a fixed depth even a perfect ranking is not evidence
+    cells = na.cells(synthetic_trials(signal_in=()))
+    length_only = na.topk_table(cells, "entropy_first", n_perm=200)
+    fixed_depth = length_only[(length_only["method"] == na.POOLED)
+                              & (length_only["statement"] == list(na.STATEMENTS)[0])].iloc[0]
+    assert fixed_depth["best_p"] >= 0.05 and fixed_depth["hit_rate"] > fixed_depth["chance"]
+
+
+def test_tiny_strata_are_inconclusive_and_strata_of_one_outcome_not_testable():
+    trials = synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.3, 1.0))  # no stratum with 5 of each outcome
     association, topk, borrowed = analyse(trials, n=50)
-    assert association[association["method"] == na.POOLED]["strata"].eq(0).all()
+    pooled = association[association["method"] == na.POOLED]
+    assert pooled["strata"].eq(0).all() and pooled["mixed_strata"].gt(0).all()
     rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
-    assert rows[2.1]["verdict"] == "not testable"
+    assert rows[2.1]["verdict"] == "inconclusive" and rows[2.1]["details"].startswith("too few trials")
+    # every stratum is all-pass or all-fail: no within-length AUROC exists at all
+    association, topk, borrowed = analyse(synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.0, 1.0)), n=50)
+    assert association["mixed_strata"].eq(0).all()
+    assert {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}[2.1]["verdict"] == "not testable"
 
 
 def test_a_checkpoint_that_misses_its_gate_makes_every_row_not_testable(signal):

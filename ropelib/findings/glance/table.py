@@ -352,6 +352,7 @@ def short_number(row) -> str:
     - ``ours`` listing models with CIs (finding 1's attention): the model the claim singles out and the one
       closest to it, both named (:func:`_listed`);
     - a "not testable" row whose ``ours`` is text: that text whole (its reason);
+    - ``ours`` NaN (whatever the verdict): as if it said nothing, from ``details`` below;
     - else the first clause (up to ";") of ``ours`` (of ``details`` where ``ours`` says nothing: what was
       measured, after "measured: ", and its first part up to ","), its CI after its first number inside the
       CI, a share given with its count ("0.333 (1 of 3)") with its Wilson interval.
@@ -359,7 +360,7 @@ def short_number(row) -> str:
     ci = _ci(row)
     try:
         value = float(row["ours"])
-        if not (math.isnan(value) and row.get("verdict") == "not testable"):  # nothing measured: say why below
+        if not math.isnan(value):  # NaN: no single number was measured; the details say why, below
             return _significant(value) + ci
     except (TypeError, ValueError):
         pass

@@ -119,7 +119,8 @@ def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boo
 
     auroc: all rows (length left free to act as a confounder); within: stratified AUROC,
     pairs only within one length (and method), over the strata with >= MIN_OUTCOME_TRIALS
-    of each outcome ("strata" counts them). Intervals: cluster bootstrap over prompts
+    of each outcome ("strata" counts them; "mixed_strata" the strata with both outcomes at
+    all, which the AUROC could be computed on but not judged). Intervals: cluster bootstrap over prompts
     (column ``prompt``; rows are their own cluster without it); p: one-sided permutation
     test, labels shuffled within the strata for ``within``.
     """
@@ -133,7 +134,8 @@ def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boo
                "auroc": raw.value, "auroc_low": raw.low, "auroc_high": raw.high,
                "auroc_p": stats.permutation_pvalue(scores, failed, None, n_perm, seed),
                "within": np.nan, "within_low": np.nan, "within_high": np.nan, "within_p": np.nan,
-               "strata": int(len(np.unique(strata[keep])))}
+               "strata": int(len(np.unique(strata[keep]))),
+               "mixed_strata": int(len(np.unique(strata[_informative(failed, strata)])))}
         if keep.any():
             within = stats.cluster_auroc_interval(scores[keep], failed[keep], strata[keep], clusters[keep], n_boot, seed)
             row.update(within=within.value, within_low=within.low, within_high=within.high,
@@ -198,7 +200,10 @@ def topk_table(cell_frame: pd.DataFrame, measure: str = "entropy_first", k: int 
     ranking, exact hypergeometric), ``length_only`` (the hit rate of ranking by length
     alone) and ``null``/``p_value`` from :func:`stats.topk_permutation` with the cell
     entropies shuffled within each (method, length): under that null a length keeps its
-    entropy level, so the hits length alone produces are not evidence.
+    entropy level, so the hits length alone produces are not evidence. ``best_p``: the p a perfect
+    hit rate (every failing cell in its group's top k) would get against the same shuffles; at
+    or above 0.05 the test cannot reject its null whatever the entropies are (too few failing
+    cells, or shuffles that hit as often as any ranking), so its outcome says nothing either way.
     """
     rows = []
     for statement, (fixed, _) in STATEMENTS.items():
@@ -208,9 +213,11 @@ def topk_table(cell_frame: pd.DataFrame, measure: str = "entropy_first", k: int 
             top = stats.topk_hits(group[measure], group["failed"], keys, k)
             by_length = stats.topk_hits(group["length"], group["failed"], keys, k)
             null, p_value = stats.topk_permutation(group[measure], group["failed"], keys, strata, k, n_perm, seed)
+            # against the same shuffles, a perfect hit rate: the smallest p this test can reach here
+            _, best_p = stats.topk_permutation(group[measure], group["failed"], keys, strata, k, n_perm, seed, against=1.0)
             rows.append({"statement": statement, "measure": measure, "method": label, **top._asdict(),
                          "length_only": by_length.hit_rate if fixed == "depth" else np.nan, "null": null, "p_value": p_value,
-                         "exact_p": top.p_value})
+                         "best_p": best_p, "exact_p": top.p_value})
     return pd.DataFrame(rows)
 
 

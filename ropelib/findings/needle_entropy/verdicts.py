@@ -3,19 +3,24 @@
 Fixed in code before any real run; each has a unit test with a synthetic table that must
 NOT replicate (length alone, post-error tokens, tiny strata, a checkpoint that misses its
 gate). Every rule is "not testable" when a model of the page misses its retrieval gate
-(``ropelib.findings.verdicts``), or when no stratum has >= 5 trials of each outcome.
+(``ropelib.findings.verdicts``). 2.1 is "not testable" when no stratum has both outcomes,
+and "inconclusive" when some have both but none has >= 5 trials of each (measured, too few
+to judge: "not testable" is kept for what cannot be measured).
 
 - 2.1 **Large attention entropy goes with retrieval errors.** On the two measures where
   cause precedes effect (first answer token, teacher-forced), pooled over methods, within
   a fixed length (strata (method, length), clustered by prompt): replicated if for BOTH
   measures the AUROC's 95% CI lies above 0.5 and its permutation p < 0.05; partly if for
-  one; not replicated if both CIs lie at or below 0.5; else inconclusive. The all-token mean
+  one; not replicated if both CIs lie at or below 0.5; else inconclusive (also when no
+  stratum has >= 5 trials of each outcome but some have both). The all-token mean
   (Appendix C) is shown, not judged.
 - 2.3 / 2.4 **Failing lengths (depths) are among the top-k entropies at a fixed depth
   (length).** On each causal measure: replicated if the hit rate beats the null of
   entropies shuffled within each (method, length) (p < 0.05) and, at a fixed depth, also
   beats ranking by length alone; inconclusive if it beats the null but not length alone
-  (the test cannot separate the claim from its baseline), or is not significant but above
+  (the test cannot separate the claim from its baseline), if even a perfect ranking would
+  not reach p < 0.05 against the same shuffles (``best_p``: too few failing cells, or a null
+  that always hits; such a test says nothing either way), or is not significant but above
   the null's mean; not replicated if not above the null's mean. The statement is
   replicated if both measures replicate, partly if one does (a significant part).
 - 2.5 **Wrong answers are borrowed from the context**: replicated if failures find their
@@ -39,7 +44,7 @@ import pandas as pd
 
 from ropelib import results
 from ropelib.findings.needle_entropy.analysis import ALPHA, CAUSAL_MEASURES, CHAPTER, MEASURES, POOLED, STATEMENTS, pooled_row
-from ropelib.findings.verdicts import combined, graded
+from ropelib.findings.verdicts import MIN_OUTCOME_TRIALS, combined, graded
 
 CONTROL_BOOT = 2000
 RULES = {
@@ -50,12 +55,13 @@ RULES = {
     "association": ("within a length, pooled over methods, clustered by prompt, strata with >= 5 trials of each "
                     "outcome: replicated if on both the first-token and the teacher-forced entropy the AUROC's 95% "
                     f"CI lies above 0.5 and the permutation p < {ALPHA}; partly if on one; not replicated if both "
-                    "CIs lie at or below 0.5; else inconclusive"),
+                    "CIs lie at or below 0.5; else inconclusive, as when strata have both outcomes but none has 5 "
+                    "of each (too few trials); not testable if no stratum has both outcomes"),
     "topk": (f"on the first-token and teacher-forced entropies: the hit rate must beat entropies shuffled within "
              f"each length (p < {ALPHA}) and, at a fixed depth, ranking by length alone; replicated if both "
              "measures do, partly if one does; inconclusive where length alone ranks as well (the test cannot "
-             "separate the claim from its baseline) or p >= 0.05 above the null's mean; not replicated if at or "
-             "below it"),
+             "separate the claim from its baseline), where even a perfect ranking would have p >= 0.05 (too few "
+             "failing cells to decide), or p >= 0.05 above the null's mean; not replicated if at or below it"),
     "borrowed": (f"replicated if failures find their wrong answer in their own context more often than in an "
                  f"unseen one (McNemar p < {ALPHA}) and the borrowed places get more attention than the needle "
                  f"(signed-rank p < {ALPHA}); partly if one of the two holds"),
@@ -77,7 +83,11 @@ def association_verdict(association: pd.DataFrame) -> tuple[str, str]:
             passed.append(None if row["strata"] == 0 else graded(row["within_low"], row["within_high"], 0.5,
                                                                  row["within_p"]))
     if not passed or any(p is None for p in passed):
-        return "not testable", "no (method, length) stratum has >= 5 trials of each outcome; " + "; ".join(details)
+        mixed = int(association["mixed_strata"].max()) if len(association) else 0
+        if mixed:  # measurable, but no stratum large enough to judge: imprecise, not unmeasurable
+            return "inconclusive", (f"too few trials: no (method, length) stratum has >= {MIN_OUTCOME_TRIALS} trials "
+                                    f"of each outcome ({mixed} have both outcomes); " + "; ".join(details))
+        return "not testable", "no (method, length) stratum has both outcomes; " + "; ".join(details)
     return combined(passed), "; ".join(details)
 
 
@@ -95,12 +105,14 @@ def topk_verdict(topk: pd.DataFrame, statement: str) -> tuple[str, str]:
                 grades.append(None)
             continue
         beats_length = not np.isfinite(row["length_only"]) or row["hit_rate"] > row["length_only"]
+        powerless = row["best_p"] >= ALPHA  # not even a perfect ranking could reject the null
         details.append(f"{MEASURES[measure]}: hit rate {row['hit_rate']:.3f} ({row['hits']} of {row['failing']}), "
-                       f"shuffled within length {row['null']:.3f} (p = {row['p_value']:.3g}), random ranking "
-                       f"{row['chance']:.3f}" + ("" if not np.isfinite(row["length_only"]) else
-                                                 f", length alone {row['length_only']:.3f}"))
+                       f"shuffled within length {row['null']:.3f} (p = {row['p_value']:.3g}; a perfect ranking "
+                       f"{row['best_p']:.3g}), random ranking {row['chance']:.3f}"
+                       + ("" if not np.isfinite(row["length_only"]) else f", length alone {row['length_only']:.3f}"))
         if measure in CAUSAL_MEASURES:
-            grades.append("replicated" if row["p_value"] < ALPHA and beats_length else
+            grades.append("inconclusive" if powerless else
+                          "replicated" if row["p_value"] < ALPHA and beats_length else
                           "inconclusive" if row["hit_rate"] > row["null"] else "not replicated")
     if not grades or any(g is None for g in grades):
         return "not testable", "; ".join(details)
