@@ -60,13 +60,15 @@ def test_an_interval_that_straddles_the_bar_leaves_the_limit_undetermined():
 def test_without_l0_no_limit_is_measured_and_every_claim_is_not_testable():
     """The bar is the original model's perplexity at L0: without L0 among the lengths (a short
     one-off run of a real model) nothing is graded, and the rows say why, never a limit of 0."""
-    curve = curve_of({"a": ("rope", [1, 1, 1, 1, 1]), "b": ("pi", [1, 1, 1, 1, 1])})
-    limits = rules.extrapolation_limits(curve, pretrained_length=300, reference="a")
+    # with an NTK beside another extension (the issue's one-off SmolLM2 run: every training-free method)
+    curve = curve_of({"a": ("rope", [1, 1, 1, 1, 1]), "b": ("pi", [1, 1, 1, 1, 1]), "c": ("ntk", [1, 1, 1, 1, 1])})
+    limits = rules.extrapolation_limits(curve, pretrained_length=3000, reference="a")
     assert limits["limit_x"].isna().all() and limits["bar"].isna().all()
     assert rules.shown_limit(limits.iloc[0]) == "not measured (L0 not evaluated)"
-    rows = rules.glance_rows(limits, "a", 300, 0, chapter="perplexity")
-    assert {r["verdict"] for r in rows} == {"not testable"}
-    assert "L0" in rows[0]["details"]
+    for cpt_length in (0, 1024):
+        rows = rules.glance_rows(limits, "a", 3000, cpt_length, chapter="perplexity")
+        assert {r["verdict"] for r in rows} == {"not testable"}
+        assert "L0" in rows[0]["details"]
 
 
 def test_curves_report_both_aggregations_and_the_new_positions():

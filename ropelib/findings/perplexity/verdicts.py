@@ -190,13 +190,14 @@ def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cp
     ntk = extensions[extensions["method"].isin(NTK)]
     others = extensions[~extensions["method"].isin(NTK)]
     cpt_x = cpt_length / pretrained_length if cpt_length else 1.0
-    past_cpt = combined(further(r["limit_low_x"], r["limit_high_x"], cpt_x, cpt_x) for _, r in extensions.iterrows())
-    if len(ntk) and len(others):
-        best = ntk.loc[ntk["limit_low_x"].idxmax()]
-        ntk_furthest = combined(further(best["limit_low_x"], ntk["limit_high_x"].max(), r["limit_low_x"],
-                                        r["limit_high_x"]) for _, r in others.iterrows())
-    else:
-        ntk_furthest = "not testable"
+    past_cpt = ntk_furthest = "not testable"
+    if not missing:  # graded only where every limit was measured (without L0 they are all NaN)
+        past_cpt = combined(further(r["limit_low_x"], r["limit_high_x"], cpt_x, cpt_x)
+                            for _, r in extensions.iterrows())
+        if len(ntk) and len(others):
+            best = ntk.loc[ntk["limit_low_x"].idxmax()]
+            ntk_furthest = combined(further(best["limit_low_x"], ntk["limit_high_x"].max(), r["limit_low_x"],
+                                            r["limit_high_x"]) for _, r in others.iterrows())
     verdict = "not testable" if missing else combined([past_cpt, ntk_furthest])
     ours = ", ".join(f"{v} {shown_limit(r)}" for v, r in extensions.set_index("variant").iterrows())
     rows.append(_row(1.2, "With continual pretraining, PI, YaRN and NTK extrapolate far past L0, NTK furthest (Fig. 1)",
