@@ -1,6 +1,7 @@
 """Finding 2's rules, verdicts and words, from the tables of ``needle_analysis``.
 
-Fixed in code before any real run; each has a unit test with a synthetic table that must
+Fixed in code before any real run (except the two "too few" cases below, changed on
+2026-12-05 after the first SmolLM2 run: README, "Sample sizes"); each has a unit test with a synthetic table that must
 NOT replicate (length alone, post-error tokens, tiny strata, a checkpoint that misses its
 gate). Every rule is "not testable" when a model of the page misses its retrieval gate
 (``ropelib.findings.verdicts``). 2.1 is "not testable" when no stratum has both outcomes,
