@@ -46,8 +46,13 @@ RESULTS_ENV = "ROPEBOOK_RESULTS"
 def results_dir() -> Path:
     """The directory this execution writes its tables to (see the module docstring)."""
     return Path(os.environ.get(RESULTS_ENV) or paths.ROOT / "_build" / "results")
-GLANCE_COLUMNS = ["order", "finding", "claim", "paper", "ours", "ci_low", "ci_high", "verdict", "rule", "chapter",
-                  "kind", "details", "model"]
+GLANCE_COLUMNS = ["order", "finding", "claim", "paper", "ours", "estimate", "ci_low", "ci_high", "null", "sesoi",
+                  "direction", "n_units", "unit", "verdict", "rule", "chapter", "kind", "details", "model", "parts",
+                  "caveats", "sensitivity"]
+# the structured columns (ropelib.findings.claims.row): the estimate and 95% CI of the part that decides the
+# verdict, the registry's null, sesoi and direction, the number of units and what a unit is; the parts graded,
+# the premises that fail (caveats) and the verdict on the units that meet them (sensitivity)
+STRUCTURED = ("estimate", "null", "sesoi", "direction", "n_units", "unit")
 # which model a row measures: the organism line-up, or a real pretrained model (its name in book/runs.yml's
 # line-ups, e.g. "smollm2"); one claim (one ``order``) may have a row per model. Files without the column
 # were written by the organism's pages.
@@ -114,9 +119,10 @@ def glance_row(order: float, finding: str, claim: str, paper: str, ours: float |
     verdict = worded(verdict, kind)
     if not str(rule).strip():
         raise ValueError("every glance row states its rule (criterion)")
-    return dict(order=order, finding=finding, claim=claim, paper=paper, ours=ours, ci_low=ci_low,
-                ci_high=ci_high, verdict=verdict, rule=rule, chapter=chapter, kind=kind, details=details,
-                model=model)
+    return dict(order=order, finding=finding, claim=claim, paper=paper, ours=ours, estimate=None, ci_low=ci_low,
+                ci_high=ci_high, null=None, sesoi=None, direction=None, n_units=None, unit="", verdict=verdict,
+                rule=rule, chapter=chapter, kind=kind, details=details, model=model, parts="", caveats="",
+                sensitivity="")
 
 
 def write_glance(rows: list[dict], finding: str, directory: Path | None = None) -> Path:
