@@ -1,185 +1,197 @@
-"""ropelib.findings.entropy_intervention.verdicts: the rule on synthetic paired-trial tables."""
+"""ropelib.findings.entropy_intervention: claim 4.1's estimand and row on synthetic paired-trial tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ropelib.findings.entropy_intervention.verdicts import (CAUSAL, ENTROPY_MARGIN, NOT_TESTABLE, SYMPTOM, TOO_FEW,
-                                                    by_model, paired_trials, verdict, verdicts)
+from ropelib.findings import claims
+from ropelib.findings.entropy_intervention import analysis
+from ropelib.findings.entropy_intervention.verdicts import (ENTROPY_MARGIN, by_model, counts, paired_trials, parts,
+                                                            retrieval_at_l0, row, shared_rescues)
 
-CPT = 256
-LENGTHS = (128, 256, 512, 1024)  # two inside the CPT length, two beyond
+L0, CPT = 128, 256
+LENGTHS = (128, 256, 512, 1024)  # L0, the CPT length, two beyond
 METHODS = ("ntk", "yarn")
+ARMS = (("log_scale", 0.4), ("temperature", 1.2))  # (arm, entropy drop in nats)
 
 
-def table(n_prompts: int, entropy_drop, passes_none, passes_after, condition: str = "log_scale") -> pd.DataFrame:
-    """Paired trials for every (method, length, prompt): "none" and ``condition``.
+def trials_table(after, n_prompts=20, before=None, drops=dict(ARMS), needle_first=None) -> pd.DataFrame:
+    """Paired trials for every (method, length, prompt): "none" and each arm of ``drops``.
 
-    entropy_drop(length) -> nats removed by the intervention; passes_none / passes_after
-    (prompt, length) -> bool. Baseline entropy rises with length.
-    """
+    before / after(method, condition, prompt, length) -> passed; by default the untouched model passes
+    up to the CPT length and fails past it. Baseline entropy rises with length."""
+    before = before or (lambda method, prompt, length: length <= CPT)
     rows = []
     for method in METHODS:
         for length in LENGTHS:
             for prompt in range(n_prompts):
                 entropy = np.log(length) - 1 + 0.01 * prompt
-                rows.append(dict(method=method, length=length, prompt_id=f"p{prompt}", condition="none",
-                                 entropy_first=entropy, passed=passes_none(prompt, length)))
-                rows.append(dict(method=method, length=length, prompt_id=f"p{prompt}", condition=condition,
-                                 entropy_first=entropy - entropy_drop(length), passed=passes_after(prompt, length)))
+                base = dict(method=method, length=length, prompt_id=f"p{prompt}")
+                if needle_first is not None:
+                    base["needle_first"] = needle_first(method, prompt)
+                rows.append({**base, "condition": "none", "entropy_first": entropy,
+                             "passed": before(method, prompt, length)})
+                for condition, drop in drops.items():
+                    passed = before(method, prompt, length) if length <= CPT else after(method, condition, prompt,
+                                                                                        length)
+                    rows.append({**base, "condition": condition, "entropy_first": entropy - drop, "passed": passed})
     return pd.DataFrame(rows)
 
 
-def fails_beyond(prompt, length):
-    return length <= CPT
+def three_in_four(method, condition, prompt, length):
+    return prompt % 4 != 0
 
 
-def rises_mostly(prompt, length):
-    return length <= CPT or prompt % 4 != 0  # beyond the CPT length, 3 prompts in 4 now pass
+def never(method, condition, prompt, length):
+    return False
 
 
-def test_entropy_drops_and_passes_rise_is_causal():
-    result = verdict(table(20, lambda length: 0.4, fails_beyond, rises_mostly), CPT, "log_scale")
-    assert result["verdict"] == CAUSAL
-    assert result["entropy_change"] == pytest.approx(-0.4)
-    assert result["pass_change"] == pytest.approx(0.75)
-    assert 0 < result["pass_change_low"] <= 0.75 <= result["pass_change_high"]
-    assert result["n_prompts"] == 20 and result["n_trials"] == 20 * 2 * 2  # lengths beyond CPT only
+def graded(trials, **kw):
+    return row(trials, CPT, L0, "organism", chapter="t", **kw)
 
 
-def test_every_prompt_rising_is_causal():
-    result = verdict(table(12, lambda length: 0.3, fails_beyond, lambda p, length: True), CPT, "log_scale")
-    assert result["verdict"] == CAUSAL and result["pass_change_low"] == pytest.approx(1.0)
+# ---- the estimand: dP per (model, arm), Newcombe's paired interval, prompts as units
+
+def test_entropy_drops_and_passes_rise_is_supported():
+    trials = trials_table(three_in_four)
+    per_model = by_model(trials, CPT)
+    assert len(per_model) == 4 and per_model["entropy_change"].round(6).tolist() == [-0.4, -1.2] * 2
+    first = per_model.iloc[0]
+    assert (first["both"], first["arm_only"], first["none_only"], first["neither"]) == (0, 30, 0, 10)
+    assert first["pass_change"] == pytest.approx(0.75) and first["n_trials"] == 40 and first["n_prompts"] == 20
+    assert (first["pass_change_low"], first["pass_change_high"]) == pytest.approx(
+        claims.newcombe_paired(0, 30, 0, 10)[1:])
+    assert {p.grade for p in parts(per_model)} == {"replicated"}
+    entry = graded(trials)
+    assert entry["verdict"] == "supported" and entry["n_units"] == 20 and entry["unit"] == "prompt"
+    assert entry["caveats"] == "" and entry["sensitivity"] == ""  # every premise met
 
 
-def test_entropy_drops_but_passes_do_not_change_is_a_symptom():
-    same = lambda prompt, length: length <= CPT or prompt % 2 == 0  # noqa: E731
-    result = verdict(table(20, lambda length: 0.4, same, same), CPT, "log_scale")
-    assert result["verdict"] == SYMPTOM
-    assert result["pass_change"] == 0 and result["pass_change_low"] <= 0 <= result["pass_change_high"]
+def test_only_lengths_past_the_cpt_length_count():
+    # a rise inside the CPT length only: not counted; the same table counted from L0 sees it
+    inside = lambda method, prompt, length: length > CPT or prompt % 2 == 0  # noqa: E731
+    trials = trials_table(lambda *a: a[2] % 2 == 0, before=inside)
+    trials.loc[(trials["condition"] != "none") & (trials["length"] == CPT), "passed"] = True
+    assert by_model(trials, CPT)["pass_change"].eq(-0.5).all()  # past CPT: the arms break half the needles
+    assert (by_model(trials, L0)["pass_change"] > by_model(trials, CPT)["pass_change"]).all()
+    assert graded(trials)["verdict"] == "not supported"  # CI on the other side
 
 
-def test_passes_that_fall_are_a_symptom_not_causal():
-    result = verdict(table(20, lambda length: 0.4, lambda p, length: True, rises_mostly), CPT, "log_scale")
-    assert result["verdict"] == SYMPTOM and result["pass_change_high"] < 0
+def test_length_alone_does_not_pass():
+    # the untouched model fails beyond the CPT length and every arm leaves it failing: entropy falls, nothing returns
+    entry = graded(trials_table(never, n_prompts=40))
+    assert entry["verdict"] == "not supported" and "equivalence" in entry["parts"]
+    few = graded(trials_table(never, n_prompts=10))  # 20 trials cannot exclude a rescue of 0.1
+    assert few["verdict"] == "inconclusive"
 
 
-def test_entropy_that_does_not_drop_is_not_testable():
-    tiny_drop = lambda length: ENTROPY_MARGIN / 2  # noqa: E731
-    result = verdict(table(20, tiny_drop, fails_beyond, rises_mostly), CPT, "log_scale")
-    assert result["verdict"] == NOT_TESTABLE and "entropy" in result["reason"]
-    assert result["pass_change_low"] > 0  # passes rose, yet the manipulation check failed
-    rising = verdict(table(20, lambda length: -0.2, fails_beyond, rises_mostly), CPT, "log_scale")
-    assert rising["verdict"] == NOT_TESTABLE
+def test_noise_is_not_supported():
+    # one prompt rescued and one broken per model and arm: dP = 0 with a real interval
+    before = lambda method, prompt, length: length <= CPT or prompt == 1  # noqa: E731
+    after = lambda method, condition, prompt, length: prompt == 0  # noqa: E731
+    trials = trials_table(after, before=before)
+    per_model = by_model(trials, CPT)
+    assert per_model["pass_change"].eq(0).all() and (per_model["pass_change_high"] > 0).all()
+    assert graded(trials)["verdict"] in ("inconclusive", "not supported")
 
 
-def test_a_rise_only_inside_the_cpt_length_is_not_causal():
-    inside_fails = lambda prompt, length: length > CPT and prompt % 2 == 0  # noqa: E731
-    inside_rises = lambda prompt, length: length <= CPT or prompt % 2 == 0  # noqa: E731
-    trials = table(20, lambda length: 0.4, inside_fails, inside_rises)
-    result = verdict(trials, CPT, "log_scale")
-    assert result["verdict"] == SYMPTOM and result["pass_change"] == 0
-    assert verdict(trials, 64, "log_scale")["verdict"] == CAUSAL  # the same table, counted from length 128
+def test_nothing_changing_gives_no_zero_width_replication():
+    # half the needles pass with and without the arm, none rescued or broken: never "supported"
+    before = lambda method, prompt, length: length <= CPT or prompt % 2 == 0  # noqa: E731
+    entry = graded(trials_table(lambda m, c, prompt, length: prompt % 2 == 0, before=before))
+    assert entry["verdict"] != "supported"
 
 
-def test_three_prompts_are_too_few_to_say_causal_but_were_measured():
-    # every prompt rescued, but 3 clusters: inconclusive (measured, too imprecise), never "not testable"
-    trials = table(3, lambda length: 0.4, fails_beyond, lambda p, length: True)
-    result = verdict(trials, CPT, "log_scale")
-    assert result["verdict"] == TOO_FEW and "prompts" in result["reason"]
-    assert result["n_prompts"] == 3
-    assert set(by_model(trials, CPT)["grade"]) == {"inconclusive"}
+def test_too_few_prompts_is_inconclusive_even_if_every_trial_is_rescued():
+    entry = graded(trials_table(lambda *a: True, n_prompts=3))
+    assert entry["verdict"] == "inconclusive" and "too few units" in entry["parts"] and entry["n_units"] == 3
 
 
-def test_clusters_are_prompts_not_trials():
-    # one prompt rises at every method and length, nine never change: 40 trials but only 10 clusters
-    one_prompt = lambda prompt, length: length <= CPT or prompt == 0  # noqa: E731
-    result = verdict(table(10, lambda length: 0.4, fails_beyond, one_prompt), CPT, "log_scale")
-    assert result["pass_change"] == pytest.approx(0.1)
-    assert result["verdict"] == SYMPTOM and result["pass_change_low"] == 0  # resamples without prompt 0
+def test_one_model_carrying_the_gain_is_partly():
+    only_ntk = lambda method, condition, prompt, length: method == "ntk" and prompt % 2 == 0  # noqa: E731
+    trials = trials_table(only_ntk, n_prompts=40)
+    per_model = by_model(trials, CPT).set_index(["model", "condition"])
+    assert per_model.loc["ntk", "pass_change"].eq(0.5).all() and per_model.loc["yarn", "pass_change"].eq(0).all()
+    assert graded(trials)["verdict"] == "partly supported"
+    assert shared_rescues(trials, CPT) == (40, {"log_scale": 40, "temperature": 40})  # one effect seen twice
 
 
-def test_verdicts_one_row_per_intervention_and_model_column():
-    trials = pd.concat([table(20, lambda length: 0.4, fails_beyond, rises_mostly, "log_scale"),
-                        table(20, lambda length: 0.4, fails_beyond, fails_beyond, "temperature")])
-    trials = trials.drop_duplicates(["method", "length", "prompt_id", "condition"])
-    out = verdicts(trials.rename(columns={"method": "model"}), CPT)
-    assert out.set_index("condition")["verdict"].to_dict() == {"log_scale": CAUSAL, "temperature": SYMPTOM}
-    again = verdicts(trials, CPT)
-    pd.testing.assert_frame_equal(out, again)  # fixed seed: the same numbers every time
+# ---- premises: caveats and a sensitivity line, never switches
+
+def test_an_arm_that_does_not_lower_entropy_is_graded_with_a_caveat():
+    trials = trials_table(three_in_four, drops={"log_scale": 0.4, "temperature": ENTROPY_MARGIN / 2})
+    entry = graded(trials)
+    assert entry["verdict"] == "supported"  # every part graded: the premise is not a switch
+    assert "temperature changes mean first-token entropy by -0.025" in entry["caveats"]
+    assert "log_scale changes" not in entry["caveats"]
+    assert entry["sensitivity"].startswith("on the units that meet the premises: supported (the same)")
+    assert "temperature" not in entry["sensitivity"]  # only the arms that lowered entropy
+    rising = graded(trials_table(three_in_four, drops={"log_scale": -0.2}))
+    assert rising["verdict"] == "supported" and "+0.200 nats" in rising["caveats"]
+    assert "not testable" in rising["sensitivity"]  # no part meets the premise
 
 
-def test_malformed_tables_raise():
-    trials = table(10, lambda length: 0.4, fails_beyond, rises_mostly)
+def test_a_model_that_misses_retrieval_at_l0_is_graded_with_a_caveat():
+    # yarn fails its own L0 trials (and everything past CPT): still graded; the sensitivity drops it
+    before = lambda method, prompt, length: method == "ntk" and length <= CPT  # noqa: E731
+    after = lambda method, condition, prompt, length: method == "ntk" and prompt % 4 != 0  # noqa: E731
+    trials = trials_table(after, before=before, n_prompts=40)
+    assert retrieval_at_l0(trials, L0) == {"ntk": 1.0, "yarn": 0.0}
+    entry = graded(trials)
+    assert entry["verdict"] == "partly supported"  # yarn graded too: no rescue there
+    assert "yarn passes 0.00 of its untouched trials at L0 = 128" in entry["caveats"]
+    assert "supported (differs from all units)" in entry["sensitivity"] and "yarn" not in entry["sensitivity"]
+
+
+def test_page_caveats_are_carried_and_missing_l0_trials_are_said():
+    trials = trials_table(three_in_four)
+    trials = trials[trials["length"] != L0]
+    entry = graded(trials, caveats=["cpt-yarn missed its retrieval gate"])
+    assert entry["verdict"] == "supported" and entry["caveats"] == "cpt-yarn missed its retrieval gate"
+    assert "retrieves at L0 not checked: the page has no trials at L0 = 128" in entry["details"]
+
+
+def test_nothing_past_the_cpt_length_is_not_testable():
+    entry = row(trials_table(three_in_four), 4096, L0, "organism")
+    assert entry["verdict"] == "not testable" and "no paired trials" in entry["details"]
+
+
+# ---- reported beside the verdict
+
+def test_rescues_with_the_needle_already_ranked_first_are_counted():
+    half = lambda method, condition, prompt, length: prompt % 2 == 0  # noqa: E731
+    trials = trials_table(half, needle_first=lambda method, prompt: prompt % 4 == 0)
+    per_model = by_model(trials, CPT)
+    assert per_model["rescued"].tolist() == [20] * 4 and per_model["rescued_needle_first"].tolist() == [10] * 4
+    assert per_model["failing_needle_first"].tolist() == [10] * 4 and per_model["failing_before"].tolist() == [40] * 4
+    [entry] = analysis.glance_rows(trials, CPT, L0, chapter="t", model="organism")
+    assert entry["order"] == 4.1 and entry["kind"] == "beyond" and entry["verdict"] == "supported"
+    assert "needle ranked first before the intervention in 20 of 80 failing and 20 of 40 rescued" in entry["details"]
+    assert "rescued by both arms: 40" in entry["details"] and "dose-response" in entry["details"]
+    assert "log-length scaling -0.40 nats -> +0.500" in entry["details"]  # a 3x smaller drop, the same gain
+    [log, temp] = analysis.arm_rows(per_model)  # the page's prose, one per arm
+    assert log["verdict"] == temp["verdict"] == "supported" and log["ours"].startswith("log-length scaling: ntk")
+    unrecorded = analysis.glance_rows(trials.drop(columns="needle_first"), CPT, L0, chapter="t", model="organism")
+    assert "needle rank before the intervention not recorded" in unrecorded[0]["details"]
+
+
+def test_counts_and_malformed_tables():
+    trials = trials_table(three_in_four, n_prompts=10)
+    pairs = paired_trials(trials, "log_scale", CPT)
+    assert counts(pairs) == (0, 30, 0, 10)  # 2 models x 2 lengths x 10 prompts
     with pytest.raises(ValueError, match="lack column"):
         paired_trials(trials.drop(columns="passed"), "log_scale", CPT)
     with pytest.raises(ValueError, match="several trials"):
         paired_trials(pd.concat([trials, trials]), "log_scale", CPT)
-    assert verdict(trials, 4096, "log_scale")["verdict"] == NOT_TESTABLE  # nothing beyond the CPT length
-    for condition in ("none", "temperature"):
+    for condition in ("none", "absent"):
         with pytest.raises(ValueError, match="intervention present"):
-            verdict(trials, CPT, condition)
-
-
-# --- the claim: two arms, the model as the unit ------------------------------------------------------------
-
-
-def two_arms(rescue_log, rescue_temp, n_prompts=20, needle_first=None):
-    """Both arms on both models; rescue_*(method, prompt, length) -> passed after that arm; none fails beyond."""
-    rows = []
-    for method in METHODS:
-        for length in LENGTHS:
-            for prompt in range(n_prompts):
-                entropy = np.log(length) - 1 + 0.01 * prompt
-                base = dict(method=method, length=length, prompt_id=f"p{prompt}", entropy_first=entropy)
-                first = {} if needle_first is None else {"needle_first": needle_first(method, prompt)}
-                rows.append({**base, **first, "condition": "none", "passed": length <= CPT})
-                for condition, rescue, drop in (("log_scale", rescue_log, 0.4), ("temperature", rescue_temp, 1.2)):
-                    rows.append({**base, **first, "condition": condition, "entropy_first": entropy - drop,
-                                 "passed": length <= CPT or rescue(method, prompt, length)})
-    return pd.DataFrame(rows)
-
-
-def test_one_model_carrying_the_pooled_gain_is_partly_not_supported():
-    from ropelib.findings.entropy_intervention import analysis
-    from ropelib.findings.entropy_intervention.verdicts import by_model, claim, shared_rescues
-    only_ntk = lambda method, prompt, length: method == "ntk" and prompt % 2 == 0  # noqa: E731
-    trials = two_arms(only_ntk, only_ntk)
-    assert verdicts(trials, CPT).set_index("condition")["verdict"].eq(CAUSAL).all()  # pooled: both arms "causal"
-    per_model = by_model(trials, CPT)
-    assert per_model.set_index(["model", "condition"])["grade"].to_dict() == {
-        ("ntk", "log_scale"): "replicated", ("ntk", "temperature"): "replicated",
-        ("yarn", "log_scale"): "not replicated", ("yarn", "temperature"): "not replicated"}
-    assert claim(per_model) == "partly"  # the model as the unit: one of two models
-    assert shared_rescues(trials, CPT) == (20, {"log_scale": 20, "temperature": 20})  # one effect seen twice
-    [row] = analysis.glance_rows(trials, CPT, "", chapter="t")
-    assert row["order"] == 4.1 and row["kind"] == "beyond" and row["verdict"] == "partly supported"
-    assert "rescued by both arms: 20" in row["details"] and "dose-response" in row["details"]
-    assert "log-length scaling -0.40 nats -> +0.500" in row["details"]  # a 3x larger drop, the same gain
-    assert "needle rank before the intervention not recorded" in row["details"]
-
-
-def test_rescues_by_a_needle_already_ranked_first_are_counted():
-    from ropelib.findings.entropy_intervention import analysis
-    from ropelib.findings.entropy_intervention.verdicts import by_model
-    every = lambda method, prompt, length: prompt % 2 == 0  # noqa: E731
-    trials = two_arms(every, every, needle_first=lambda method, prompt: prompt % 4 == 0)
-    per_model = by_model(trials, CPT)
-    assert per_model["rescued"].tolist() == [20] * 4 and per_model["rescued_needle_first"].tolist() == [10] * 4
-    [row] = analysis.glance_rows(trials, CPT, "", chapter="t")
-    assert row["verdict"] == "supported" and "needle ranked first before the intervention in 20 of 40" in row["details"]
-
-
-def test_noise_in_every_model_is_inconclusive_not_supported():
-    from ropelib.findings.entropy_intervention.verdicts import by_model, claim
-    one = lambda method, prompt, length: prompt == 0 and length == LENGTHS[-1]  # noqa: E731
-    per_model = by_model(two_arms(one, one), CPT)
-    assert set(per_model["grade"]) == {"inconclusive"} and claim(per_model) == "inconclusive"
+            paired_trials(trials, condition, CPT)
+    same = by_model(trials.rename(columns={"method": "model"}), CPT)
+    pd.testing.assert_frame_equal(same, by_model(trials, CPT))
 
 
 def test_teacher_forced_trials_record_whether_the_needle_ranks_first():
     import torch
-    from ropelib.findings.entropy_intervention import analysis
     from ropelib.models import organism
     from ropelib.text.tokenizer import ByteTokenizer
     torch.set_num_threads(1)
@@ -191,11 +203,3 @@ def test_teacher_forced_trials_record_whether_the_needle_ranks_first():
     out = analysis.teacher_forced(model, tokenizer, prompts)
     assert [set(o) for o in out] == [{"prompt_id", "entropy_first", "entropy_teacher", "passed", "needle_first"}] * 4
     assert all(isinstance(o["needle_first"], bool) for o in out)
-
-
-def test_one_model_alone_is_at_most_partly():
-    from ropelib.findings.entropy_intervention.verdicts import by_model, claim
-    every = lambda method, prompt, length: prompt % 2 == 0  # noqa: E731
-    trials = two_arms(every, every)
-    assert claim(by_model(trials, CPT)) == "replicated"  # two models, both arms: supported
-    assert claim(by_model(trials[trials["method"] == "ntk"], CPT)) == "partly"  # the same effect in one model

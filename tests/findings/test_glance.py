@@ -18,9 +18,13 @@ matplotlib.use("Agg")
 
 
 def row(order, verdict, ours=0.5, ci=(None, None), claim="a claim", kind="paper", chapter="needle-entropy",
-        paper="paper says so", details="", model=results.ORGANISM):
-    return results.glance_row(order, f"Finding {int(order)}", claim, paper, ours, verdict, "replicated if ...",
-                              chapter, *ci, kind=kind, details=details, model=model)
+        paper="paper says so", details="", model=results.ORGANISM, n=None, null=0.0, sesoi=0.1, direction=1):
+    """A glance row; with ``n`` the structured columns a graded row carries (estimate = ours)."""
+    entry = results.glance_row(order, f"Finding {int(order)}", claim, paper, ours, verdict, "replicated if ...",
+                               chapter, *ci, kind=kind, details=details, model=model)
+    if n is not None:
+        entry.update(estimate=ours, null=null, sesoi=sesoi, direction=direction, n_units=n, unit="prompt")
+    return entry
 
 
 RUNS = [
@@ -145,20 +149,9 @@ def test_the_table_has_badges_links_and_folded_rules(tmp_path):
     assert re.search(r"<details><summary>a claim</summary><div class=\"glance-criterion\">", html)  # unfolded
     assert "<b>details</b>: limits: RoPE 2x" in html
     assert "a &lt;b&gt;bold&lt;/b&gt; &amp; claim" in html  # text is escaped, never markup
-    # cell: the first listed model and the one closest to it, both named; unfolded: all five
-    assert "…" not in html and html.count("RoPE (base) 0.45 [0.417, 0.485]") == 2 + 5
+    assert "…" not in html and html.count("RoPE (base) 0.45 [0.417, 0.485]") == 5 + 5  # never cut: cell, unfolded
     assert '<span class="glance-kind">control</span>' in html
     assert html.count('class="glance-finding"') == 3  # Finding 1, Finding 2, what the book adds
-
-
-def test_a_not_testable_row_with_nothing_measured_shows_why_not_nan():
-    row = {"ours": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "verdict": "not testable",
-           "details": "no (method, length) stratum has >= 5 trials of each outcome; first answer token: nan"}
-    assert glance.short_number(row) == "no (method, length) stratum has >= 5 trials of each outcome"
-    # measured but too few to judge: an inconclusive row with no single number says so too, never "nan"
-    row.update(verdict="inconclusive", details="too few trials: no (method, length) stratum has >= 5 trials of "
-                                               "each outcome (3 have both outcomes); first answer token: nan")
-    assert glance.short_number(row).startswith("too few trials") and "nan" not in glance.short_number(row)
 
 
 def test_each_model_links_its_own_page(tmp_path):
@@ -187,21 +180,6 @@ def test_a_row_without_a_chapter_page_fails(tmp_path):
     results.write_glance([row(3.1, "replicated", chapter="a chapter not in the plan")], "f", tmp_path)
     with pytest.raises(ValueError, match="3.1.*a chapter not in the plan"):
         glance.claims_html(results.read_glance(tmp_path), RUNS)
-
-
-def test_long_results_are_never_cut_and_numbers_read_at_three_digits():
-    long = "entropy -3.039 nats [-3.334, -2.745], pass rate +0.083 [+0.025, +0.134] over 30 prompts, " * 3
-    rows = pd.DataFrame([row(1.3, "replicated", ours=long), row(2.1, "replicated", ours=0.08897, ci=(0.08128, 0.1396)),
-                         row(2.3, "partly", ours="see details", details="hit rate 0.3333 (1 of 3); shuffled 0.2727"),
-                         row(3.1, "replicated", ours="-0.6861 nats per ln L (slope)", ci=(-0.7109, -0.663)),
-                         row(9.1, "partly", ours=12345.678)])
-    table = glance.glance_table(rows)
-    assert table["short"].tolist() == [
-        glance.round_numbers(long.strip()), "0.089 [0.0813, 0.14]", "hit rate 0.333 [0.0615, 0.792] (1 of 3)",
-        "-0.686 [-0.711, -0.663] nats per ln L (slope)", "12346"]
-    assert "…" not in glance.claims_html(rows, RUNS)
-    assert glance.round_numbers("RoPE (cpt-ntk100) 1.764x L0 at 4096, 69 of 69, p = 9.5e-07") == \
-        "RoPE (cpt-ntk100) 1.76x L0 at 4096, 69 of 69, p = 9.5e-07"  # integers and names kept
 
 
 def test_models_side_by_side_and_not_run_until_a_real_model_page_writes_rows(tmp_path):
@@ -259,111 +237,6 @@ def test_badge_colours_match_the_stylesheet():
     assert glance.badge("not replicated") == '<span class="verdict verdict-not-replicated">not replicated</span>'
 
 
-def test_figure_has_one_panel_per_claim_family_on_a_shared_scale(tmp_path):
-    results.write_glance([row(2.1, "replicated", ours=0.92, ci=(0.9, 0.94)),
-                          row(2.2, "partly", ours="see details"),
-                          row(3.1, "not replicated", ours=-0.4, ci=(-0.6, -0.2)),
-                          row(3.2, "not testable", ours=1.0),
-                          row(3.3, "partly", ours="+0.312 pass rate (long - short), 20 cells", ci=(0.125, 0.5)),
-                          row(3.4, "partly", ours="12 cells beyond 256 tokens", ci=(0.125, 0.5)),  # not the CI's
-                          row(3.5, "partly", ours="0.3x L0, NTK 8x"),
-                          row(4.1, "replicated", ours="entropy is causal: +0.083 pass rate", ci=(0.025, 0.134),
-                              kind="beyond", claim="a claim with a long text " * 6),
-                          row(3.3, "not replicated", ours=-0.05, ci=(-0.1, 0.0), model="smollm2",
-                              claim="needles passed")], "plot", tmp_path)
-    rows = results.read_glance(tmp_path)
-    rows.loc[rows["order"] == 2.1, "rule"] = "AUROC's CI above 0.5"
-    points = glance_plots.plottable(rows)
-    assert points["order"].tolist() == [2.1, 3.1, 3.2, 3.3, 3.3, 4.1]
-    assert points["ours"].tolist() == [0.92, -0.4, 1.0, 0.312, -0.05, 0.083]
-    assert points["family"].tolist() == ["AUROC", "other", "other", "pass rate", "pass rate", "pass rate"]
-    assert points["paper"].isna().all()  # no paper value is a number here: no ratio panel
-    assert not any("…" in label for label in points["label"])  # long claims wrap, never cut
-    figure = glance_plots.forest_plot(rows)
-    assert [ax.get_xlabel() for ax in figure.axes] == [  # in the order of their first claims
-        "AUROC (0.5: chance)", "each claim's own units (see its row)", "needle pass-rate difference (0: none)",
-        glance_plots.LIMITS_LABEL]  # 3.5's limits ("0.3x L0, NTK 8x")
-    auroc, _, rates, _ = figure.axes
-    assert auroc.get_xlim()[0] < 0.5 and auroc.get_xlim()[1] > 0.94  # the null and the CI on one scale
-    assert len(rates.get_yticks()) == 2  # 3.3 (two models on one line) and 4.1
-    markers = [line.get_marker() for line in rates.lines if line.get_marker() in ("o", "s")]
-    assert sorted(markers) == ["o", "o", "s"]  # the organism a dot, the real model a square
-    colours = [line.get_color() for line in auroc.lines if line.get_marker() == "o"]
-    assert colours == [glance.VERDICT_COLOURS["replicated"]]
-
-
-def test_claims_with_a_numeric_paper_value_share_one_ratio_panel():
-    rows = pd.DataFrame([row(2.1, "replicated", ours=0.3, ci=(0.2, 0.45), paper="0.6"),
-                         row(2.2, "partly", ours=-0.9, ci=(-1.2, -0.3), paper="-0.6"),  # a negative value flips the CI
-                         row(2.2, "replicated", ours=-0.6, ci=(-0.9, -0.45), paper="-0.6", model="smollm2"),
-                         row(3.1, "replicated", ours=0.92, ci=(0.9, 0.94))])
-    rows["rule"] = ["AUROC above 0.5"] * 3 + ["AUROC above 0.5"]
-    points = glance_plots.plottable(rows)
-    assert points["family"].tolist() == ["ratio", "ratio", "ratio", "AUROC"]  # the ratio before the family
-    ratios = points[points["family"] == "ratio"]
-    assert ratios[["ours", "ci_low", "ci_high"]].round(6).values.tolist() == [[0.5, 0.333333, 0.75], [1.5, 0.5, 2.0],
-                                                                             [1.0, 0.75, 1.5]]
-    assert ratios["paper"].tolist() == [1.0, 1.0, 1.0]  # the paper's value, divided by itself
-    figure = glance_plots.forest_plot(rows)
-    ratio, auroc = figure.axes
-    assert ratio.get_xlabel() == glance_plots.RATIO[1] and auroc.get_xlabel() == "AUROC (0.5: chance)"
-    assert any(list(line.get_xdata()) == [1.0, 1.0] and line.get_linestyle() == ":" for line in ratio.lines)
-    diamonds = [line.get_xdata()[0] for line in ratio.lines if line.get_marker() == "D"]
-    assert diamonds == [1.0, 1.0, 1.0]  # the paper's value marked on every claim's line
-    assert ratio.get_xlim()[0] < 0.333 and ratio.get_xlim()[1] > 2.0
-
-
-def test_extrapolation_limits_are_intervals_on_a_log_factor_axis_with_the_papers_value():
-    rows = pd.DataFrame([
-        row(1.1, "inconclusive", ours="limit 1x-2x L0", paper="about 1x L0 (4K)"),
-        row(1.2, "inconclusive", ours="PI (cpt-pi) 2x-4x, NTK (cpt-ntk) 4x-8x, NTK x100 base (cpt-ntk100) >= 2x-32x, "
-                                      "YaRN (cpt-yarn) 4x", paper="PI, YaRN about 15x L0; NTK about 32x L0"),
-        row(1.25, "inconclusive", kind="control", ours="RoPE (cpt-rope) 4x-16x; PI (cpt-pi) 2x-4x, NTK (cpt-ntk) 4x-8x",
-            paper="not tested in the paper"),
-        row(1.1, "replicated", ours="limit 1x L0", paper="about 1x L0 (4K)", model="smollm2"),
-        row(1.3, "replicated", ours="RoPE 0.29 [0.25, 0.33]; PI 0.16 [0.14, 0.21]")])  # not limits
-    bounds = glance_plots.limits(rows)
-    assert bounds[["order", "model", "variant", "low", "high", "censored"]].values.tolist() == [
-        [1.1, "organism", "", 1.0, 2.0, False], [1.1, "smollm2", "", 1.0, 1.0, False],
-        [1.2, "organism", "PI (cpt-pi)", 2.0, 4.0, False], [1.2, "organism", "NTK (cpt-ntk)", 4.0, 8.0, False],
-        [1.2, "organism", "NTK x100 base (cpt-ntk100)", 2.0, 32.0, True], [1.2, "organism", "YaRN (cpt-yarn)", 4.0, 4.0,
-                                                                          False],
-        [1.25, "organism", "RoPE (cpt-rope)", 4.0, 16.0, False]]  # 1.25's PI and NTK: drawn for 1.2 already
-    assert bounds["paper"].fillna(-1).tolist() == [1.0, 1.0, 15.0, 32.0, 32.0, 15.0, -1]  # by the variant's first word
-    assert "the others: as drawn for 1.2" in bounds["label"].iloc[-1]
-    assert glance_plots.plottable(rows)["order"].tolist() == [1.3]  # limits are not points of another panel
-    figure = glance_plots.forest_plot(rows)
-    panel = figure.axes[0]  # finding 1's limits first, in reading order
-    assert panel.get_xlabel() == glance_plots.LIMITS_LABEL and panel.get_xscale() == "log"
-    assert [t.get_text() for t in panel.get_xticklabels()][:3] == ["1x", "2x", "4x"]
-    diamonds = sorted(line.get_xdata()[0] for line in panel.lines if line.get_marker() == "D")
-    assert diamonds == [1.0, 1.0, 15.0, 15.0, 32.0, 32.0]
-    assert sum(line.get_marker() == ">" for line in panel.lines) == 1  # the censored limit: "at least"
-    squares = [line for line in panel.lines if line.get_marker() == "s"]
-    assert len(squares) == 1 and list(squares[0].get_xdata()) == [1.0, 1.0]  # the real model on 1.1's line
-    labels = [t.get_text() for t in panel.get_yticklabels()]
-    assert labels[0].startswith("1.1  a claim") and labels[1].startswith("1.2  a claim")  # a claim's own line, or
-    assert labels[2].strip() == "PI (cpt-pi)"  # its words, then one line per model it lists
-    assert not any("…" in label for label in labels)
-
-
-def test_a_result_listing_models_with_cis_plots_the_first_and_the_others_in_grey():
-    ours = ("RoPE (base) 0.2926 [0.2551, 0.3348]; PI (cpt-pi) 0.1659 [0.141, 0.2107]; NTK (cpt-ntk) 0.09921 "
-            "[0.08861, 0.143] (first = 1.764x PI (cpt-pi), 2.949x NTK (cpt-ntk))")
-    rows = pd.DataFrame([row(1.3, "replicated", ours=ours, chapter="Attention patterns (1024 tokens)"),
-                         row(1.4, "replicated", ours="PI (cpt-pi) 0.0198 [0.018, 0.0222] alone")])
-    rows["rule"] = ["gap = mean |log10| ratio, plain RoPE first", "JS (bits), PI first"]
-    assert glance_plots.items(ours) == [("RoPE (base)", 0.2926, 0.2551, 0.3348), ("PI (cpt-pi)", 0.1659, 0.141, 0.2107),
-                                        ("NTK (cpt-ntk)", 0.09921, 0.08861, 0.143)]
-    points = glance_plots.plottable(rows)
-    assert points["order"].tolist() == [1.3]  # one model with a CI alone is not a list: its row has no CI
-    assert points[["ours", "ci_low", "ci_high"]].iloc[0].tolist() == [0.2926, 0.2551, 0.3348]
-    assert points["family"].tolist() == ["gap"] and len(points["others"].iloc[0]) == 2
-    assert "(dot: RoPE (base); grey: the others)" in points["label"].iloc[0]
-    figure = glance_plots.forest_plot(rows)
-    assert figure.axes[0].get_xlim()[0] < 0.08861 and "gap" in figure.axes[0].get_xlabel()
-
-
 def test_a_typed_verdict_or_kind_is_refused(tmp_path):
     frame = pd.DataFrame([row(1.1, "replicated")]).assign(verdict="looks good")
     with pytest.raises(ValueError, match="looks good"):
@@ -382,11 +255,12 @@ def test_a_failed_premise_is_carried_on_the_rows_resting_on_it(tmp_path):
                                     "claims": ["1.1 1.3", "2.1"], "chapter": "model-organism"}),
                       results.PREMISES, tmp_path)
     rows = glance.carry_premises(glance.normalise(results.read_glance(tmp_path)), results.read_premises(tmp_path))
-    assert [bool(c) for c in rows["caveat"]] == [True, True, False]  # the premise that holds is not carried
-    assert "perplexity fails beyond L0: base: x1.56 at 4 L0" in rows.loc[0, "caveat"]
+    assert [bool(c) for c in rows["caveats"]] == [True, True, False]  # the premise that holds is not carried
+    assert "perplexity fails beyond L0: base: x1.56 at 4 L0" in rows.loc[0, "caveats"]
+    assert rows["verdict"].tolist() == ["replicated"] * 3  # a caveat, never a switch
     html = glance.claims_html(rows, RUNS)
     assert html.count('class="glance-caveat"') == 2 and "precondition not met in the organism" in html
-    assert glance.glance_table(rows)["caveat"].tolist()[2] == ""
+    assert glance.glance_table(rows)["caveats"].tolist()[2] == ""
 
 
 def test_the_controls_are_stated_plainly(tmp_path):
@@ -396,34 +270,6 @@ def test_the_controls_are_stated_plainly(tmp_path):
     assert html.count("<li>") == 2 and "verdict-not-supported" in html and "verdict-supported" in html
     assert "cpt-rope 0.27 vs 0.9-0.97" in html
     assert glance.controls_html(glance.normalise(results.read_glance(tmp_path / "none"))) == ""
-
-
-def test_a_list_of_models_reads_as_the_one_singled_out_against_the_closest_both_named():
-    ours = ("gap (Fig. 2): RoPE (base) 0.2926 [0.2551, 0.3348]; PI (cpt-pi) 0.1659 [0.141, 0.2107]; NTK (cpt-ntk) "
-            "0.09921 [0.08861, 0.143] (first = 1.764x PI (cpt-pi)) | JS (Table 1): RoPE (base) 0.17 [0.16, 0.18]")
-    rows = pd.DataFrame([row(1.3, "replicated", ours=ours),
-                         row(1.4, "replicated", ours="PI (cpt-pi) 0.01979 [0.01802, 0.0222]; NTK (cpt-ntk) 0.005132 "
-                                                     "[0.004489, 0.006032]; YaRN (cpt-yarn) 0.004574 [0.003935, 0.005417]"),
-                         row(1.5, "replicated", ours="entropy -3.039 nats [-3.334, -2.745], pass rate +0.083 [+0.025, "
-                                                     "+0.134]; pass rate +0.083 [+0.025, +0.134] over 30 prompts")])
-    assert glance.glance_table(rows)["short"].tolist() == [
-        "gap: RoPE (base) 0.293 [0.255, 0.335] vs closest PI (cpt-pi) 0.166 [0.141, 0.211]",
-        "PI (cpt-pi) 0.0198 [0.018, 0.0222] vs closest NTK (cpt-ntk) 0.00513 [0.00449, 0.00603]",
-        "entropy -3.04 nats [-3.33, -2.75], pass rate +0.083 [+0.025, +0.134]"]  # not a list of models: first clause
-    assert glance.items("RoPE 0.29 [0.25, 0.33] alone; PI 0.16 [0.14, 0.21]") == []  # every part one model, or none
-
-
-def test_a_not_testable_rows_measured_share_reads_with_its_wilson_interval():
-    details = ("fewer than 2 checkpoints passed their retrieval gate; measured: first answer token: hit rate 0.667 "
-               "(2 of 3), shuffled within length 0.266 (p = 0.145), random ranking 0.273; teacher-forced: hit rate 1")
-    rows = pd.DataFrame([row(2.4, "not testable", ours="see details", details=details),
-                         row(3.2, "not testable", ours="ntk8-long missed its gate; the pair cannot be compared"),
-                         row(2.6, "partly", ours="0.5 (3 of 9) of failures")])  # 0.5 is not 3 of 9: kept as written
-    low, high = stats.proportion_interval(2, 3)[1:]
-    assert glance.glance_table(rows)["short"].tolist() == [
-        f"first answer token: hit rate 0.667 [{low:.3g}, {high:.3g}] (2 of 3)",
-        "0.5 (3 of 9) of failures",
-        "ntk8-long missed its gate; the pair cannot be compared"]  # a not-testable row's reason, whole
 
 
 def test_the_real_model_cannot_test_claims_that_need_continual_pretraining(tmp_path):
@@ -472,3 +318,32 @@ def test_group_counts_say_how_many_claims_a_model_has_not_run():
                          row(1.1, "replicated", model="smollm2")])
     html = glance.claims_html(rows, RUNS)
     assert "model organism: 2 replicated, 1 partly · real model (SmolLM2-135M): 1 replicated, 2 not run" in html
+
+
+def test_short_numbers_come_from_the_structured_columns_never_from_prose():
+    rows = pd.DataFrame([row(2.1, "replicated", ours=0.6723, ci=(0.6114, 0.7331), n=40,
+                             details="first answer token: 0.1 [0.2, 0.3]"),
+                         row(3.2, "inconclusive", ours=0.0, ci=(0.0, 0.0), n=1),
+                         row(1.2, "not testable", ours="-", details="needs continual pretraining; more")])
+    assert glance.glance_table(rows)["short"].tolist() == [  # in order: 1.2, 2.1, 3.2
+        "needs continual pretraining", "0.672 [0.611, 0.733], n = 40 prompts", "0 [0, 0], n = 1 prompt"]
+
+
+def test_the_figure_puts_every_graded_claim_on_the_sesoi_scale_with_its_band():
+    rows = pd.DataFrame([row(2.1, "replicated", ours=0.67, ci=(0.61, 0.73), n=40, null=0.5, sesoi=0.05),
+                         row(3.1, "replicated", ours=-0.5, ci=(-0.7, -0.3), n=30, sesoi=0.1, direction=-1),
+                         row(3.3, "inconclusive", ours=0.0, ci=(-0.3, 0.2), n=30, sesoi=0.1, direction=0),
+                         row(1.2, "not testable", ours="-"),  # no interval: in the table, not in the figure
+                         row(2.1, "not replicated", ours=0.5, ci=(0.47, 0.53), n=20, null=0.5, sesoi=0.05,
+                             model="smollm2")])
+    points = glance_plots.standardised(rows)
+    assert points["order"].tolist() == [2.1, 2.1, 3.1, 3.3]
+    assert points[["z", "z_low", "z_high"]].round(6).values.tolist() == [
+        [3.4, 2.2, 4.6], [0.0, -0.6, 0.6], [5.0, 3.0, 7.0], [0.0, -3.0, 2.0]]  # claimed side to the right
+    figure = glance_plots.forest_plot(rows)
+    ax = figure.axes[0]
+    band = [p for p in ax.patches if p.get_x() == -1 and abs(p.get_width() - 2) < 1e-9]
+    assert band, "null +- sesoi drawn as a band"
+    markers = sorted(line.get_marker() for line in ax.lines if line.get_marker() in ("o", "s"))
+    assert markers == ["o", "o", "o", "s"]  # the organism a dot, the real model a square
+    assert glance_plots.forest_plot(rows.iloc[[3]]) is None

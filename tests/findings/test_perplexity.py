@@ -1,6 +1,7 @@
-"""Fig. 1: the curve summary (both aggregations, new positions) and the verdict rules, with
-synthetic tables that must NOT replicate (a failure hidden by averaging, an undetermined
-limit, a control as good as the extension, a checkpoint that misses its gate)."""
+"""Fig. 1: the curve summary (both aggregations, new positions), the extrapolation limits (description),
+and every claim's estimand graded by the registry's one rule on synthetic per-document tables, including
+tables that must NOT pass: no rise past L0, noise, identical differences (a zero-width interval), too few
+documents, a control as good as the extensions, a failure visible only on all positions."""
 
 import math
 
@@ -8,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ropelib.findings import claims
 from ropelib.findings.perplexity import analysis as fig1
 from ropelib.findings.perplexity import verdicts as rules
 from ropelib.models.variants import Variant
 
 LENGTHS = [128, 256, 512, 1024, 2048]
+L0, CPT = 256, 512
 
 
 def curve_of(ppl_by_variant: dict, spread: float = 0.0) -> pd.DataFrame:
@@ -26,10 +29,7 @@ def curve_of(ppl_by_variant: dict, spread: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.fixture(autouse=True)
-def every_gate_passes(monkeypatch):
-    monkeypatch.setattr(rules, "not_testable_reason", lambda variants, role="retrieval": "")
-
+# ---- extrapolation limits (description of Fig. 1) and the curves
 
 def test_limit_is_the_last_length_before_the_first_failure():
     curve = curve_of({
@@ -57,18 +57,14 @@ def test_an_interval_that_straddles_the_bar_leaves_the_limit_undetermined():
     assert rules.shown_limit(row) == "2x-4x"
 
 
-def test_without_l0_no_limit_is_measured_and_every_claim_is_not_testable():
-    """The bar is the original model's perplexity at L0: without L0 among the lengths (a short
-    one-off run of a real model) nothing is graded, and the rows say why, never a limit of 0."""
-    # with an NTK beside another extension (the issue's one-off SmolLM2 run: every training-free method)
+def test_without_l0_no_limit_is_measured():
+    """The bar is the original model's perplexity at L0: without L0 among the lengths every limit
+    says so, never a limit of 0."""
     curve = curve_of({"a": ("rope", [1, 1, 1, 1, 1]), "b": ("pi", [1, 1, 1, 1, 1]), "c": ("ntk", [1, 1, 1, 1, 1])})
     limits = rules.extrapolation_limits(curve, pretrained_length=3000, reference="a")
     assert limits["limit_x"].isna().all() and limits["bar"].isna().all()
     assert rules.shown_limit(limits.iloc[0]) == "not measured (L0 not evaluated)"
-    for cpt_length in (0, 1024):
-        rows = rules.glance_rows(limits, "a", 3000, cpt_length, chapter="perplexity")
-        assert {r["verdict"] for r in rows} == {"not testable"}
-        assert "L0" in rows[0]["details"]
+    assert rules.key_numbers(limits, "a")["ppl_original_limit"] == "not measured (L0 not evaluated)"
 
 
 def test_curves_report_both_aggregations_and_the_new_positions():
@@ -82,61 +78,11 @@ def test_curves_report_both_aggregations_and_the_new_positions():
     assert row["new_ci_low"] <= row["ppl_new"] <= row["new_ci_high"]
 
 
-ROPE_FAILS = [10, 8, 20, 30, 40]
-
-
-def _rows(curve, cpt_length=512):
-    limits = rules.extrapolation_limits(curve, 256, "RoPE (base)")
-    return {row["order"]: row for row in rules.glance_rows(limits, "RoPE (base)", 256, cpt_length, chapter="t")}
-
-
-def test_paper_rows_and_the_control_follow_their_rules():
-    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", [10, 8, 8, 20, 20]),
-                           "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20]), "YaRN (cpt-yarn)": ("yarn", [10, 8, 8, 8, 20]),
-                           "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])}))
-    assert [rows[o]["verdict"] for o in (1.1, 1.2, 1.25)] == ["replicated", "replicated", "supported"]
-    assert rows[1.25]["kind"] == "control" and rows[1.1]["kind"] == "paper"
-
-
-def test_a_failure_hidden_by_averaging_all_positions_is_still_a_failure():
+def test_a_failure_hidden_by_averaging_all_positions_still_ends_the_limit():
     # all-position ppl stays low at 512, but the positions 256..512 alone are over the bar
-    curve = curve_of({"RoPE (base)": ("rope", ROPE_FAILS)})
+    curve = curve_of({"RoPE (base)": ("rope", [10, 8, 20, 30, 40])})
     curve["ppl"] = 8.5
     assert rules.extrapolation_limits(curve, 256, "RoPE (base)").loc[0, "limit"] == 256
-
-
-def test_a_control_as_good_as_the_extensions_does_not_replicate():
-    same = [10, 8, 8, 8, 20]
-    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", same),
-                           "PI (cpt-pi)": ("pi", same), "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 8, 8])}))
-    assert rows[1.25]["verdict"] == "partly supported"  # NTK beats it, PI does not
-    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "RoPE (cpt-rope)": ("rope", same),
-                           "PI (cpt-pi)": ("pi", same)}))
-    assert rows[1.25]["verdict"] == "not supported"
-
-
-def test_noise_that_straddles_the_bar_is_inconclusive_not_partly():
-    # every limit undetermined (2x-4x), the control's too: no part is significant either way
-    noisy = [10, 8, 8, 9.3, 20]
-    rows = _rows(curve_of({"RoPE (base)": ("rope", [10, 8, 9.3, 20, 20]), "RoPE (cpt-rope)": ("rope", noisy),
-                           "PI (cpt-pi)": ("pi", noisy), "NTK (cpt-ntk)": ("ntk", noisy)}, spread=0.05), cpt_length=512)
-    assert rows[1.1]["verdict"] == "inconclusive"  # 1x-2x: both "explodes at L0" and "holds past it"
-    assert rows[1.25]["verdict"] == "inconclusive"
-
-
-def test_undetermined_limits_cannot_earn_ntk_furthest():
-    curve = curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 9.3, 20]),
-                      "NTK (cpt-ntk)": ("ntk", [10, 8, 8, 9.3, 9.3])}, spread=0.05)
-    assert _rows(curve)[1.2]["verdict"] == "inconclusive"  # neither part separates: PI 2x-4x vs CPT 2x, NTK 2x-8x
-
-
-def test_no_control_or_a_failed_gate_is_not_testable(monkeypatch):
-    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20])}))
-    assert rows[1.25]["verdict"] == "not testable"
-    monkeypatch.setattr(rules, "not_testable_reason", lambda variants, role="retrieval": "cpt-pi is absent")
-    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "PI (cpt-pi)": ("pi", [10, 8, 8, 8, 20])}))
-    assert {row["verdict"] for row in rows.values()} == {"not testable"}
-    assert "absent" in rows[1.2]["details"]
 
 
 def test_reference_variant_checks_before_any_model_loads():
@@ -159,9 +105,166 @@ def test_paired_ratios_cancel_document_difficulty():
     assert ratios.loc[256, ["ratio", "ratio_low", "ratio_high"]].tolist() == pytest.approx([1, 1, 1])
 
 
-def test_training_free_extensions_cannot_grade_the_cpt_claim():
-    # a real model run training-free: the extensions extend far, but 1.2 is about CPT models
-    rows = _rows(curve_of({"RoPE (base)": ("rope", ROPE_FAILS), "NTK (base)": ("ntk", [10, 8, 8, 8, 8]),
-                           "PI (base)": ("pi", [10, 8, 8, 8, 20])}), cpt_length=0)
-    assert rows[1.2]["verdict"] == "not testable" and "continual pretraining" in rows[1.2]["details"]
-    assert rows[1.1]["verdict"] == "replicated"  # the original model's own claim needs no CPT
+# ---- the claims: paired per-document loss differences, graded by the registry's one rule
+
+ORIGINAL = "RoPE (base)"
+DIFFICULTY = 1.0 + 0.25 * np.arange(12)  # documents differ more than the effects (exact binary fractions)
+
+
+def explodes(length):
+    return 0.0 if length <= L0 else 1.0
+
+
+def holds_to(limit, by=1.0):
+    return lambda length: 0.0 if length <= limit else by
+
+
+def flat(length):
+    return 0.0
+
+
+def table_of(models: dict, n_documents: int = 10, noise: float = 0.05, lengths=LENGTHS, seed: int = 1):
+    """A hand-made evaluate() table: variant -> (method, added loss as a function of length);
+    loss_new = the document's difficulty + the added loss + normal noise; ``loss`` (all positions) flat."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for variant, (method, shift) in models.items():
+        for length in lengths:
+            for d in range(n_documents):
+                rows.append({"variant": variant, "method": method, "source": variant.split("(")[-1].rstrip(")"),
+                             "length": length, "document": d, "loss": 2.0,
+                             "loss_new": DIFFICULTY[d] + shift(length) + rng.normal(0, noise)})
+    return pd.DataFrame(rows)
+
+
+def rows_of(table, cpt_length=CPT):
+    return {row["order"]: row for row in rules.glance_rows(table, ORIGINAL, L0, cpt_length, chapter="t", seed=0)}
+
+
+CPT_LINEUP = {ORIGINAL: ("rope", explodes), "RoPE (cpt-rope)": ("rope", holds_to(CPT)),
+              "PI (cpt-pi)": ("pi", holds_to(1024, 0.5)), "YaRN (cpt-yarn)": ("yarn", holds_to(1024, 0.5)),
+              "NTK (cpt-ntk)": ("ntk", flat)}
+
+
+def test_the_cpt_lineup_grades_1_1_1_2_and_the_control_and_no_1_5():
+    rows = rows_of(table_of(CPT_LINEUP))
+    assert list(rows) == [1.1, 1.2, 1.25]  # 1.5 is about training-free PI
+    assert [rows[o]["verdict"] for o in rows] == ["replicated", "replicated", "supported"]
+    assert rows[1.25]["kind"] == "control" and rows[1.1]["kind"] == "paper"
+    for order, row in rows.items():
+        assert row["rule"] == claims.claim(order).rule and row["n_units"] == 10 and row["unit"] == "document"
+        assert row["model"] == "organism" and row["caveats"] == "" and row["sensitivity"] == ""
+    assert rows[1.1]["estimate"] == pytest.approx(1.0, abs=0.05)
+    # 1.2: (a) one part per extension, (b) one per extension other than NTK, past the CPT length
+    assert rows[1.2]["parts"].count("(a) ") == 3 and rows[1.2]["parts"].count("(b) NTK (cpt-ntk) below") == 2
+    assert "past the CPT length 512: 1024-2048" in rows[1.2]["details"]
+    assert rows[1.25]["parts"].count("below RoPE (cpt-rope)") == 3
+
+
+def test_the_estimates_are_the_registry_estimands():
+    table = table_of(CPT_LINEUP, noise=0.0)  # exact: every per-document difference is the same number
+    assert rules.difference(table, ORIGINAL, "PI (cpt-pi)", [512, 1024, 2048]).tolist() == pytest.approx(
+        [(1 + 1 + 0.5) / 3] * 10)  # (a): original minus PI, mean over lengths past L0
+    assert rules.difference(table, "PI (cpt-pi)", "NTK (cpt-ntk)", [1024, 2048]).tolist() == pytest.approx(
+        [0.25] * 10)  # (b): PI minus NTK past the CPT length
+    assert rules.difference(table, "RoPE (cpt-rope)", "NTK (cpt-ntk)", [512, 1024, 2048]).tolist() == pytest.approx(
+        [2 / 3] * 10)  # 1.25: plain-RoPE CPT minus the extension past L0
+
+
+def test_identical_differences_give_a_zero_width_interval_and_no_verdict():
+    rows = rows_of(table_of(CPT_LINEUP, noise=0.0))
+    assert {rows[o]["verdict"] for o in rows} == {"inconclusive"}
+    assert "zero-width" in rows[1.1]["parts"]
+
+
+def test_too_few_documents_are_inconclusive_whatever_the_effect():
+    rows = rows_of(table_of(CPT_LINEUP, n_documents=5))
+    assert {rows[o]["verdict"] for o in rows} == {"inconclusive"}
+    assert "too few units: 5 documents" in rows[1.1]["parts"]
+
+
+def test_no_rise_past_l0_is_not_replicated_and_noise_is_inconclusive():
+    # the original model holds past L0 (flat): an interval inside +- ln 1.2 excludes an explosion
+    assert rows_of(table_of({ORIGINAL: ("rope", flat)}))[1.1]["verdict"] == "not replicated"
+    # a model that gets better with more context: the CI lies on the other side
+    better = rows_of(table_of({ORIGINAL: ("rope", lambda length: -0.3 * (length > L0))}))[1.1]
+    assert better["verdict"] == "not replicated" and "other side" in better["parts"]
+    # noise as large as an explosion, no effect: neither
+    assert rows_of(table_of({ORIGINAL: ("rope", flat)}, noise=1.0))[1.1]["verdict"] == "inconclusive"
+
+
+def test_a_failure_hidden_by_averaging_all_positions_is_read_on_the_new_positions():
+    table = table_of({ORIGINAL: ("rope", explodes)})
+    assert (table["loss"] == 2.0).all()  # all positions: flat
+    assert rows_of(table)[1.1]["verdict"] == "replicated"
+    table = table.assign(loss=table["loss_new"], loss_new=table["loss"])  # all positions rise, new ones flat
+    assert rows_of(table)[1.1]["verdict"] == "inconclusive"  # a zero-width interval: no explosion is read
+
+
+def test_1_1_uses_the_first_length_past_l0_when_2_l0_is_missing_and_needs_l0():
+    row = rows_of(table_of({ORIGINAL: ("rope", explodes)}, lengths=[128, 256, 384, 1024]))[1.1]
+    assert row["verdict"] == "replicated" and "at 384, the first evaluated length past L0" in row["details"]
+    row = rows_of(table_of({ORIGINAL: ("rope", explodes)}, lengths=[128, 512, 1024]))[1.1]
+    assert row["verdict"] == "not testable" and "L0 = 256" in row["details"]
+
+
+def test_a_control_as_good_as_the_extensions_is_not_supported():
+    same = holds_to(1024, 0.5)
+    lineup = {ORIGINAL: ("rope", explodes), "RoPE (cpt-rope)": ("rope", same), "PI (cpt-pi)": ("pi", same),
+              "NTK (cpt-ntk)": ("ntk", flat)}
+    assert rows_of(table_of(lineup))[1.25]["verdict"] == "partly supported"  # NTK beats it, PI does not
+    del lineup["NTK (cpt-ntk)"]
+    row = rows_of(table_of(lineup))[1.25]
+    assert row["verdict"] == "not supported" and "equivalence" in row["parts"]
+
+
+def test_an_ntk_no_better_than_the_others_makes_1_2_partly():
+    lineup = dict(CPT_LINEUP, **{"NTK (cpt-ntk)": ("ntk", holds_to(1024, 0.5))})
+    row = rows_of(table_of(lineup))[1.2]
+    assert row["verdict"] == "partly"  # (a) replicated, (b) not replicated
+
+
+def test_the_papers_ntk_is_ntk100_when_present():
+    lineup = dict(CPT_LINEUP, **{"NTK100 (cpt-ntk100)": ("ntk100", flat)})
+    parts = rows_of(table_of(lineup))[1.2]["parts"]
+    assert parts.count("(b) NTK100 (cpt-ntk100) below") == 3  # PI, YaRN and the other NTK
+    assert parts.count("(a) ") == 4
+
+
+def test_without_a_plain_rope_cpt_model_the_control_is_not_testable():
+    lineup = {k: v for k, v in CPT_LINEUP.items() if k != "RoPE (cpt-rope)"}
+    row = rows_of(table_of(lineup))[1.25]
+    assert row["verdict"] == "not testable" and "plain-RoPE CPT" in row["details"]
+
+
+TRAINING_FREE = {ORIGINAL: ("rope", explodes), "PI (base)": ("pi", lambda length: 0.5),
+                 "NTK (base)": ("ntk", flat)}
+
+
+def test_a_training_free_lineup_grades_1_1_and_1_5_and_cannot_test_the_cpt_claims():
+    for cpt_length in (0, None):
+        rows = rows_of(table_of(TRAINING_FREE), cpt_length=cpt_length)
+        assert list(rows) == [1.1, 1.2, 1.25, 1.5]
+        assert rows[1.1]["verdict"] == "replicated"
+        for order in (1.2, 1.25):
+            assert rows[order]["verdict"] == "not testable" and "continual pretraining" in rows[order]["details"]
+        assert rows[1.5]["verdict"] == "supported" and rows[1.5]["kind"] == "beyond"
+        assert "inside: PI (base) above the original at L0" in rows[1.5]["parts"]
+        assert "beyond: PI (base) below the original at 512" in rows[1.5]["parts"]
+
+
+def test_training_free_pi_without_a_cost_inside_l0_is_partly_supported():
+    lineup = dict(TRAINING_FREE, **{"PI (base)": ("pi", holds_to(L0, 0.5))})  # as good as the original at L0
+    assert rows_of(table_of(lineup), cpt_length=0)[1.5]["verdict"] == "partly supported"
+    lineup = {ORIGINAL: ("rope", explodes), "NTK (base)": ("ntk", flat)}
+    row = rows_of(table_of(lineup), cpt_length=0)[1.5]
+    assert row["verdict"] == "not testable" and "no PI" in row["details"]
+
+
+def test_pairing_cancels_document_difficulty():
+    # the documents' spread (1 to 4 nats) dwarfs the 1-nat rise; unpaired, the intervals would overlap
+    table = table_of({ORIGINAL: ("rope", explodes)}, noise=0.1)
+    at = table[table["variant"] == ORIGINAL].groupby("length")["loss_new"]
+    assert at.max()[256] > at.min()[512]
+    row = rows_of(table)[1.1]
+    assert row["ci_low"] > 0.8 and row["ci_high"] < 1.2

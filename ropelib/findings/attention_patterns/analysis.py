@@ -36,13 +36,18 @@ read the same text):
   the same way, of the model at its length and of the original model at L0; gap = mean
   over the local bins of |log10 a(b) / r(b)|, the average vertical distance between the
   two curves on Fig. 2's log axis, in orders of magnitude (0.3 = a factor of 2).
+- **log ratio** (the claims' estimand, ``chapters/claims.yml`` 1.3, 1.35, 1.4): of two models'
+  statistics against the same target, ln(S(first) / S(second)), with a paired percentile
+  bootstrap over sequences: each resample draws sequence indices once and computes both
+  statistics on them (``paired_log_ratio``, ``log_ratio_table``).
 
-Not here: the verdicts and paper comparison (``attention_verdicts``), the figure
-(``attention_plots``), capturing itself (``probe``).
+Not here: the verdicts and paper comparison (``verdicts``), the figure (``plots``), capturing
+itself (``probe``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,3 +245,63 @@ def gap_table(capture: Capture, labels: list[str], n_boot: int = 1000, seed: int
         _row(label, capture.at_length[label], f"{reference.label} at {reference.length}", "gap (log10)",
              *paired(log_gap, capture.at_length[label].local, reference.local, n_boot, seed))
         for label in labels])
+
+
+# ---- log ratios of two models' statistics (the claims' estimand)
+
+def paired_log_ratio(statistic, first: np.ndarray, second: np.ndarray, target: np.ndarray, n_boot: int = 1000,
+                     seed: int = 0, level: float = 0.95) -> tuple[float, float, float, int]:
+    """(estimate, ci_low, ci_high, n) of ln(statistic(first, target) / statistic(second, target)).
+
+    first, second, target: (layer, sequence, head, bin) arrays on the same sequences. The CI is a
+    percentile bootstrap over sequences: each of ``n_boot`` resamples (seeded) draws sequence
+    indices once, with replacement, and computes both statistics on them. n = number of
+    sequences. A statistic that is not positive (e.g. a model identical to the target) gives a
+    NaN estimate; a resample that does gives a NaN interval (no CI). Fewer than 2 sequences: NaN interval.
+    """
+    n = first.shape[1]
+    if second.shape[1] != n or target.shape[1] != n:
+        raise ValueError(f"paired statistics need the same sequences: {n}, {second.shape[1]}, {target.shape[1]}")
+
+    def log_ratio(sequences=None) -> float:
+        top, bottom = float(statistic(first, target, sequences)), float(statistic(second, target, sequences))
+        return math.log(top / bottom) if top > 0 and bottom > 0 else math.nan
+
+    estimate = log_ratio()
+    if n < 2:
+        return estimate, math.nan, math.nan, n
+    draws = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    boot = np.array([log_ratio(sequences) for sequences in draws])
+    if not np.all(np.isfinite(boot)):
+        return estimate, math.nan, math.nan, n
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return estimate, float(low), float(high), n
+
+
+def log_ratio_table(capture: Capture, statistic: str, first: str, others: list[str], target: str | None = None,
+                    n_boot: int = 1000, seed: int = 0, sink: bool = True) -> pd.DataFrame:
+    """One row per label of ``others``: ln(``first``'s statistic / its), paired over sequences.
+
+    statistic "JS": JS (bits) of the mean distributions (``mass``; ``mass_no_sink`` when
+    sink=False) against ``target`` at this length, or against the original model at L0 when
+    ``target`` is None; "gap": ``log_gap`` of the local curves from the original model's at L0.
+    Columns: first, other, statistic, estimate, ci_low, ci_high, n_units.
+    """
+    if statistic == "JS":
+        field = "mass" if sink else "mass_no_sink"
+        function, goal = js_of_means, capture.at_length[target] if target else capture.reference_at_l0
+        name = f"JS to {goal.label}" + ("" if sink else " without sink")
+    elif statistic == "gap":
+        field, function, goal = "local", log_gap, capture.reference_at_l0
+        name = "gap"
+    else:
+        raise ValueError(f"statistic={statistic!r}; expected 'JS' or 'gap'")
+    rows = []
+    for other in others:
+        estimate, low, high, n = paired_log_ratio(function, getattr(capture.at_length[first], field),
+                                                  getattr(capture.at_length[other], field), getattr(goal, field),
+                                                  n_boot, seed)
+        rows.append({"first": first, "other": other, "statistic": name, "estimate": estimate, "ci_low": low,
+                     "ci_high": high, "n_units": n})
+    return pd.DataFrame(rows, columns=["first", "other", "statistic", "estimate", "ci_low", "ci_high", "n_units"])

@@ -5,7 +5,7 @@ help retrieval there? Two NTK checkpoints with the same token budget, one traine
 short and one at a long length, over the needle grid (``findings.sweep``).
 
   analysis  who is compared, checked before any work, and the optional retraining
-  verdicts  the statistics, the rules and the glance rows
+  verdicts  the estimands (registry 3.1-3.3) and the glance rows, graded by ``findings.claims``
 
 Reference: Zhong et al. (2024), arXiv:2406.13282, Sec. 3.3.
 """

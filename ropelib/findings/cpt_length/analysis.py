@@ -10,13 +10,12 @@ continual pretraining (CPT) at a short length and one at a long length with the 
                       ``*_variant`` parameters. L0 comes from the base (``lineup.geometry``).
   cpt_variant(source) "ntk:" for an organism CPT, "rope:" (as saved) for a Hugging Face one
   check_setup(...)    lengths, organism training lengths (manifest ``trained_length``), retraining
-  testability(roles)  role -> why it cannot be used: missing, or its retrieval gate not passed
   grid_lengths, setup_line, marks   the grid (default RATIOS x L0), the page's line, figure marks
   retrain             the pair retrained from ``base`` into a directory (never data/models), with
                       ``recipes.equal_token_recipes`` (the committed pair's rule)
 
-Not here: the statistics, rules and glance rows (``cpt_length_verdicts``), running the models
-(``length_sweep``), plots.
+Not here: the estimands and glance rows (``cpt_length.verdicts``, graded by ``findings.claims``),
+running the models (``length_sweep``), plots.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from pathlib import Path
 
 from ropelib.models import lineup, variants
 from ropelib.training import recipes
-from ropelib.findings import verdicts
 from ropelib.findings import sweep as length_sweep
 from ropelib.models.organism import L0
 from ropelib.training.recipes import CPT_WARMUP, equal_token_recipes
@@ -103,19 +101,6 @@ def check_cpt_length(source: str, expected: int, name: str) -> None:
                          f"set {name}={found} or retrain=True")
 
 
-def testability(roles: Roles, role: str = "retrieval") -> dict[str, str]:
-    """model role ("base", "short", "long") -> "" when usable for a claim of ``role`` ("retrieval" or
-    "attention"), else why not: missing, or (retrieval only) its retrieval gate not passed
-    (``ropelib.findings.verdicts.not_testable_reason``: no gate recorded counts as not passed; a Hugging
-    Face checkpoint has no gate and is taken as it is)."""
-    reasons = {}
-    for model_role in ("base", "short", "long"):
-        variant = getattr(roles, model_role)
-        reasons[model_role] = (verdicts.not_testable_reason([variant], role=role) if variant is not None else
-                         f"no {model_role} CPT checkpoint given (short_model / long_model): the comparison is skipped")
-    return reasons
-
-
 RATIOS = (1, 2, 4, 8, 16)  # default grid: these multiples of L0 (the organism: 256 ... 4096)
 
 
@@ -161,7 +146,7 @@ def setup_line(roles: Roles, short_length: int, long_length: int, factor: float)
     head = f"base {roles.base.label}, L0 = {roles.pretrained_length} (from its manifest or config.json), NTK s = {factor:g}"
     if not roles.has_pair:
         return (f"{head}; no short/long CPT pair given: the base sweep only, the short-vs-long comparison is "
-                "skipped and every finding-3 claim is not testable")
+                "skipped and every finding-3 claim is not testable (nothing to compare)")
     return f"{head}; short CPT {roles.short.label} at {short_length}, long CPT {roles.long.label} at {long_length}"
 
 

@@ -1,131 +1,104 @@
-"""Finding 3's statistics, rules, verdicts and glance rows (who is compared: ``cpt_length``).
+"""Finding 3's estimands and glance rows (who is compared: ``cpt_length.analysis``).
 
-Four claims of the paper, one glance row each, every one "not testable" when a checkpoint it
-compares is missing, or (claims on needles passed only) missed its retrieval gate
-(``cpt_length.testability`` per role: entropy is measured on any checkpoint). Every model
-answers the same prompts, so all statistics are paired:
+Four claims of the paper, registry entries 3.1, 3.2, 3.25 and 3.3 of ``chapters/claims.yml``, one
+glance row each, every one graded by the registry's one rule (``claims.row``). Every model answers
+the same prompts (length, depth, needle: ``length_sweep.prompt_table``), so every estimand is
+paired over prompts, the registry's unit:
 
-  entropy_slopes(trials, short, long, from_length)
-      mean TEACHER-FORCED answer entropy (``entropy_teacher``: the true value fed, identical
-      inputs whatever the model answers) per length; its OLS slope against ln L over
-      L >= from_length per model (``length_sweep.slope_fit``); d_slope = slope(long) -
-      slope(short) with a paired bootstrap 95% CI over prompts (seeded); flattening =
-      -d_slope * ln(L_max / from_length), the nats by which the long model's entropy rises less
-      over that range. The level gaps (long - short) at the grid's shortest and longest length
-      are reported; the one at the shortest, inside both training lengths, is an offset the
-      models already had there, not the effect.
-  paired_cells / compare / comparisons
-      per cell (length, depth) beyond the short CPT length (and in the two bands BANDS: within
-      the long CPT length, beyond both): pass-rate and entropy differences, bootstrap 95% CIs
-      over cells, one-sided Wilcoxon signed-rank p for "second lower"
+  3.1  slope: per model, the OLS slope of mean TEACHER-FORCED answer entropy (``entropy_teacher``:
+       the true value fed, identical inputs whatever the model answers) against ln L over
+       L >= the short CPT length (``length_sweep.slope_fit``); estimand = slope(long) - slope(short),
+       95% CI by a paired bootstrap over prompts (resampled within each length, the same draw for
+       both models, seeded); n = prompts. Direction -1. Shown beside it: the flattening in nats,
+       -d_slope x ln(L_max / L_short), the level gaps (long - short) at the grid's shortest and
+       longest length, and the same slopes on Appendix C's all-token entropy.
+  3.2  pass rate: mean over prompts at lengths in (short, long CPT length] of passed(long) -
+       passed(short), percentile bootstrap over prompts (``claims.bootstrap_mean``). Direction +1.
+  3.25 the same at lengths beyond the long CPT length (extrapolation).
+  3.3  entropy: mean over prompts beyond the short CPT length of entropy_teacher(short) -
+       entropy_teacher(base), bootstrap over prompts. Direction 0 (no change within +- sesoi).
 
-  3.1  flatter  d_slope CI below 0 and flattening >= MIN_ENTROPY_DROP (RULE_FLATTER): slopes, not levels
-  3.2  passes   long CPT passes more needles at lengths in (short, long CPT length] (RULE_PASSES):
-                inside the long model's own training length, not extrapolation
-  3.25 passes   the same beyond both CPT lengths (extrapolation)
-  3.3  little   short CPT minus base teacher-forced entropy beyond the short CPT length within
-                +-MIN_ENTROPY_DROP (RULE_LITTLE_CHANGE): the paper's "barely changes" is about
-                entropy; the pass-rate change is shown beside it
+Premise of 3.2 and 3.25 (a caveat, not a switch): "retrieves at L0", pass rate >= 0.8 on this
+page's own trials at L0 for both CPT models. Both rows are graded on every prompt; a model below
+it is one caveat line, and the sensitivity line (the same estimand on the prompts of models that
+meet it) has no units then. "Not testable" only without a short/long pair: nothing to compare.
 
-  judge(trials, roles, short_length)      the statistics the rules read (all None without a pair)
-  glance_rows(...), verdict_lines(rows)   the rows, and the page's lines for them
-  tables_text(judgement)                  the slopes and the paired comparisons, as the page prints them
-  write_results(sweep, judgement, rows)   the chapter's tables and glance rows (``results``)
+  paired_prompts(trials, first, second, beyond, upto)   per prompt: both models' values, second - first
+  compare(pairs), comparisons(...)                      mean paired differences with bootstrap CIs
+  entropy_slopes(...)                                    the 3.1 statistics
+  retrieval_at(trials, methods, length), premise(...)    the "retrieves at L0" caveats
+  judge(trials, roles, ...), judge_methods(...)          -> Judgement (what the rows read)
+  glance_rows(judgement), verdict_lines(rows)            the rows, and the page's lines for them
+  tables_text(judgement), write_results(...)             the page's tables and the chapter's CSVs
+
+Not here: the grading rule (``ropelib.findings.claims``), who is compared and the checks before any
+work (``cpt_length.analysis``), running the models (``length_sweep``), plots.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
-from ropelib.core import metrics
 from ropelib import results
-from ropelib.findings.cpt_length import analysis as cpt_length
+from ropelib.findings import claims
 from ropelib.findings import sweep as length_sweep
-from ropelib.findings.verdicts import graded
-from ropelib.tasks import needle
+from ropelib.findings.cpt_length import analysis as cpt_length
 
 CHAPTER = "cpt-length"
-TEACHER, APPENDIX_C = "entropy_teacher", "entropy"  # the judged entropy; the paper's all-token mean
-N_BOOT = 2000  # bootstrap resamples of the prompts (seeded)
-# "much lower entropy" needs an effect, not only a sign: 0.1 nats shrinks the effective
-# number of attended keys, exp(H), by about 10% (exp(-0.1) = 0.905). Fixed before any real run.
-MIN_ENTROPY_DROP = 0.1
-MARGIN = MIN_ENTROPY_DROP  # equivalence margin (nats) on an entropy difference for "little to no change"
-# comparison name -> (first, second) roles and the band of lengths: (exclusive low, inclusive high) names
+TEACHER, APPENDIX_C = "entropy_teacher", "entropy"  # the graded entropy; the paper's all-token mean (shown)
+N_BOOT = claims.N_BOOT  # bootstrap resamples of the prompts (seeded)
+RETRIEVES_AT_L0 = 0.8  # the registry's premise "retrieves at L0" (3.2, 3.25): pass rate at L0, page's own trials
+# comparison name -> the band of lengths: (exclusive low, inclusive high) names; None: no top
 BANDS = {"long vs short, within the long CPT length": ("short_length", "long_length"),
          "long vs short, beyond both": ("long_length", None)}
+WITHIN, BEYOND_BOTH = BANDS
 
 
-def _why_not(reasons: dict[str, str], roles: tuple[str, ...]) -> str:
-    return "; ".join(dict.fromkeys(reasons[r] for r in roles if reasons.get(r)))
+# ---- paired comparisons over prompts
+
+def paired_prompts(trials: pd.DataFrame, first: str, second: str, beyond: int, column: str = TEACHER,
+                   upto: int | None = None) -> pd.DataFrame:
+    """Per prompt (length, depth, needle) with beyond < length <= upto answered by both methods: passed and
+    entropy (``column``) of each, and d_pass, d_entropy = second - first."""
+    answered = trials[trials["method"].isin([first, second])].astype({"passed": float})
+    pairs = pd.concat({name: length_sweep.prompt_table(answered, value)[[first, second]]
+                       for name, value in (("pass", "passed"), ("entropy", column))}, axis=1, join="inner")
+    lengths = pairs.index.get_level_values("length")
+    pairs = pairs[(lengths > beyond) & (lengths <= (upto or np.inf))]
+    pairs.columns = [f"{name}_{'first' if method == first else 'second'}" for name, method in pairs.columns]
+    for name in ("pass", "entropy"):
+        pairs[f"d_{name}"] = pairs[f"{name}_second"] - pairs[f"{name}_first"]
+    return pairs.dropna().reset_index()
 
 
-# --- statistics -------------------------------------------------------------------------
+def compare(pairs: pd.DataFrame, seed: int = 0) -> dict:
+    """Mean paired differences (second - first) of pass and entropy with percentile-bootstrap 95% CIs over
+    prompts (``claims.bootstrap_mean``; every difference equal gives a zero-width interval, left as it is)."""
+    e_mean, e_low, e_high, n = claims.bootstrap_mean(pairs["d_entropy"], seed=seed)
+    p_mean, p_low, p_high, _ = claims.bootstrap_mean(pairs["d_pass"], seed=seed)
+    return {"prompts": n, "d_entropy": e_mean, "entropy_ci_low": e_low, "entropy_ci_high": e_high,
+            "d_pass": p_mean, "pass_ci_low": p_low, "pass_ci_high": p_high}
 
 
-def paired_cells(trials: pd.DataFrame, first: str, second: str, beyond: int, column: str = TEACHER,
-                 upto: int | None = None) -> pd.DataFrame:
-    """Per cell (beyond < length <= upto, depth) measured for both methods: pass rate and entropy (``column``)
-    of each, and second - first."""
-    cells = needle.cell_table(trials)
-    cells = cells[(cells["length"] > beyond) & (cells["length"] <= (upto or np.inf))].set_index(["length", "depth"])
-    columns = {"pass_rate": "pass_rate", column: "entropy"}
-    a = cells[cells["method"] == first][list(columns)].rename(columns=columns)
-    b = cells[cells["method"] == second][list(columns)].rename(columns=columns)
-    pairs = a.add_suffix("_first").join(b.add_suffix("_second"), how="inner")
-    pairs["d_pass"] = pairs["pass_rate_second"] - pairs["pass_rate_first"]
-    pairs["d_entropy"] = pairs["entropy_second"] - pairs["entropy_first"]
-    return pairs.reset_index()
-
-
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    if values.size < 2:
-        return float("nan"), float("nan")
-    if np.all(values == values[0]):  # a constant difference: the bootstrap interval is that value
-        return float(values[0]), float(values[0])
-    return tuple(metrics.bootstrap_ci(values))
-
-
-def wilcoxon_less(differences) -> float:
-    """One-sided Wilcoxon signed-rank p for "the differences are centred below 0" (1.0 if all are 0)."""
-    d = np.asarray(differences, dtype=float)
-    if not np.any(d != 0):
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns about ties and zeros; the p-value stays valid
-        return float(scipy.stats.wilcoxon(d, alternative="less").pvalue)
-
-
-def compare(pairs: pd.DataFrame) -> dict:
-    """Mean per-cell differences (second - first) with bootstrap 95% CIs over cells, and the Wilcoxon p."""
-    d_entropy, d_pass = pairs["d_entropy"].to_numpy(float), pairs["d_pass"].to_numpy(float)
-    e_low, e_high = _ci(d_entropy)
-    p_low, p_high = _ci(d_pass)
-    return {"cells": len(pairs), "d_entropy": float(d_entropy.mean()) if len(pairs) else float("nan"),
-            "entropy_ci_low": e_low, "entropy_ci_high": e_high, "p_entropy_lower": wilcoxon_less(d_entropy),
-            "d_pass": float(d_pass.mean()) if len(pairs) else float("nan"), "pass_ci_low": p_low, "pass_ci_high": p_high}
-
-
-def comparisons(trials: pd.DataFrame, base: str, short: str, long: str, beyond: int,
-                references: tuple[str, ...] = (), column: str = TEACHER, long_length: int | None = None) -> pd.DataFrame:
-    """Paired comparisons over cells beyond ``beyond``, one row each: short -> long, base -> short, each
-    further reference -> short (shown, not judged), and with ``long_length`` short -> long in each of
-    :data:`BANDS` (``upto``: the band's inclusive top, empty for none)."""
+def comparisons(trials: pd.DataFrame, base: str, short: str, long: str, beyond: int, long_length: int,
+                references: tuple[str, ...] = (), column: str = TEACHER, seed: int = 0) -> pd.DataFrame:
+    """Paired comparisons over prompts, one row each: short -> long beyond ``beyond`` (the short CPT length),
+    base -> short (3.3), each further reference -> short (shown), and short -> long in each of :data:`BANDS`
+    (3.2, 3.25; ``upto``: the band's inclusive top, empty for none)."""
     pairs = [("long vs short", short, long, beyond, None), ("short vs base", base, short, beyond, None)]
     pairs += [(f"short vs {reference}", reference, short, beyond, None) for reference in references]
-    if long_length:
-        bounds = {"short_length": beyond, "long_length": long_length, None: None}
-        pairs += [(name, short, long, bounds[low], bounds[high]) for name, (low, high) in BANDS.items()]
+    bounds = {"short_length": beyond, "long_length": long_length, None: None}
+    pairs += [(name, short, long, bounds[low], bounds[high]) for name, (low, high) in BANDS.items()]
     return pd.DataFrame([{"comparison": name, "first": first, "second": second, "beyond": low, "upto": high,
-                          **compare(paired_cells(trials, first, second, low, column, high))}
+                          **compare(paired_prompts(trials, first, second, low, column, high), seed)}
                          for name, first, second, low, high in pairs])
 
+
+# ---- 3.1: slopes of entropy against ln L
 
 def _level_gap(fit: length_sweep.SlopeFit, j: int) -> tuple[float, float, float]:
     gap = fit.boot_means[:, j, 1] - fit.boot_means[:, j, 0]
@@ -135,205 +108,173 @@ def _level_gap(fit: length_sweep.SlopeFit, j: int) -> tuple[float, float, float]
 
 def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int, column: str = TEACHER,
                    n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    """Slopes of mean ``column`` against ln L (L >= from_length) of both models, their paired difference with
-    a bootstrap 95% CI over prompts, the flattening in nats, and the level gaps (long - short) at the
-    grid's shortest length (inside both training lengths when <= ``from_length``, the short CPT length) and
-    longest length."""
+    """Slopes of mean ``column`` against ln L (L >= from_length) of both models; d_slope = slope(long) -
+    slope(short) with its paired bootstrap 95% CI over prompts and ``prompts`` (the units: prompts at
+    L >= from_length answered by both); shown beside it, the flattening -d_slope x ln(L_max / L_min) in
+    nats and the level gaps (long - short) at the grid's shortest and longest length."""
     fit = length_sweep.slope_fit(trials, [short, long], from_length, column, n_boot, seed)
     d = fit.boot_slopes[:, 1] - fit.boot_slopes[:, 0]
     d_slope = float(fit.slopes[long] - fit.slopes[short])
     span = math.log(fit.lengths[-1] / fit.lengths[0])
+    prompts = length_sweep.prompt_table(trials[trials["method"].isin([short, long])], column)
     shortest = int(trials["length"].min())
     everything = length_sweep.slope_fit(trials, [short, long], shortest, column, n_boot, seed) \
         if shortest < fit.lengths[0] else fit
     first_gap, last_gap = _level_gap(everything, 0), _level_gap(fit, len(fit.lengths) - 1)
     return {"column": column, "from_length": fit.lengths[0], "max_length": fit.lengths[-1],
-            "lengths": len(fit.lengths), "slope_short": float(fit.slopes[short]), "slope_long": float(fit.slopes[long]),
-            "d_slope": d_slope, "d_slope_ci_low": float(np.percentile(d, 2.5)), "span": span,
-            "d_slope_ci_high": float(np.percentile(d, 97.5)), "flattening": -d_slope * span,
-            "shortest_length": shortest, "shortest_inside_both": shortest <= from_length, "gap_shortest": first_gap[0], "gap_shortest_ci_low": first_gap[1],
-            "gap_shortest_ci_high": first_gap[2], "gap_longest": last_gap[0], "gap_longest_ci_low": last_gap[1],
-            "gap_longest_ci_high": last_gap[2]}
+            "lengths": len(fit.lengths), "prompts": int((prompts.index.get_level_values("length") >= from_length).sum()),
+            "slope_short": float(fit.slopes[short]), "slope_long": float(fit.slopes[long]),
+            "d_slope": d_slope, "d_slope_ci_low": float(np.percentile(d, 2.5)),
+            "d_slope_ci_high": float(np.percentile(d, 97.5)), "span": span, "flattening": -d_slope * span,
+            "shortest_length": shortest, "shortest_inside_both": shortest <= from_length,
+            "gap_shortest": first_gap[0], "gap_shortest_ci_low": first_gap[1], "gap_shortest_ci_high": first_gap[2],
+            "gap_longest": last_gap[0], "gap_longest_ci_low": last_gap[1], "gap_longest_ci_high": last_gap[2]}
 
 
-def _significant(x):
-    return f"{x:.3g}" if isinstance(x, float) else str(x)
+# ---- the premise "retrieves at L0" (3.2, 3.25): a caveat, not a switch
+
+def retrieval_at(trials: pd.DataFrame, methods: list[str], length: int) -> dict[str, float]:
+    """method -> its pass rate over this page's trials at ``length`` (NaN when none ran there)."""
+    at = trials[trials["length"] == length]
+    return {m: float(at.loc[at["method"] == m, "passed"].mean()) if (at["method"] == m).any() else math.nan
+            for m in methods}
 
 
-def tables_text(judgement: "Judgement") -> str:
-    """The page's two tables, as text (3 significant digits): the slopes and level gaps per entropy
-    measure (columns), and the paired comparisons over cells (columns); a line when nothing was compared."""
-    if judgement.table is None:
-        return "no short/long CPT pair: nothing compared"
-    slopes = pd.DataFrame([judgement.slopes, judgement.all_token]).set_index("column").T
-    shown = judgement.table.drop(columns=["first", "second", "beyond"]).set_index("comparison").T
-    return (f"slopes against ln L and level gaps (long - short), per entropy measure\n"
-            f"{slopes.map(_significant).to_string()}\n\npaired over cells beyond the short CPT length "
-            f"(teacher-forced entropy)\n{shown.map(_significant).to_string()}")
+def premise(rates: dict[str, float], length: int) -> list[str]:
+    """One caveat line per model that does not retrieve at L0 (rate < :data:`RETRIEVES_AT_L0`, or unmeasured:
+    no trials at L0); empty when every compared model meets the premise."""
+    lines = []
+    for method, rate in rates.items():
+        if not np.isfinite(rate):
+            lines.append(f"retrieves at L0 not checked for {method}: no trials at L0 = {length}")
+        elif rate < RETRIEVES_AT_L0:
+            lines.append(f"{method} misses the premise 'retrieves at L0': pass rate {rate:.3g} < {RETRIEVES_AT_L0:g} "
+                         f"at L0 = {length} on this page's trials")
+    return lines
 
 
-# --- rules and glance rows ------------------------------------------------------------
+# ---- what the rows read
 
-PRECONDITION = "not testable if a checkpoint the claim compares is missing (entropy needs no retrieval gate); "
-PASS_PRECONDITION = "not testable if a checkpoint the claim compares is missing or missed its retrieval gate; "
-RULE_FLATTER = (PRECONDITION + f"replicated if the long-CPT model's slope of mean teacher-forced answer entropy "
-                f"against ln L, over lengths from the short CPT length up, is below the short-CPT model's (paired "
-                f"bootstrap 95% CI of the difference below 0) and the flattening over that range, "
-                f"-(slope difference) x ln(L_max / L_short), is at least {MIN_ENTROPY_DROP} nats; partly if the CI "
-                f"is below 0 but the flattening smaller; not replicated if even the CI's largest flattening is "
-                f"below {MIN_ENTROPY_DROP} nats; else inconclusive. The level gap at the shortest length, inside both training lengths, is reported, "
-                f"not counted")
-RULE_PASSES = (PASS_PRECONDITION + "mean paired pass-rate difference (long - short) over cells {band}, bootstrap "
-               "95% CI over cells: replicated if above 0, not replicated if at or below 0, else inconclusive")
-RULE_LITTLE_CHANGE = (PRECONDITION + f"replicated if the 95% CI of the short-CPT minus base (NTK switch, untrained) "
-                      f"mean teacher-forced entropy over cells beyond the short CPT length lies within "
-                      f"+-{MARGIN} nats (equivalence margin, the effect size of 3.1); not replicated if it lies "
-                      f"outside; else inconclusive. The pass-rate change is shown, not judged")
+@dataclass
+class Judgement:
+    table: pd.DataFrame | None  # comparisons (teacher-forced entropy); None without a pair
+    slopes: dict | None  # entropy_slopes on the teacher-forced entropy (graded, 3.1)
+    all_token: dict | None  # the same on Appendix C's all-token entropy (shown)
+    at_L0: dict = field(default_factory=dict)  # CPT model -> pass rate at L0 on this page's trials
+    pretrained_length: int = 0
 
 
-def verdict_flatter(c: dict | None, testable: bool = True) -> str:
-    if not testable or c is None or not math.isfinite(c["d_slope"]):
-        return "not testable"
-    if c["d_slope_ci_high"] < 0:  # the long model's rise is flatter, significantly
-        return "replicated" if c["flattening"] >= MIN_ENTROPY_DROP else "partly"
-    most = -c["d_slope_ci_low"] * c["span"]  # the largest flattening (nats) the CI allows
-    return "not replicated" if most < MIN_ENTROPY_DROP else "inconclusive"
+def judge_methods(trials: pd.DataFrame, base: str, short: str, long: str, short_length: int, long_length: int,
+                  pretrained_length: int, references: tuple[str, ...] = (), seed: int = 0) -> Judgement:
+    """Every statistic the rows read, for the models labelled ``base``, ``short`` and ``long``."""
+    table = comparisons(trials, base, short, long, short_length, long_length, references, seed=seed)
+    return Judgement(table, entropy_slopes(trials, short, long, short_length, seed=seed),
+                     entropy_slopes(trials, short, long, short_length, column=APPENDIX_C, seed=seed),
+                     retrieval_at(trials, [short, long], pretrained_length), pretrained_length)
 
 
-def verdict_more_passes(c: dict | None, testable: bool = True) -> str:
-    if not testable or c is None or not math.isfinite(c["d_pass"]) or not c.get("cells", 1):
-        return "not testable"
-    return graded(c["pass_ci_low"], c["pass_ci_high"])
+def judge(trials: pd.DataFrame, roles: cpt_length.Roles, short_length: int, long_length: int,
+          seed: int = 0) -> Judgement:
+    """:func:`judge_methods` on the page's roles; nothing computed (every row not testable) without a pair."""
+    if not roles.has_pair:
+        return Judgement(None, None, None, {}, roles.pretrained_length)
+    return judge_methods(trials, roles.base.label, roles.short.label, roles.long.label, short_length, long_length,
+                         roles.pretrained_length, tuple(r.label for r in roles.references), seed)
 
 
-def verdict_little_change(c: dict | None, testable: bool = True, margin: float = MARGIN) -> str:
-    """Equivalence on the entropy difference: CI inside +-margin replicated, wholly outside not, else inconclusive."""
-    if not testable or c is None or not math.isfinite(c["d_entropy"]):
-        return "not testable"
-    low, high = c["entropy_ci_low"], c["entropy_ci_high"]
-    if -margin <= low and high <= margin:
-        return "replicated"
-    return "not replicated" if high < -margin or low > margin else "inconclusive"
+# ---- glance rows
 
-
-def _flatter_row(slopes: dict, all_token: dict | None) -> tuple:
-    s = slopes
-    details = (f"slopes of teacher-forced entropy vs ln L over {s['from_length']}-{s['max_length']} tokens: short "
-               f"{s['slope_short']:.3g}, long {s['slope_long']:.3g} nats per ln L; flattening {s['flattening']:.3g} "
-               f"nats; level gap (long - short) at {s['shortest_length']} "
-               f"({'inside both training lengths' if s['shortest_inside_both'] else 'the shortest length evaluated'}"
-               f": reported, not counted) {s['gap_shortest']:+.3g} [{s['gap_shortest_ci_low']:.3g}, "
-               f"{s['gap_shortest_ci_high']:.3g}]"
-               f", at {s['max_length']} {s['gap_longest']:+.3g}")
-    if all_token is not None:
-        details += (f"; Appendix C all-token entropy (conditioned on the model's own errors): slope difference "
-                    f"{all_token['d_slope']:+.3g}, level gap at {all_token['max_length']} {all_token['gap_longest']:+.3g}")
-    return f"{s['d_slope']:+.3g} nats per ln L (slope, long - short)", s["d_slope_ci_low"], s["d_slope_ci_high"], details
+NO_PAIR = "no short/long CPT pair in the line-up (short_model / long_model): nothing to compare"
 
 
 def _band(c: dict) -> str:
     upto = c.get("upto")
     has_top = upto is not None and not (isinstance(upto, float) and math.isnan(upto))
-    return f"in ({int(c['beyond'])}, {int(upto)}] tokens" if has_top else f"beyond {int(c['beyond'])} tokens"
+    return f"lengths in ({int(c['beyond'])}, {int(upto)}]" if has_top else f"lengths beyond {int(c['beyond'])}"
 
 
-def _pass_row(c: dict, name: str, short_length: int) -> tuple:
-    return (f"{c['d_pass']:+.3g} pass rate ({name})", c["pass_ci_low"], c["pass_ci_high"],
-            f"{int(c['cells'])} cells {_band(c)}; teacher-forced entropy {c['d_entropy']:+.3g} "
-            f"[{c['entropy_ci_low']:.3g}, {c['entropy_ci_high']:.3g}] nats, one-sided Wilcoxon p = "
-            f"{c['p_entropy_lower']:.2g}")
+def _flatter_row(claim: claims.Claim, s: dict, all_token: dict | None, model: str) -> dict:
+    part = claims.part(claim, "slope difference (long - short)", s["d_slope"], s["d_slope_ci_low"],
+                       s["d_slope_ci_high"], s["prompts"])
+    details = (f"slopes of teacher-forced entropy vs ln L over {s['from_length']}-{s['max_length']} tokens: short "
+               f"{s['slope_short']:.3g}, long {s['slope_long']:.3g} nats per ln L; flattening {s['flattening']:.3g} "
+               f"nats over that range; level gap (long - short) at {s['shortest_length']} "
+               f"({'inside both training lengths' if s['shortest_inside_both'] else 'the shortest length evaluated'}"
+               f": shown, not graded) {s['gap_shortest']:+.3g} [{s['gap_shortest_ci_low']:.3g}, "
+               f"{s['gap_shortest_ci_high']:.3g}], at {s['max_length']} {s['gap_longest']:+.3g}")
+    if all_token is not None:
+        details += (f"; Appendix C all-token entropy (conditioned on the model's own errors, shown): slope difference "
+                    f"{all_token['d_slope']:+.3g}, level gap at {all_token['max_length']} {all_token['gap_longest']:+.3g}")
+    return claims.row(claim, [part], model, ours=f"{s['d_slope']:+.3g} nats per ln L (slope, long - short)",
+                      details=details, chapter=CHAPTER)
 
 
-def _entropy_row(c: dict, name: str, short_length: int) -> tuple:
-    return (f"{c['d_entropy']:+.3g} nats teacher-forced entropy ({name})", c["entropy_ci_low"], c["entropy_ci_high"],
-            f"{int(c['cells'])} cells {_band(c)}; pass rate (shown, not judged) {c['d_pass']:+.3g} "
-            f"[{c['pass_ci_low']:.3g}, {c['pass_ci_high']:.3g}]")
+def _pass_row(claim: claims.Claim, c: dict, at_L0: dict, length: int, model: str) -> dict:
+    band = _band(c)
+    part = claims.part(claim, f"pass rate, long - short, {band}", c["d_pass"], c["pass_ci_low"], c["pass_ci_high"],
+                       c["prompts"])
+    caveats = premise(at_L0, length)
+    details = (f"{int(c['prompts'])} prompts, {band}; teacher-forced entropy (shown) {c['d_entropy']:+.3g} "
+               f"[{c['entropy_ci_low']:.3g}, {c['entropy_ci_high']:.3g}] nats; pass rate at L0 = {length}: "
+               + ", ".join(f"{m} {r:.3g}" for m, r in at_L0.items()))
+    return claims.row(claim, [part], model, ours=f"{c['d_pass']:+.3g} pass rate (long - short)", details=details,
+                      caveats=caveats, sensitivity=[] if caveats else None, chapter=CHAPTER)
 
 
-CLAIMS = {
-    3.1: ("Long-context CPT flattens the rise of attention entropy with length beyond the short CPT length",
-          "much lower entropy at long lengths (below 5 nats at ~64K)", RULE_FLATTER),
-    3.2: ("Long-context CPT passes more needles within its own training length, beyond the short CPT length",
-          "far more needles passed", RULE_PASSES.format(band="in (short CPT length, long CPT length]")),
-    3.25: ("Long-context CPT passes more needles beyond both CPT lengths (extrapolation)",
-           "far more needles passed", RULE_PASSES.format(band="beyond the long CPT length")),
-    3.3: ("Short-context CPT leaves the base model's attention entropy beyond its length as it was",
-          "little to no change from the original", RULE_LITTLE_CHANGE),
-}
-# the role each claim gives its checkpoints (``findings.verdicts.ROLE_NEEDS_RETRIEVAL``)
-CLAIM_ROLES = {3.1: "attention", 3.2: "retrieval", 3.25: "retrieval", 3.3: "attention"}
+def _entropy_row(claim: claims.Claim, c: dict, model: str) -> dict:
+    band = _band(c)
+    part = claims.part(claim, f"teacher-forced entropy, short - base, {band}", c["d_entropy"], c["entropy_ci_low"],
+                       c["entropy_ci_high"], c["prompts"])
+    details = (f"{int(c['prompts'])} prompts, {band}; pass rate (shown, not graded) {c['d_pass']:+.3g} "
+               f"[{c['pass_ci_low']:.3g}, {c['pass_ci_high']:.3g}]")
+    return claims.row(claim, [part], model, ours=f"{c['d_entropy']:+.3g} nats teacher-forced entropy (short - base)",
+                      details=details, chapter=CHAPTER)
 
 
-def glance_rows(reasons: dict[str, str], slopes: dict | None, all_token: dict | None, table: pd.DataFrame | None,
-                short_length: int, attention_reasons: dict[str, str] | None = None) -> list[dict]:
-    """Finding 3's three claims (:data:`CLAIMS`) for the glance page, one row each, sub-statistics in ``details``.
-
-    ``reasons``: :func:`testability`; ``slopes`` / ``all_token``: :func:`entropy_slopes` on the
-    teacher-forced and on the Appendix C entropy (None without a pair); ``table``:
-    :func:`comparisons` (None without a pair). ``reasons`` are the retrieval role's (:data:`CLAIM_ROLES`),
-    ``attention_reasons`` the entropy claims' (default: ``reasons``). A claim whose checkpoints are
-    unfit for its role is "not testable", its reason in ``details``. Without the bands of
-    :data:`BANDS` in ``table``, 3.2 reads every cell beyond the short CPT length and 3.25 is not testable.
-    """
-    by_role = {"retrieval": reasons, "attention": attention_reasons if attention_reasons is not None else reasons}
-    models = {3.1: ("short", "long"), 3.2: ("short", "long"), 3.25: ("short", "long"), 3.3: ("base", "short")}
-    why = {order: _why_not(by_role[CLAIM_ROLES[order]], models[order]) for order in CLAIMS}
-    frame = table.set_index("comparison") if table is not None else None
-
-    def comparison(name):
-        return None if frame is None or name not in frame.index else frame.loc[name].to_dict()
-    within, beyond = list(BANDS)
-    computed = {3.1: slopes, 3.2: comparison(within) or comparison("long vs short"), 3.25: comparison(beyond),
-                3.3: comparison("short vs base")}
-    if frame is not None and computed[3.25] is None:
-        why[3.25] = why[3.25] or "no long CPT length given: no band beyond both"
-    judged = {order: None if why[order] else c for order, c in computed.items()}
-    verdicts = {3.1: verdict_flatter(judged[3.1]), 3.2: verdict_more_passes(judged[3.2]),
-                3.25: verdict_more_passes(judged[3.25]), 3.3: verdict_little_change(judged[3.3])}
-    shown = {3.1: _flatter_row(computed[3.1], all_token) if computed[3.1] else None,
-             3.2: _pass_row(computed[3.2], "long - short", short_length) if computed[3.2] else None,
-             3.25: _pass_row(computed[3.25], "long - short", short_length) if computed[3.25] else None,
-             3.3: _entropy_row(computed[3.3], "short - base", short_length) if computed[3.3] else None}
-    rows = []
-    for order, (claim, paper, rule) in CLAIMS.items():
-        if verdicts[order] == "not testable":  # the reason first; statistics computed anyway are shown, not judged
-            ours, low, high = "not testable", None, None
-            details = why[order] or "no comparison computed"
-            details += f"; computed, not judged: {shown[order][0]}, {shown[order][3]}" if shown[order] else ""
-        else:
-            ours, low, high, details = shown[order]
-        rows.append(results.glance_row(order, "Finding 3", claim, paper, ours, verdicts[order], rule, CHAPTER, low,
-                                       high, kind="paper", details=details))
-    return rows
+ORDERS = (3.1, 3.2, 3.25, 3.3)
 
 
-@dataclass
-class Judgement:
-    table: pd.DataFrame | None  # comparisons (teacher-forced entropy)
-    slopes: dict | None  # entropy_slopes on the teacher-forced entropy (judged)
-    all_token: dict | None  # the same on Appendix C's all-token entropy (shown)
-
-
-def judge(trials: pd.DataFrame, roles: cpt_length.Roles, short_length: int, seed: int = 0,
-          long_length: int | None = None) -> Judgement:
-    """The statistics of the rules; all None when the page has no short/long pair."""
-    if not roles.has_pair:
-        return Judgement(None, None, None)
-    short, long = roles.short.label, roles.long.label
-    table = comparisons(trials, roles.base.label, short, long, beyond=short_length,
-                        references=tuple(r.label for r in roles.references), long_length=long_length)
-    return Judgement(table, entropy_slopes(trials, short, long, short_length, seed=seed),
-                     entropy_slopes(trials, short, long, short_length, column=APPENDIX_C, seed=seed))
+def glance_rows(judgement: Judgement, model: str | None = None) -> list[dict]:
+    """Finding 3's four rows (:data:`ORDERS`), graded by ``claims.row``; "not testable" only without a pair."""
+    model = model or results.measured_model()
+    if judgement.table is None:
+        return [claims.not_testable(claims.claim(order), NO_PAIR, model, chapter=CHAPTER) for order in ORDERS]
+    by = judgement.table.set_index("comparison")
+    L0 = judgement.pretrained_length
+    return [_flatter_row(claims.claim(3.1), judgement.slopes, judgement.all_token, model),
+            _pass_row(claims.claim(3.2), by.loc[WITHIN].to_dict(), judgement.at_L0, L0, model),
+            _pass_row(claims.claim(3.25), by.loc[BEYOND_BOTH].to_dict(), judgement.at_L0, L0, model),
+            _entropy_row(claims.claim(3.3), by.loc["short vs base"].to_dict(), model)]
 
 
 def verdict_lines(rows: list[dict]) -> list[str]:
-    """Each claim: verdict, ours with its CI, details (what the page prints)."""
+    """Each claim: verdict, ours with its CI, parts and details, caveats and the sensitivity line (the page's)."""
     lines = []
     for row in rows:
         ci = f", 95% CI [{row['ci_low']:.3g}, {row['ci_high']:.3g}]" if row["ci_low"] is not None else ""
+        extra = "".join(f"\n  {name}: {row[key]}" for name, key in (("caveats", "caveats"),
+                                                                   ("sensitivity", "sensitivity")) if row.get(key))
         lines.append(f"{row['order']} {row['claim']}: {row['verdict'].upper()}\n  ours: {row['ours']}{ci}\n"
-                     f"  {row['details']}")
+                     f"  {row['details']}{extra}")
     return lines
+
+
+# ---- tables
+
+def _significant(x):
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def tables_text(judgement: Judgement) -> str:
+    """The page's two tables, as text (3 significant digits): the slopes and level gaps per entropy
+    measure (columns), and the paired comparisons over prompts (columns); a line when nothing was compared."""
+    if judgement.table is None:
+        return "no short/long CPT pair: nothing compared"
+    slopes = pd.DataFrame([judgement.slopes, judgement.all_token]).set_index("column").T
+    shown = judgement.table.drop(columns=["first", "second", "beyond"]).set_index("comparison").T
+    return (f"slopes against ln L and level gaps (long - short), per entropy measure\n"
+            f"{slopes.map(_significant).to_string()}\n\npaired over prompts (second - first; teacher-forced "
+            f"entropy)\n{shown.map(_significant).to_string()}")
 
 
 def write_results(sweep, judgement: Judgement, rows: list[dict]) -> None:

@@ -17,7 +17,8 @@ the answer positions ``entropy_teacher``, and ``passed`` is exact match of every
 token's argmax, which equals greedy decoding's exact match (greedy stops being right at
 the first wrong digit, and so does this). Perplexity of the positions each length adds
 (``tasks.perplexity``) is measured under each condition too.
-Not here: the interventions (``interventions``), the verdict rule (``intervention_verdicts``).
+Not here: the interventions (``interventions``), the estimand of claim 4.1 (``verdicts``), the one
+rule (``ropelib.findings.claims``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from ropelib.core import interventions, metrics, probe
 from ropelib.models import lineup
 from ropelib import results
 from ropelib.text.corpus import stdlib_documents
+from ropelib.findings import claims
 from ropelib.findings.entropy_intervention import verdicts as rules
-from ropelib.findings.verdicts import combined
 from ropelib.findings.sweep import quiet_transformers
 from ropelib.text.haystack import FORMATS, answer_ids, build_prompt
 from ropelib.progress import progress
@@ -168,31 +169,35 @@ def plot(summary: pd.DataFrame, cpt_length: int):
     return figure
 
 
-CLAIM = ("Lowering attention entropy beyond the CPT length restores retrieval (two arms: log-length scaling, "
-         "entropy-matched temperature): entropy is a cause, not a symptom")
-
+# ---- the glance row (4.1) and what is reported beside it
 
 def _arm_numbers(row) -> str:
     return (f"entropy {row['entropy_change']:+.3f} nats, pass rate {row['pass_change']:+.3f} "
             f"[{row['pass_change_low']:+.3f}, {row['pass_change_high']:+.3f}]")
 
 
-def arm_rows(per_model: pd.DataFrame, trials: pd.DataFrame, cpt_length: int) -> list[dict]:
-    """Per arm, pooled over the models (shown, not judged): verdict = the arm's grade over models,
-    ours = entropy and pass-rate change, details = rescued / broken and their needle ranks, per model."""
-    pooled = rules.verdicts(trials, cpt_length).set_index("condition") if len(trials) else pd.DataFrame()
+def _needle_first(part: pd.DataFrame) -> str:
+    if part["rescued_needle_first"].isna().any():
+        return "needle rank before the intervention not recorded"
+    return (f"needle ranked first before the intervention in {int(part['failing_needle_first'].sum())} of "
+            f"{int(part['failing_before'].sum())} failing and {int(part['rescued_needle_first'].sum())} of "
+            f"{int(part['rescued'].sum())} rescued")
+
+
+def arm_rows(per_model: pd.DataFrame) -> list[dict]:
+    """Per arm, for the page's prose (shown, not a glance row): verdict = the registry's rule combined
+    over that arm's (model) parts, ours = entropy and pass-rate change per model, details = rescued /
+    broken and the needle ranks before the intervention."""
+    claim = claims.claim(rules.ORDER)
     rows = []
     for condition, part in per_model.groupby("condition", sort=False):
-        ranked = part["rescued_needle_first"]
-        first = (f"; needle ranked first before the intervention in {int(ranked.sum())} of "
-                 f"{int(part['rescued'].sum())} rescued" if ranked.notna().all() else
-                 "; needle rank before the intervention not recorded")
-        per = "; ".join(f"{r['model']}: {_arm_numbers(r)} ({r['grade']}, {r['rescued']} rescued, {r['broken']} "
-                        f"broken of {r['failing_before']} failing)" for _, r in part.iterrows())
-        ours = _arm_numbers(pooled.loc[condition]) if condition in pooled.index else "-"
-        rows.append({"condition": condition, "verdict": results.worded(rules.claim(part), "beyond"),
-                     "ours": f"{LABELS[condition]}: {ours}",
-                     "details": per + first})
+        grade = claims.combine(claim, rules.parts(part, claim))[0]
+        per = "; ".join(f"{r['model']}: {r['rescued']} rescued, {r['broken']} broken of {r['failing_before']} "
+                        f"failing" for _, r in part.iterrows())
+        rows.append({"condition": condition, "verdict": results.worded(grade, claim.kind),
+                     "ours": f"{LABELS[condition]}: " + "; ".join(f"{r['model']} {_arm_numbers(r)}"
+                                                                  for _, r in part.iterrows()),
+                     "details": f"{per}; {_needle_first(part)}"})
     return rows
 
 
@@ -206,21 +211,25 @@ def dose_response(per_model: pd.DataFrame) -> str:
     return "; ".join(lines)
 
 
-def glance_rows(trials: pd.DataFrame, cpt_length: int, unfit: str, chapter: str) -> list[dict]:
-    """One "beyond the paper" row (4.1): the claim with its two arms, graded with the model as the unit
-    (``rules.by_model``, ``rules.claim``), arms, shared rescues and dose-response in ``details``."""
-    per_model = rules.by_model(trials, cpt_length) if len(trials) else pd.DataFrame()
-    verdict = "not testable" if unfit or per_model.empty else rules.claim(per_model)
+def beside(trials: pd.DataFrame, per_model: pd.DataFrame, cpt_length: int) -> str:
+    """What the row reports beside its verdict: per arm rescues, breaks and needle ranks; the rescues
+    the arms share; the dose-response."""
     if per_model.empty:
-        return [results.glance_row(4.1, "Beyond the paper", CLAIM, "not tested in the paper", "not testable",
-                                   "not testable", rules.CLAIM_RULE, chapter, kind="beyond",
-                                   details=unfit or "no paired trials")]
-    models = [f"{model} {combined(g['grade'])}" for model, g in per_model.groupby("model", sort=False)]
+        return ""
     both, per_arm = rules.shared_rescues(trials, cpt_length)
-    arms = arm_rows(per_model, trials, cpt_length)
-    details = ((f"{unfit}; " if unfit else "") + " | ".join(f"{a['ours']} ({a['details']})" for a in arms)
-               + f" | rescued by both arms: {both} of " + ", ".join(f"{LABELS[c]} {n}" for c, n in per_arm.items())
-               + f" | dose-response: {dose_response(per_model)}")
-    return [results.glance_row(4.1, "Beyond the paper", CLAIM, "not tested in the paper",
-                               "per model: " + ", ".join(models), verdict, rules.CLAIM_RULE, chapter,
-                               kind="beyond", details=details)]
+    arms = " | ".join(f"{a['ours']} ({a['details']})" for a in arm_rows(per_model))
+    return (arms + f" | rescued by both arms: {both} of " + ", ".join(f"{LABELS[c]} {n}" for c, n in per_arm.items())
+            + f" | dose-response: {dose_response(per_model)}")
+
+
+def glance_rows(trials: pd.DataFrame, cpt_length: int, pretrained_length: int, chapter: str,
+                caveats=(), model: str | None = None) -> list[dict]:
+    """The "beyond the paper" row 4.1 (``rules.row``: one part per model and arm, graded by the
+    registry's rule), with rescues, shared rescues and dose-response in its details. ``caveats``: the
+    page's own lines (checkpoint gate misses), carried onto the row."""
+    per_model = rules.by_model(trials, cpt_length) if len(trials) else pd.DataFrame()
+    ours = ("" if per_model.empty else
+            "per model and arm, pass-rate change: " + ", ".join(f"{rules.part_name(r)} {r['pass_change']:+.3f}"
+                                                               for _, r in per_model.iterrows()))
+    return [rules.row(trials, cpt_length, pretrained_length, model or results.measured_model(),
+                      details=beside(trials, per_model, cpt_length), ours=ours, caveats=caveats, chapter=chapter)]

@@ -1,48 +1,34 @@
-"""Is attention entropy a cause of retrieval errors? The intervention chapter's verdict rule.
+"""Is attention entropy a cause of retrieval errors? The intervention chapter's estimand (claim 4.1).
 
-Fixed in code before any real run. Input: a tidy table of paired needle trials, one row per
-(method, length, prompt_id, condition) with ``entropy_first`` (nats: the attention entropy of
-the row predicting the first answer token) and ``passed`` (bool); condition "none" is the
-untouched model, the others ("log_scale", "temperature") the interventions of
-:mod:`ropelib.core.interventions`. A trial of an intervention is paired with the "none" trial of
-the same (method, length, prompt_id). Only lengths beyond the CPT length count: there
-entropy is high and retrieval fails, which is what the intervention is meant to repair.
+Input: a tidy table of paired needle trials, one row per (method, length, prompt_id, condition)
+with ``entropy_first`` (nats: the attention entropy of the row predicting the first answer
+token) and ``passed`` (bool), optionally ``needle_first`` (the needle's key ranked first by
+attention on that row); condition "none" is the untouched model, the others ("log_scale",
+"temperature") the arms of :mod:`ropelib.core.interventions`. A trial of an arm is paired with
+the "none" trial of the same (method, length, prompt_id). Only lengths past the CPT length
+count (past L0 for a training-free model: the page passes L0 as its ``cpt_length`` then): there
+entropy is high and retrieval fails, which is what the arms are meant to repair.
 
-Per intervention, over the paired trials beyond the CPT length:
-  dH = mean(entropy_first[intervention] - entropy_first[none])      (nats)
-  dP = mean(passed[intervention] - passed[none])                    (pass-rate change)
-with 95% percentile CIs from a cluster bootstrap over prompt_id: resample prompt ids with
-replacement (N_BOOT, SEED fixed) and keep every trial of a drawn prompt (all its methods and
-lengths), since trials of one prompt share its haystack and are not independent.
+The estimand (registry entry 4.1, graded by ``claims``' one rule), one part per (model, arm):
+  dP = mean(passed[arm] - passed[none])  over the paired trials past the CPT length
+     = (arm_only - none_only) / n        from the paired 2x2 counts (both pass, arm only,
+                                          untouched only, neither)
+with the 95% CI of ``claims.newcombe_paired`` from those counts and n_units = the number of
+distinct prompts (the registry's unit; a prompt is one trial per model and arm).
 
-Rule (:data:`RULE`):
-  - "not testable" if dH > -ENTROPY_MARGIN (the manipulation failed: entropy did not drop,
-    so pass rates say nothing about it);
-  - "too few prompts" (graded inconclusive: measured, but not precisely enough to decide) if
-    fewer than MIN_PROMPTS prompt ids (the cluster bootstrap has too few clusters for a CI to
-    mean anything: with k clusters there are only C(2k-1, k) distinct resamples, 10 for k = 3,
-    and percentile CIs undercover);
-  - "entropy is causal for retrieval" if dH <= -ENTROPY_MARGIN and dP's CI lies above 0;
-  - "symptom" if dH <= -ENTROPY_MARGIN and dP's CI includes 0 or lies below it.
-
-ENTROPY_MARGIN = 0.05 nats: exp(H) is the effective number of attended keys, so a drop of
-0.05 nats shrinks it by 1 - exp(-0.05) = 4.9%; a smaller change is not a manipulation of
-attention dispersion that a null result could be blamed on.
-
-**The claim, graded with the model as the unit** (:func:`by_model`, :func:`claim`, :data:`CLAIM_RULE`):
-the two interventions are two arms of one claim ("lowering attention entropy restores
-retrieval beyond the CPT length"). For each (model, arm) the rule above runs on that model's
-trials alone (cluster bootstrap over its prompts) and gives a grade: replicated (CI above 0),
-not replicated (CI at or below 0), inconclusive (also: too few prompts), or not testable
-(entropy did not drop). A model's grade combines its two arms, the claim's combines the models
-(``findings.verdicts.combined``: partly = at least one model significant; one testable model
-alone is at most partly: a claim about models needs ``MIN_MODELS``). Reported beside it:
-per arm the trials rescued (fail -> pass) and broken (pass -> fail), the rescued trials the
-two arms share, the dose-response (entropy drop against pass-rate change, per arm and per
-model), and, where the trials record it (``needle_first``), how many rescued trials already
-had the needle ranked first by attention before the intervention (a temperature keeps the
-ranking of keys, so that is all it can rescue).
-Not here: running the trials (the chapter, with ``interventions`` and ``tasks.needle``).
+Premises (caveats, never switches; ``sensitivity`` = the parts that meet them, None if all do):
+  - the arm lowers entropy: dH = mean(entropy_first[arm] - entropy_first[none]) <= -ENTROPY_MARGIN
+    (0.05 nats: exp(H) is the effective number of attended keys, so 0.05 nats shrinks it by
+    1 - exp(-0.05) = 4.9%); an arm that does not lower entropy does not test the claim;
+  - the model retrieves at L0: pass rate >= AT_L0 on its own untouched trials at L0 (unchecked,
+    and said so, when the page has no trials at L0).
+Reported beside it, not graded (:func:`by_model`, :func:`shared_rescues`): trials rescued
+(fail -> pass) and broken (pass -> fail) per arm, the rescues the two arms share, and where the
+trials record ``needle_first`` how many failing and how many rescued trials had the needle
+ranked first before the intervention (a temperature keeps the ranking of keys, so those are
+all it can rescue).
+Not here: running the trials (``analysis``, with ``interventions`` and ``tasks.needle``), the
+one rule (``ropelib.findings.claims``), the page's wording of the row (``analysis.glance_rows``).
 """
 
 from __future__ import annotations
@@ -50,27 +36,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ropelib.core import metrics
-from ropelib.findings.verdicts import combined
+from ropelib.findings import claims
 
+ORDER = 4.1
 ENTROPY_MARGIN = 0.05  # nats
-MIN_PROMPTS = 10
-MIN_MODELS = 2  # the model as the unit: "supported" needs at least two testable models
-N_BOOT = 2000
-SEED = 0
-LEVEL = 0.95
+AT_L0 = 0.8  # the "retrieves at L0" premise: pass rate at L0, untouched trials
 BASELINE = "none"
-CAUSAL, SYMPTOM, NOT_TESTABLE = "entropy is causal for retrieval", "symptom", "not testable"
-TOO_FEW = "too few prompts"  # measured, too imprecise to decide: inconclusive, never "not testable"
 COLUMNS = ("length", "prompt_id", "condition", "entropy_first", "passed")
-RULE = (f"beyond the CPT length, paired with the untouched model: not testable if the intervention lowers "
-        f"mean first-token entropy by less than {ENTROPY_MARGIN} nats; too few prompts (inconclusive) with fewer "
-        f"than {MIN_PROMPTS}; causal if it does and the {LEVEL:.0%} cluster-bootstrap CI (over prompts) of the "
-        "pass-rate change lies above 0; symptom otherwise")
+
+
+# ---- paired trials
+
+def _method(trials: pd.DataFrame) -> str:
+    return "method" if "method" in trials.columns else "model"
+
+
+def arms(trials: pd.DataFrame) -> list[str]:
+    """The intervention conditions present in ``trials``, in their order."""
+    return [c for c in dict.fromkeys(trials["condition"]) if c != BASELINE]
 
 
 def paired_trials(trials: pd.DataFrame, condition: str, cpt_length: int) -> pd.DataFrame:
-    """One row per (method, length, prompt_id) beyond ``cpt_length`` present in both conditions:
+    """One row per (method, length, prompt_id) past ``cpt_length`` present in both conditions:
     method, length, prompt_id, d_entropy = entropy_first[condition] - entropy_first[none], d_passed =
     passed difference, passed_none, passed_x, and needle_first_none where the trials record it."""
     missing = [c for c in COLUMNS if c not in trials.columns]
@@ -78,7 +65,7 @@ def paired_trials(trials: pd.DataFrame, condition: str, cpt_length: int) -> pd.D
         raise ValueError(f"trials lack column(s) {missing}; expected {list(COLUMNS)} and method or model")
     if condition == BASELINE or condition not in set(trials["condition"]):
         raise ValueError(f"condition={condition!r}: expected an intervention present in the table, not {BASELINE!r}")
-    method = "method" if "method" in trials.columns else "model"
+    method = _method(trials)
     keys = [method, "length", "prompt_id"]
     beyond = trials[trials["length"] > cpt_length]
     sides = []
@@ -100,107 +87,104 @@ def paired_trials(trials: pd.DataFrame, condition: str, cpt_length: int) -> pd.D
     return out
 
 
-def cluster_mean_ci(values: np.ndarray, clusters: np.ndarray) -> tuple[float, float, float]:
-    """(mean, low, high): mean of ``values`` with a percentile cluster-bootstrap CI (resampling clusters)."""
-    codes = np.unique(clusters, return_inverse=True)[1]
-    sums = np.bincount(codes, weights=values)  # (k,) per-cluster sums
-    counts = np.bincount(codes).astype(float)  # (k,) trials per cluster
-    mean = float(values.mean())
-    if len(sums) < 2:
-        return mean, float("nan"), float("nan")
-    low, high = metrics.bootstrap_ci(np.arange(len(sums)), n_boot=N_BOOT, seed=SEED, level=LEVEL,
-                                     stat=lambda drawn: sums[drawn.astype(int)].sum() / counts[drawn.astype(int)].sum())
-    return mean, low, high
+def counts(pairs: pd.DataFrame) -> tuple[int, int, int, int]:
+    """The paired 2x2 table: (both pass, arm only, untouched only, neither)."""
+    x, none = pairs["passed_x"].astype(bool), pairs["passed_none"].astype(bool)
+    return int((x & none).sum()), int((x & ~none).sum()), int((~x & none).sum()), int((~x & ~none).sum())
 
 
-def verdict(trials: pd.DataFrame, cpt_length: int, condition: str) -> dict:
-    """The verdict for one intervention (module docstring's rule) and the numbers behind it."""
-    pairs = paired_trials(trials, condition, cpt_length)
-    n_prompts = int(pairs["prompt_id"].nunique())
-    row = {"condition": condition, "cpt_length": cpt_length, "n_trials": len(pairs), "n_prompts": n_prompts}
-    if len(pairs) == 0:
-        return {**row, "verdict": NOT_TESTABLE, "reason": "no paired trials beyond the CPT length"}
-    clusters = pairs["prompt_id"].to_numpy()
-    for name, column in (("entropy_change", "d_entropy"), ("pass_change", "d_passed")):
-        mean, low, high = cluster_mean_ci(pairs[column].to_numpy(), clusters)
-        row.update({name: mean, f"{name}_low": low, f"{name}_high": high})
-    if row["entropy_change"] > -ENTROPY_MARGIN:
-        reason, outcome = f"entropy fell by less than {ENTROPY_MARGIN} nats", NOT_TESTABLE
-    elif n_prompts < MIN_PROMPTS:
-        reason, outcome = f"{n_prompts} prompts, fewer than {MIN_PROMPTS}", TOO_FEW
-    elif row["pass_change_low"] > 0:
-        reason, outcome = "entropy fell and the pass rate rose (CI above 0)", CAUSAL
-    else:
-        reason, outcome = "entropy fell but the pass-rate change's CI reaches 0 or below", SYMPTOM
-    return {**row, "verdict": outcome, "reason": reason}
-
-
-def verdicts(trials: pd.DataFrame, cpt_length: int) -> pd.DataFrame:
-    """One row per intervention condition present in ``trials``: verdict, reason, dH and dP with CIs."""
-    present = [c for c in dict.fromkeys(trials["condition"]) if c != BASELINE]
-    return pd.DataFrame([verdict(trials, cpt_length, condition) for condition in present])
-
-
-# a (model, arm) outcome of the rule above, as a grade of the claim
-GRADE = {CAUSAL: "replicated", NOT_TESTABLE: "not testable"}
-CLAIM_RULE = (f"one claim, two arms (log-length scaling, entropy-matched temperature), the model as the unit: per "
-              f"model and arm, beyond the CPT length and paired with the untouched model, not testable if entropy "
-              f"falls by less than {ENTROPY_MARGIN} nats, inconclusive with fewer than {MIN_PROMPTS} prompts; else "
-              f"the {LEVEL:.0%} "
-              "cluster-bootstrap CI (over that model's prompts) of the pass-rate change: above 0 replicated, at or "
-              "below 0 not replicated, else inconclusive; a model combines its arms and the claim its models: "
-              "supported if every one is, partly supported if at least one is, not supported if none is and every "
-              f"one shows no rise, else inconclusive; with fewer than {MIN_MODELS} testable models at most partly "
-              "supported")
-
-
-def _grade(row: dict) -> str:
-    if row["verdict"] == NOT_TESTABLE:
-        return "not testable"
-    if row["verdict"] == TOO_FEW:
-        return "inconclusive"
-    if row["verdict"] == CAUSAL:
-        return "replicated"
-    return "not replicated" if row["pass_change_high"] <= 0 else "inconclusive"
-
+# ---- the estimand, one part per (model, arm)
 
 def by_model(trials: pd.DataFrame, cpt_length: int) -> pd.DataFrame:
-    """One row per (model, arm): the rule's numbers on that model's trials, its grade, rescued / broken trials
-    and (where recorded) the rescued ones whose needle ranked first before the intervention."""
-    method = "method" if "method" in trials.columns else "model"
+    """One row per (model, arm) with paired trials past ``cpt_length``: model, condition, n_trials,
+    n_prompts, entropy_change (dH), lowers_entropy, the 2x2 counts, pass_change (dP) with its Newcombe
+    CI, rescued / broken / failing_before, and (NaN where not recorded) failing_needle_first and
+    rescued_needle_first: the failing / rescued trials whose needle ranked first before the arm."""
     rows = []
-    for model, part in trials.groupby(method, sort=False):
-        for condition in (c for c in dict.fromkeys(part["condition"]) if c != BASELINE):
-            row = verdict(part, cpt_length, condition)
+    for model, part in trials.groupby(_method(trials), sort=False):
+        for condition in arms(part):
             pairs = paired_trials(part, condition, cpt_length)
-            rescued = pairs[(pairs["passed_none"] == 0) & (pairs["passed_x"] == 1)]
-            row.update(model=model, grade=_grade(row), rescued=len(rescued),
-                       broken=int(((pairs["passed_none"] == 1) & (pairs["passed_x"] == 0)).sum()),
-                       failing_before=int((pairs["passed_none"] == 0).sum()),
-                       rescued_needle_first=(int(rescued["needle_first_none"].sum())
-                                             if "needle_first_none" in rescued else np.nan))
-            rows.append(row)
+            if pairs.empty:
+                continue
+            both, arm_only, none_only, neither = counts(pairs)
+            d_p, low, high = claims.newcombe_paired(both, arm_only, none_only, neither)
+            failing = pairs[pairs["passed_none"] == 0]
+            rescued = failing[failing["passed_x"] == 1]
+            first = "needle_first_none" in pairs
+            d_h = float(pairs["d_entropy"].mean())
+            rows.append({"model": model, "condition": condition, "n_trials": len(pairs),
+                         "n_prompts": int(pairs["prompt_id"].nunique()), "entropy_change": d_h,
+                         "lowers_entropy": bool(d_h <= -ENTROPY_MARGIN), "both": both, "arm_only": arm_only,
+                         "none_only": none_only, "neither": neither, "pass_change": d_p, "pass_change_low": low,
+                         "pass_change_high": high, "rescued": arm_only, "broken": none_only,
+                         "failing_before": len(failing),
+                         "failing_needle_first": int(failing["needle_first_none"].sum()) if first else np.nan,
+                         "rescued_needle_first": int(rescued["needle_first_none"].sum()) if first else np.nan})
     return pd.DataFrame(rows)
 
+
+def part_name(row) -> str:
+    return f"{row['model']} {row['condition']}"
+
+
+def parts(per_model: pd.DataFrame, claim: claims.Claim | None = None) -> list[claims.Part]:
+    """One graded part per row of :func:`by_model` (the registry's rule on dP's Newcombe CI)."""
+    claim = claim or claims.claim(ORDER)
+    return [claims.part(claim, part_name(r), r["pass_change"], r["pass_change_low"], r["pass_change_high"],
+                        r["n_prompts"]) for _, r in per_model.iterrows()]
+
+
+# ---- premises (caveats, not switches)
+
+def retrieval_at_l0(trials: pd.DataFrame, pretrained_length: int) -> dict[str, float]:
+    """model -> pass rate of its untouched trials at L0; {} when the page has no trials at L0."""
+    at = trials[(trials["length"] == pretrained_length) & (trials["condition"] == BASELINE)]
+    return {model: float(g["passed"].mean()) for model, g in at.groupby(_method(trials), sort=False)}
+
+
+def premises(per_model: pd.DataFrame, at_l0: dict[str, float], pretrained_length: int) -> tuple[list[str], list[bool]]:
+    """(caveats, meets): one caveat line per failing premise (an arm that does not lower entropy, a
+    model that does not retrieve at L0), and per row of ``per_model`` whether it meets every premise
+    that could be checked."""
+    caveats, meets = [], []
+    for model in dict.fromkeys(per_model["model"]):
+        if model in at_l0 and at_l0[model] < AT_L0:
+            caveats.append(f"premise not met: {model} passes {at_l0[model]:.2f} of its untouched trials at "
+                           f"L0 = {pretrained_length} (retrieves at L0 asks >= {AT_L0})")
+    for _, r in per_model.iterrows():
+        if not r["lowers_entropy"]:
+            caveats.append(f"premise not met: {part_name(r)} changes mean first-token entropy by "
+                           f"{r['entropy_change']:+.3f} nats (the arm must lower it by >= {ENTROPY_MARGIN})")
+        meets.append(bool(r["lowers_entropy"]) and at_l0.get(r["model"], AT_L0) >= AT_L0)
+    return caveats, meets
+
+
+def row(trials: pd.DataFrame, cpt_length: int, pretrained_length: int, model: str, details: str = "",
+        ours: str = "", caveats=(), chapter: str | None = None) -> dict:
+    """The glance row of claim 4.1: graded on every (model, arm) part; the premises' failures as
+    caveats (after the page's own ``caveats``, e.g. checkpoint gate misses), the parts meeting them
+    as the sensitivity; not testable only when no trial lies past ``cpt_length``."""
+    claim = claims.claim(ORDER)
+    per_model = by_model(trials, cpt_length) if len(trials) else pd.DataFrame()
+    if per_model.empty:
+        return claims.not_testable(claim, f"no paired trials past the CPT length {cpt_length}", model, chapter)
+    graded = parts(per_model, claim)
+    at_l0 = retrieval_at_l0(trials, pretrained_length)
+    failing, meets = premises(per_model, at_l0, pretrained_length)
+    unchecked = ("" if at_l0 else f"retrieves at L0 not checked: the page has no trials at L0 = {pretrained_length}")
+    sensitivity = None if all(meets) else [p for p, keep in zip(graded, meets) if keep]
+    return claims.row(claim, graded, model, ours=ours, details="; ".join(x for x in (details, unchecked) if x),
+                      caveats=[*caveats, *failing], sensitivity=sensitivity, chapter=chapter)
+
+
+# ---- reported beside the verdict (not graded)
 
 def shared_rescues(trials: pd.DataFrame, cpt_length: int) -> tuple[int, dict[str, int]]:
     """(trials rescued by every arm, rescued per arm): how much the arms are one effect seen twice."""
     rescued = {}
-    for condition in (c for c in dict.fromkeys(trials["condition"]) if c != BASELINE):
+    for condition in arms(trials):
         pairs = paired_trials(trials, condition, cpt_length)
         keep = pairs[(pairs["passed_none"] == 0) & (pairs["passed_x"] == 1)]
         rescued[condition] = set(zip(keep["method"], keep["length"], keep["prompt_id"]))
     both = set.intersection(*rescued.values()) if rescued else set()
     return len(both), {c: len(r) for c, r in rescued.items()}
-
-
-def claim(per_model: pd.DataFrame) -> str:
-    """The claim's grade: each model combines its arms, the claim combines the models (module docstring)."""
-    if per_model.empty:
-        return "not testable"
-    models = [combined(group["grade"]) for _, group in per_model.groupby("model", sort=False)]
-    testable = [g for g in models if g != "not testable"]
-    if not testable:
-        return "not testable"
-    grade = combined(testable)
-    return "partly" if grade == "replicated" and len(testable) < MIN_MODELS else grade  # one model is not "models"

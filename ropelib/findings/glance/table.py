@@ -1,26 +1,26 @@
 """The "Results at a glance" page: every chapter's glance rows, as verdicts a reader takes in at once.
 
 Chapters write their rows with ``ropelib.results.write_glance`` (``data/results/glance-*.csv``:
-one claim per row, the paper's number, ours with its CI, a verdict computed by the rule in
-the row, the claim's ``kind`` and its sub-statistics in ``details``); this module only
-reads, counts and formats them, so the page shows whatever findings have been run so far:
+one claim per row, graded by the one rule of the claims registry, ``ropelib.findings.claims``,
+with the structured columns ``estimate``, ``ci_low``, ``ci_high``, ``null``, ``sesoi``,
+``direction``, ``n_units``, ``unit``, its parts, caveats and sensitivity line); this module only
+reads, counts and formats them, so the page shows whatever findings have been run so far.
+Numbers shown come from the structured columns, never parsed back out of prose:
 
   normalise(rows)         the rows in order, old-format files (no kind/details) filled in, each
                           verdict in its kind's words (``results.worded``: a control or a result
                           beyond the paper is "supported", never "replicated")
-  carry_premises(rows, premises)  each row resting on a premise chapter 0 found false gets it as a
-                          ``caveat`` (a precondition not met in the organism), shown under the claim
-  out_of_scope(row, runs) why the real model cannot test a claim here, or "": the declared scope
+  carry_premises(rows, premises)  each row resting on a premise chapter 0 found false gets it among its
+                          ``caveats`` (a precondition not met in the organism), shown under the claim
+  out_of_scope(row, runs) why a real model cannot test a claim here, or "": the declared scope
                           (:data:`OUT_OF_SCOPE_CHAPTERS`, :data:`OUT_OF_SCOPE_CLAIMS`: claims that need
                           continual pretraining; the real model is run training-free)
-  with_scope(rows, runs)  the rows plus the real model's "not testable" row (its reason as its result) on
+  with_scope(rows, runs)  the rows plus each real model's "not testable" row (its reason as its result) on
                           each claim out of its scope that it has no row for; counted like any other
   verdict_counts(rows, model)  one model's claims per kind (paper / control / beyond) and verdict
   legend_html()           the verdict words and their criteria in one line each, at the top
-  items(text)             the models a result lists with their CIs (finding 1's attention), in order
-  short_number(row)       the row's result as one short number with its CI, at 3 significant digits; a list of
-                          models as the one the claim singles out against the closest, both named; a share
-                          with its count ("0.333 (1 of 3)") with its Wilson interval
+  short_number(row)       the row's estimate with its CI and number of units, at 3 significant digits, from
+                          the structured columns; a not-testable row's reason
   groups(table)           the claims' groups in reading order: findings 1-3, the model-size appendix, then
                           what the book adds (controls, beyond the paper)
   counts_html(counts)     the counts as two small tables, one line per kind and model: the paper's claims in
@@ -39,7 +39,7 @@ reads, counts and formats them, so the page shows whatever findings have been ru
   VERDICT_COLOURS         one colour per verdict: the badges (book/_static/ropebook.css)
                           and the forest plot (``glance_plots``) use the same
 
-Not here: any verdict rule (each chapter's findings module), the forest plot
+Not here: any verdict rule (``ropelib.findings.claims`` and each chapter's estimands), the forest plot
 (``ropelib.findings.glance.plots``), finding a page's sections (``ropelib.publish.sections``), or
 reading files other than through ``ropelib.results``.
 """
@@ -52,7 +52,6 @@ import re
 
 import pandas as pd
 
-from ropelib.core.stats import proportion_interval
 from ropelib.publish.plan import chapter_page, chapter_pages
 from ropelib.publish.sections import chapter_sections
 from ropelib.results import (
@@ -65,20 +64,19 @@ from ropelib.results import (
     worded,
 )
 
-VERDICT_RULES = {
-    "replicated": "the organism shows the paper's effect, by the row's rule (typically: the ordering or "
-                  "threshold holds and the 95% CIs separate)",
-    "partly": "a significant part of the claim holds (that part's CI excludes its null) and another part "
-              "does not; never a point estimate alone",
-    "not replicated": "the organism shows the effect's absence or its opposite (CIs on the other side)",
-    "inconclusive": "the CI includes both the claimed effect and its absence, or the test cannot separate "
-                    "the claim from its baseline (e.g. length alone predicts as well)",
-    "not testable": "the quantity the claim compares could not be measured here (e.g. a checkpoint whose "
-                    "role needs retrieval missed its retrieval gate, or is absent); counted apart, never as "
-                    "a failure",
-    "supported": "controls and results beyond the paper (their own words, counted apart): the rule holds",
-    "partly supported": "a significant part of the rule holds and another does not",
-    "not supported": "the rule's CIs are on the other side",
+VERDICT_RULES = {  # the one rule of chapters/claims.yml (ropelib.findings.claims.grade), in words
+    "replicated": "the 95% CI of the claim's estimand lies wholly on the claimed side of its null (a claim "
+                  "of no effect: inside null +- sesoi)",
+    "partly": "a claim of several parts: at least one part replicated, not every part",
+    "not replicated": "the CI lies inside null +- sesoi (an effect of interest is excluded) or wholly on the "
+                      "other side of the null; never from an interval that could not have shown the effect",
+    "inconclusive": "the CI holds both an effect of interest and its absence, or fewer units than the registry "
+                    "asks for (8), or an interval of zero width (not a CI)",
+    "not testable": "the quantity cannot be measured at all (a claim about continual pretraining on a model "
+                    "run training-free; no natively long model); a failed premise is a caveat, never this",
+    "supported": "controls and results beyond the paper (their own words, counted apart): as replicated",
+    "partly supported": "as partly",
+    "not supported": "as not replicated",
 }
 # badge and marker colours; book/_static/ropebook.css repeats them (tests/findings/test_glance.py keeps them equal)
 VERDICT_COLOURS = {"replicated": "#1a7f37", "partly": "#b35900", "not replicated": "#c62828",
@@ -90,25 +88,19 @@ TESTED = [v for v in ALL_VERDICTS if v != "not testable"]
 # the counts: the paper's claims in its words; controls and results beyond it apart, in theirs
 COUNT_TABLES = ((("paper",), VERDICTS), (("control", "beyond"), OWN_VERDICTS))
 COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "short", "verdict", "chapter", "rule", "details",
-           "caveat", "model"]
+           "caveats", "sensitivity", "model"]
 # the table's model columns, in order: each claim's answer per model, side by side ("not run" until its rows exist)
 MODELS = {ORGANISM: "model organism", "smollm2": "real model (SmolLM2-135M)"}
 MODEL_NAMES = {ORGANISM: "organism", "smollm2": "SmolLM2-135M"}  # the same, short: the counts' model column
 NOT_RUN = "not run"
 BOOK_ADDS = "What the book adds: controls and results beyond the paper"  # the last group, after the paper's
 SIGNIFICANT = 3  # digits of the numbers the table shows
-PLACEHOLDERS = {"", "-", "nan", "see details"}  # an ``ours`` that says nothing: the short number comes from details
 # a number with a decimal point (integers such as 69, 4096 or L0's 256 are counts and lengths: kept as written)
 DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+(?:[eE][+-]?\d+)?)(?![\d.])")
-# one model's value in a list ("RoPE (base) 0.2926 [0.2551, 0.3348]; PI (cpt-pi) 0.1659 [...]"): name, value, CI
-ITEM = re.compile(r"([A-Za-z][^;\[\]]*?)\s+([+-]?\d*\.?\d+(?:[eE][+-]?\d+)?)\s*\[\s*([^,\]]+),\s*([^\]]+)\]")
-# a share with its count ("hit rate 0.333 (1 of 3)"): the share, then k of n
-SHARE = re.compile(r"(?<![\w.])(\d*\.?\d+)(\s*\((\d+) of (\d+)\))")
-MEASURED = "measured: "  # a not-testable row's details: the reason, then what was measured anyway
-# What the real model cannot test here: it is run training-free (no continual pretraining), so a claim about
+# What a real model cannot test here: it is run training-free (no continual pretraining), so a claim about
 # continually pretrained models says nothing about it. Declared per chapter template (every claim of the page)
 # and per claim order; "not testable" with the reason in that model's cell and counts (:func:`with_scope`).
-TRAINING_FREE = "smollm2"
+REAL_MODELS = tuple(m for m in MODELS if m != ORGANISM)
 NEEDS_CPT = "needs continual pretraining; the real model is run training-free"
 OUT_OF_SCOPE_CHAPTERS = {
     "cpt-length": NEEDS_CPT + " (finding 3 compares short- and long-context CPT)",
@@ -121,11 +113,11 @@ OUT_OF_SCOPE_CLAIMS = {  # claims of pages the real model runs, whose comparison
     1.65: NEEDS_CPT + " (the control is plain-RoPE CPT)",
 }
 # the legend at the top: each word and its criterion in one line (the full rules fold under it)
-LEGEND = {"replicated": "the paper's effect holds by the row's rule (the 95% CIs separate)",
-          "partly": "a significant part holds, another does not",
-          "not replicated": "the effect is absent or reversed (CIs on the other side)",
-          "inconclusive": "the CI includes both the effect and its absence",
-          "not testable": "the quantity could not be measured here; counted apart"}
+LEGEND = {"replicated": "the 95% CI lies on the claimed side of the null",
+          "partly": "some parts of the claim replicated, not all",
+          "not replicated": "the CI excludes every effect of interest (inside null +- sesoi) or lies on the other side",
+          "inconclusive": "the CI holds an effect of interest and its absence, or fewer than 8 units",
+          "not testable": "the quantity cannot be measured on this model at all"}
 
 
 def normalise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -141,7 +133,8 @@ def normalise(rows: pd.DataFrame) -> pd.DataFrame:
         if column not in rows:
             rows[column] = None
     rows["kind"] = rows["kind"].where(rows["kind"].notna() & (rows["kind"].astype(str) != ""), "paper")
-    rows["details"] = ["" if pd.isna(text) else str(text) for text in rows["details"]]
+    for column in ("details", "parts", "caveats", "sensitivity", "unit"):
+        rows[column] = ["" if pd.isna(text) else str(text) for text in rows[column]]
     rows["model"] = rows["model"].where(rows["model"].notna() & (rows["model"].astype(str) != ""), ORGANISM)
     unknown = sorted(set(rows["model"].astype(str)) - set(MODELS))
     if unknown:
@@ -155,19 +148,21 @@ def normalise(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def carry_premises(rows: pd.DataFrame, premises: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with a ``caveat`` column: for each premise that does not hold (``results.read_premises``),
-    "precondition not met in the organism (<chapter>): <premise>: <numbers>" on the rows it lists."""
+    """``rows`` with chapter 0's premises added to their ``caveats``: for each premise that does not hold
+    (``results.read_premises``), "precondition not met in the organism (<chapter>): <premise>: <numbers>" on the
+    organism's rows it lists (a caveat, never a switch: the verdict stands as graded)."""
     rows = rows.copy()
-    caveats = {i: [] for i in rows.index}
+    caveats = {i: [c] if isinstance(c, str) and c else [] for i, c in rows["caveats"].items()} \
+        if "caveats" in rows else {i: [] for i in rows.index}
     for _, premise in premises.iterrows():
         if str(premise["holds"]).lower() in ("true", "1"):
             continue
         orders = {float(o) for o in str(premise["claims"]).split()}
         text = f"precondition not met in the organism ({premise['chapter']}): {premise['premise']}: {premise['numbers']}"
         for i, order in rows["order"].items():
-            if float(order) in orders:
+            if float(order) in orders and rows.at[i, "model"] == ORGANISM:
                 caveats[i].append(text)
-    rows["caveat"] = ["; ".join(caveats[i]) for i in rows.index]
+    rows["caveats"] = ["; ".join(caveats[i]) for i in rows.index]
     return rows
 
 
@@ -175,7 +170,7 @@ SCOPE_RULE = "out of the real model's scope"  # how a row added by with_scope st
 
 
 def out_of_scope(row, runs=()) -> str:
-    """Why the real model (:data:`TRAINING_FREE`) cannot test this claim here, or "": its page's template is in
+    """Why a real model (:data:`REAL_MODELS`, run training-free) cannot test this claim here, or "": its page's template is in
     :data:`OUT_OF_SCOPE_CHAPTERS` (the row's ``chapter`` label as a template name, or the page it names in
     ``runs``), or its order in :data:`OUT_OF_SCOPE_CLAIMS`."""
     label = str(row["chapter"])
@@ -190,15 +185,17 @@ def with_scope(rows: pd.DataFrame, runs=()) -> pd.DataFrame:
     rule the full reason; the claim's own columns from the claim's first row. A row that model wrote itself is
     kept."""
     rows = normalise(rows)
-    answered = set(rows.loc[rows["model"] == TRAINING_FREE, "order"].astype(float))
     added = []
-    for order, claim in rows.groupby("order", sort=False):
-        reason = out_of_scope(claim.iloc[0], runs)
-        if reason and float(order) not in answered:
-            added.append(claim.iloc[0].to_dict() | {
-                "model": TRAINING_FREE, "verdict": "not testable", "ours": NEEDS_CPT, "details": reason,
-                "ci_low": float("nan"), "ci_high": float("nan"), "caveat": "",
-                "rule": f"{SCOPE_RULE} (glance.table.OUT_OF_SCOPE_*): {reason}"})
+    for model in REAL_MODELS:
+        answered = set(rows.loc[rows["model"] == model, "order"].astype(float))
+        for order, claim in rows.groupby("order", sort=False):
+            reason = out_of_scope(claim.iloc[0], runs)
+            if reason and float(order) not in answered:
+                added.append(claim.iloc[0].to_dict() | {
+                    "model": model, "verdict": "not testable", "ours": NEEDS_CPT, "details": reason,
+                    "estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_units": 0,
+                    "caveats": "", "sensitivity": "", "parts": "",
+                    "rule": f"{SCOPE_RULE} (glance.table.OUT_OF_SCOPE_*): {reason}"})
     return normalise(pd.concat([rows, pd.DataFrame(added)], ignore_index=True)) if added else rows
 
 
@@ -302,87 +299,19 @@ def _ours(row) -> str:
     return round_numbers(_number(row["ours"])) + _ci(row)
 
 
-def items(text) -> list[tuple[str, float, float, float]]:
-    """The (name, value, low, high) of each model a result lists with its CI, in order: the first measure (before
-    any "(first = ..." or " | "), each of its "; "-separated parts one model ("RoPE (base) 0.2926 [0.2551, 0.3348]",
-    the first after the measure's "label: "); [] unless every part is one and there are two or more. The first is
-    the one the claim singles out (e.g. plain RoPE)."""
-    parts = str(text).split(" (first =")[0].split(" | ")[0].split(";")
-    found = [ITEM.fullmatch(part.strip()) for part in parts if part.strip()]
-    if len(found) < 2 or not all(found):
-        return []
-    return [(m.group(1).rsplit(": ", 1)[-1].strip(), float(m.group(2)), float(m.group(3)), float(m.group(4)))
-            for m in found]
-
-
-def _listed(text: str) -> str | None:
-    """A result listing models with CIs, shortened to the one the claim singles out (the first) and the other
-    closest to it in value, both named, after the first word of the measure's label if it has one ("gap to the
-    original L0 pattern (Fig. 2): RoPE ..." -> "gap: RoPE (base) 0.293 [0.255, 0.335] vs closest PI (cpt-pi)
-    0.166 [0.141, 0.211]": the comparison the verdict rests on). None if ``text`` lists fewer than two."""
-    measure = text.split(" | ")[0]
-    found = items(measure)
-    if not found:
-        return None
-    first, others = found[0], found[1:]
-    closest = min(others, key=lambda item: abs(item[1] - first[1]))
-    label = ITEM.fullmatch(measure.split(";")[0].strip()).group(1)  # "measure: name" of the first part
-    prefix = label[: len(label) - len(first[0])].strip().split(" ")[0].rstrip(":")  # the measure's first word
-    shown = [f"{name} {_significant(v)} [{_significant(lo)}, {_significant(hi)}]" for name, v, lo, hi in (first, closest)]
-    return (prefix + ": " if prefix else "") + f"{shown[0]} vs closest {shown[1]}"
-
-
-def _shares(text: str) -> str:
-    """Each share given with its count ("hit rate 0.333 (1 of 3)") with its 95% Wilson interval after it
-    ("hit rate 0.333 [0.0615, 0.792] (1 of 3)"), from the count; other numbers as written."""
-    def with_ci(match):
-        share, k, n = float(match.group(1)), int(match.group(3)), int(match.group(4))
-        if not n or abs(share - k / n) > 0.006:  # not the share of its count (as rounded): kept as written
-            return match.group(0)
-        estimate = proportion_interval(k, n)
-        return f"{_significant(share)} [{_significant(estimate.low)}, {_significant(estimate.high)}]{match.group(2)}"
-    return SHARE.sub(with_ci, text)
-
-
 def short_number(row) -> str:
-    """One short number with its CI at 3 significant digits, never cut (a clause is whole or absent; the rest is
-    in the unfolded part):
-
-    - ``ours`` a number: it, with the row's CI;
-    - ``ours`` listing models with CIs (finding 1's attention): the model the claim singles out and the one
-      closest to it, both named (:func:`_listed`);
-    - a "not testable" row whose ``ours`` is text: that text whole (its reason);
-    - ``ours`` NaN (whatever the verdict): as if it said nothing, from ``details`` below;
-    - else the first clause (up to ";") of ``ours`` (of ``details`` where ``ours`` says nothing: what was
-      measured, after "measured: ", and its first part up to ","), its CI after its first number inside the
-      CI, a share given with its count ("0.333 (1 of 3)") with its Wilson interval.
-    """
-    ci = _ci(row)
-    try:
-        value = float(row["ours"])
-        if not math.isnan(value):  # NaN: no single number was measured; the details say why, below
-            return _significant(value) + ci
-    except (TypeError, ValueError):
-        pass
-    text = str(row["ours"]).strip()
-    text = "-" if text.lower() == "nan" else text
-    listed = _listed(text)
-    if listed:
-        return listed
-    if row.get("verdict") == "not testable" and text.lower() not in PLACEHOLDERS:
+    """The row's estimate with its CI and units, at 3 significant digits, from the structured columns
+    ("0.672 [0.611, 0.733], n = 40 prompts"); a row without an estimate: its ``ours`` if that is text, else
+    the first clause of its details (a not-testable row's reason)."""
+    estimate = pd.to_numeric(pd.Series([row.get("estimate")]), errors="coerce").iloc[0]
+    if not math.isnan(estimate):
+        n = pd.to_numeric(pd.Series([row.get("n_units")]), errors="coerce").iloc[0]
+        units = "" if math.isnan(n) else f", n = {int(n)} {row.get('unit') or 'units'}" + ("s" if int(n) != 1 else "")
+        return _significant(estimate) + _ci(row) + units
+    text = str(row.get("ours") or "").strip()
+    if text and text.lower() not in ("-", "nan"):
         return round_numbers(text)
-    if text.lower() in PLACEHOLDERS and str(row["details"]).strip():
-        text = str(row["details"]).strip()
-        if MEASURED in text:  # a not-testable row's measurement: its first part
-            text = re.split(r";\s*", text.split(MEASURED, 1)[1])[0].split(", ")[0]
-    first = _shares(round_numbers(re.split(r";\s*", text)[0].strip()))
-    if not ci or "[" in first:
-        return first
-    low, high = float(row["ci_low"]), float(row["ci_high"])
-    for match in re.finditer(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", first):
-        if low <= float(match.group(0)) <= high:
-            return first[: match.end()] + ci + first[match.end():]
-    return first + ci
+    return round_numbers(re.split(r";\s*", str(row.get("details") or "").strip())[0]) or "-"
 
 
 def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -401,7 +330,8 @@ def glance_table(rows: pd.DataFrame) -> pd.DataFrame:
         "chapter": rows["chapter"].astype(str),
         "rule": rows["rule"].astype(str),
         "details": [round_numbers(d) for d in rows["details"]],
-        "caveat": rows["caveat"].fillna("").astype(str) if "caveat" in rows else "",
+        "caveats": rows["caveats"].fillna("").astype(str),
+        "sensitivity": rows["sensitivity"].fillna("").astype(str),
         "model": rows["model"].astype(str),
     }, columns=COLUMNS)
 
@@ -435,7 +365,7 @@ def _unfolded(claim: pd.DataFrame) -> str:
     lines = []
     for _, row in claim.iterrows():
         label = html.escape(MODELS[row["model"]])
-        lines.append(f"<p><b>{label}</b>: {badge(row['verdict'])} {html.escape(row['ours'])}</p>")
+        lines.append(f"<p><b>{label}</b>: {badge(row['verdict'])} {html.escape(row['short'])}</p>")
         if row["details"]:
             lines.append(f"<p><b>details</b>: {html.escape(row['details'])}</p>")
     return "".join(lines)
@@ -443,12 +373,16 @@ def _unfolded(claim: pd.DataFrame) -> str:
 
 def _claim_cell(claim: pd.DataFrame) -> str:
     """The claim as a ``<details>`` summary; unfolded: its criterion, then every model's result in full with
-    its sub-statistics (issue 28: the table's height goes to the claims). A caveat stays visible."""
+    its sub-statistics (issue 28: the table's height goes to the claims). Caveats (failed premises) and the
+    verdict on the units that meet them stay visible."""
     row = claim.iloc[0]
     kind = "" if row["kind"] == "paper" else f' <span class="glance-kind">{html.escape(row["kind"])}</span>'
     criterion = f'<div class="glance-criterion"><b>criterion</b>: {html.escape(row["rule"])}</div>'
-    caveats = "; ".join(dict.fromkeys(c for c in claim["caveat"] if c))
-    caveat = f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}</div>' if caveats else ""
+    caveats = "; ".join(dict.fromkeys(f"{MODEL_NAMES[m]}: {c}" for m, c in zip(claim["model"], claim["caveats"]) if c))
+    sensitivity = "; ".join(f"{MODEL_NAMES[m]}: {t}" for m, t in zip(claim["model"], claim["sensitivity"]) if t)
+    caveat = (f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}'
+              + (f"<br><b>sensitivity</b>: {html.escape(sensitivity)}" if sensitivity else "") + "</div>"
+              if caveats or sensitivity else "")
     summary = f"<summary>{html.escape(row['claim'])}{kind}</summary>"
     return f"<details>{summary}{criterion}{_unfolded(claim)}</details>{caveat}"
 

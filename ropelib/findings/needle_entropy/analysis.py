@@ -23,13 +23,21 @@ A stratum counts only with >= ``MIN_OUTCOME_TRIALS`` trials of each outcome.
                                  entropies at a fixed depth (length), hit rate vs chance, exact p
   borrowed_table(trials)         failed trials whose wrong answer occurs elsewhere in the context (vs in an
                                  unseen one), attention there vs on the needle; garbled copies of the needle
+  like_shaped(trials)            whether an answer is shaped like the needle's value (a number of its digits)
+  borrowed_answers(trials)       one row per like-shaped wrong answer: found in own / unseen context, ln of
+                                 attention per occurrence over attention on the needle (claim 2.5's units)
+  verdict_tables(trials, ...)    the three tables the verdicts read (``Tables``), e.g. on the models that
+                                 meet the premise
+  retrieves_at_l0(trials)        the premise of 2.1-2.4, per model: pass rate at its own L0 >= 0.8
   readable(table)                a table as the page prints it: "value [low, high]" columns
 
-Not here: the statistics themselves (``ropelib.core.stats``), the rules, verdicts and words
-(``needle_verdicts``), plots (``needle_plots``), models.
+Not here: the statistics themselves (``ropelib.core.stats``), the estimands and rows
+(``needle_verdicts``), the grading rule (``ropelib.findings.claims``), plots (``needle_plots``), models.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,7 +45,6 @@ import scipy.stats
 
 from ropelib.core import extensions, stats
 from ropelib.findings.sweep import quiet_transformers
-from ropelib.findings.verdicts import MIN_OUTCOME_TRIALS
 from ropelib.tasks import needle
 from ropelib.models.variants import ModelCache, Variant
 
@@ -47,6 +54,7 @@ ALPHA = 0.05
 MEASURES = {"entropy_first": "first answer token", "entropy_teacher": "teacher-forced",
             "entropy": "all answer tokens (Appendix C)"}
 CAUSAL_MEASURES = ("entropy_first", "entropy_teacher")
+MIN_OUTCOME_TRIALS = 5  # trials of each outcome a (method, length) stratum needs to count (the registry's 2.1)
 
 
 def shares_prefill(loaded, variant: Variant) -> bool:
@@ -120,7 +128,8 @@ def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boo
     auroc: all rows (length left free to act as a confounder); within: stratified AUROC,
     pairs only within one length (and method), over the strata with >= MIN_OUTCOME_TRIALS
     of each outcome ("strata" counts them; "mixed_strata" the strata with both outcomes at
-    all, which the AUROC could be computed on but not judged). Intervals: cluster bootstrap over prompts
+    all, which the AUROC could be computed on but not judged; "prompts" the distinct prompts in
+    the qualifying strata, the units of ``within``'s interval). Intervals: cluster bootstrap over prompts
     (column ``prompt``; rows are their own cluster without it); p: one-sided permutation
     test, labels shuffled within the strata for ``within``.
     """
@@ -134,7 +143,7 @@ def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boo
                "auroc": raw.value, "auroc_low": raw.low, "auroc_high": raw.high,
                "auroc_p": stats.permutation_pvalue(scores, failed, None, n_perm, seed),
                "within": np.nan, "within_low": np.nan, "within_high": np.nan, "within_p": np.nan,
-               "strata": int(len(np.unique(strata[keep]))),
+               "strata": int(len(np.unique(strata[keep]))), "prompts": int(len(np.unique(clusters[keep]))),
                "mixed_strata": int(len(np.unique(strata[_informative(failed, strata)])))}
         if keep.any():
             within = stats.cluster_auroc_interval(scores[keep], failed[keep], strata[keep], clusters[keep], n_boot, seed)
@@ -220,9 +229,19 @@ def topk_table(cell_frame: pd.DataFrame, measure: str = "entropy_first", k: int 
     return pd.DataFrame(rows)
 
 
-def _answer_is_number(frame: pd.DataFrame) -> pd.Series:
-    answer = frame["answer"].astype(str).str.strip()
-    return answer.str.fullmatch(r"\d+") & (answer.str.len() == frame["value"].astype(str).str.len())
+# ---- borrowed answers
+
+def like_shaped(frame: pd.DataFrame) -> pd.Series:
+    """Whether each trial's answer is shaped like its needle's value: a number of the value's digit count.
+
+    Both needle formats (``text.haystack.FORMATS``) carry a random ``digits``-digit number; the
+    answer (``needle``: the decoded text cut to len(value) + 2 characters, stripped) is like-shaped
+    when it begins with exactly len(value) digits (what follows, "." or a newline, is free), e.g.
+    value 12345: "54321", "54321." and "54321\n#" are, "5432", "543210" and "# x" are not."""
+    answer = frame["answer"].fillna("").astype(str).str.strip()
+    width = frame["value"].astype(str).str.len()
+    digits = answer.str.extract(r"^(\d*)", expand=False).str.len()
+    return (digits == width) & frame["value"].astype(str).str.fullmatch(r"\d+")
 
 
 def _digit_overlap(answer: str, value: str) -> float:
@@ -237,8 +256,8 @@ GARBLED = 0.8  # a wrong answer made of at least 80% of the needle's own digits 
 def borrowed_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Per method and pooled, over failed trials: where did the wrong answer come from?
 
-    number: share of wrong answers that are a number of the value's length (a retrieval of
-    the wrong thing rather than noise). borrowed: share whose first ``needle.BORROW_MIN``
+    number: share of wrong answers shaped like the value (:func:`like_shaped`: a retrieval of
+    the wrong thing rather than noise; the others are format failures). borrowed: share whose first ``needle.BORROW_MIN``
     tokens occur elsewhere in the context (Wilson 95% CI); by_chance: share whose first
     tokens occur in an unseen prompt of the same cell (``needle``'s ``borrowed_by_chance``),
     what "found in the context" gives without any borrowing; chance_p: exact one-sided
@@ -262,7 +281,7 @@ def borrowed_table(trials: pd.DataFrame) -> pd.DataFrame:
         share = stats.proportion_interval(int(own.sum()), len(group))
         only_own, only_chance = int((own & ~chance).sum()), int((chance & ~own).sum())
         row = {"method": label, "failed": len(group),
-               "number": float(_answer_is_number(group).mean()) if len(group) else np.nan,
+               "number": float(like_shaped(group).mean()) if len(group) else np.nan,
                "borrowed": share.value, "borrowed_low": share.low, "borrowed_high": share.high,
                "garbled": float(group["garbled"].mean()) if len(group) else np.nan,
                "garbled_chance": float(group["garbled_chance"].mean()) if len(group) else np.nan,
@@ -280,6 +299,78 @@ def borrowed_table(trials: pd.DataFrame) -> pd.DataFrame:
                 row["mass_p"] = float(scipy.stats.wilcoxon(difference, alternative="greater").pvalue)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def occurrences(frame: pd.DataFrame) -> pd.Series:
+    """How many places in its own context each wrong answer's first ``needle.BORROW_MIN`` tokens occur at.
+
+    Exact from ``borrowed_positions`` (the start of every occurrence, the first 20 kept) below 20;
+    at 20 (the list cut) max(20, borrowed_count / BORROW_MIN), a lower bound (``borrowed_count``:
+    distinct positions of the union of the occurrences, BORROW_MIN each when none overlap);
+    without the column (older tables) borrowed_count / BORROW_MIN. 0 where not borrowed."""
+    spread = frame["borrowed_count"].astype(float) / needle.BORROW_MIN
+    if "borrowed_positions" not in frame:
+        return spread.where(frame["borrowed"].astype(bool), 0.0)
+    listed = frame["borrowed_positions"].map(lambda x: 0 if pd.isna(x) else len(str(x).split())).astype(float)
+    count = listed.where(listed < 20, np.maximum(listed, spread))
+    return count.where(frame["borrowed"].astype(bool), 0.0)
+
+
+def borrowed_answers(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per failed trial whose wrong answer is shaped like the value (:func:`like_shaped`), the
+    units of claim 2.5: method, length, depth, prompt, answer, value; ``own`` (its first
+    ``needle.BORROW_MIN`` tokens occur elsewhere in its own context), ``unseen`` (they occur in an
+    unseen prompt of the same cell, ``borrowed_by_chance``); for the ``own`` ones ``occurrences``
+    (:func:`occurrences`) and ``log_ratio`` = ln((borrowed_mass / occurrences) / needle_mass): the
+    attention of the answer tokens on one occurrence of the borrowed string against that on the
+    needle's value (NaN when not own, or a mass is 0). Both masses are sums over key positions,
+    averaged over layers, heads and answer tokens; an occurrence spans BORROW_MIN tokens, the
+    value all of its tokens (as many or more: the ratio leans against the claim)."""
+    failed = trials[trials["failed"].astype(bool)]
+    frame = failed[like_shaped(failed)]
+    count = occurrences(frame)
+    own = frame["borrowed"].astype(bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log(frame["borrowed_mass"].astype(float) / count / frame["needle_mass"].astype(float))
+    ratio = ratio.where(own & np.isfinite(ratio))
+    return pd.DataFrame({"method": frame["method"], "length": frame["length"], "depth": frame["depth"],
+                         "prompt": frame["prompt"], "answer": frame["answer"], "value": frame["value"],
+                         "own": own, "unseen": frame["borrowed_by_chance"].astype(bool), "occurrences": count,
+                         "log_ratio": ratio}).reset_index(drop=True)
+
+
+# ---- the premise of 2.1-2.4
+
+PREMISE_PASS_RATE = 0.8  # the registry's "retrieves at L0": pass rate >= 0.8 on the page's own trials at L0
+
+
+class Tables(NamedTuple):
+    """What the verdicts read: ``association`` and ``topk`` (every measure, :func:`by_measure`) and
+    ``answers`` (:func:`borrowed_answers`)."""
+    association: pd.DataFrame
+    topk: pd.DataFrame
+    answers: pd.DataFrame
+
+
+def verdict_tables(trials: pd.DataFrame, top_k: int = 0, n_boot: int = 1000, seed: int = 0) -> Tables:
+    """The three tables the verdicts read, computed on ``trials`` (e.g. the models that meet a premise)."""
+    return Tables(by_measure(association_table, trials, n_boot=n_boot, n_perm=n_boot, seed=seed),
+                  by_measure(topk_table, cells(trials), k=top_k, n_perm=n_boot, seed=seed),
+                  borrowed_answers(trials))
+
+
+def retrieves_at_l0(trials: pd.DataFrame, threshold: float = PREMISE_PASS_RATE) -> pd.DataFrame:
+    """Per model (``method``, in the line-up's order): L0 (its ``pretrained_length``), its trials at
+    length L0, their pass rate and ``meets`` = pass rate >= ``threshold``. A model with no trial at
+    its L0 (L0 not among the page's lengths) has pass rate NaN and does not meet it (unchecked)."""
+    rows = []
+    for method, group in trials.groupby("method", sort=False):
+        l0 = int(group["pretrained_length"].iloc[0]) if "pretrained_length" in group else 0
+        at = group[group["length"] == l0]
+        rate = float(at["passed"].astype(bool).mean()) if len(at) else np.nan
+        rows.append({"method": method, "L0": l0, "trials": len(at), "pass_rate": rate,
+                     "meets": bool(len(at) and rate >= threshold)})
+    return pd.DataFrame(rows, columns=["method", "L0", "trials", "pass_rate", "meets"])
 
 
 def readable(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:

@@ -1,38 +1,37 @@
-"""Fig. 1's verdicts: extrapolation limits from the positions each length adds, at both CI ends.
+"""Fig. 1's verdicts: paired per-document loss differences, graded by the registry's one rule.
 
-**Extrapolation limit.** One bar for every model: ``TOLERANCE`` times the original
-model's (``reference``: plain RoPE pretrained at L0) ``ppl_new`` at L0, i.e. "about as good
-as the original model is on the second half of its own length". A model holds at a length
-L >= L0 while the ratio r(L) = ppl_new(L) / the original's ppl_new(L0) is at most
-TOLERANCE; the first length over it ends its limit (a later recovery does not count). The
-ratio's 95% CI is a paired bootstrap over documents (``paired_ratios``): both perplexities
-read the same documents, so a document's own difficulty cancels. The limit is computed
-three times, on the point estimate and on each end of that CI:
+Every verdict of this page comes from ``chapters/claims.yml`` (``ropelib.findings.claims``): a
+claim's estimand is one number per part, here a mean over documents of a per-document
+difference of ``loss_new`` (nats/token: the mean next-token loss on the positions a length
+adds, ``analysis.evaluate``), both terms on the same document at the same lengths, so a
+document's own difficulty cancels. Its 95% CI is ``claims.bootstrap_mean`` over documents
+(seeded with the page's seed); ``claims.row`` grades it (direction +1, null 0, sesoi ln 1.2).
+Perplexity needs no retrieval: no premises, no caveats. With d a document, O the original
+model (``reference``, plain RoPE at L0), E an extension (methods ``EXTENSIONS``), C plain-RoPE
+CPT (method rope, not the reference), N the paper's NTK (ntk100 if present, else ntk):
 
-- ``limit_low`` (conservative): the CI's upper end must be at most TOLERANCE;
-- ``limit_high`` (optimistic): only its lower end must;
-- ``determined``: the two agree. Otherwise the limit is "between" them, and no rule may
-  read more into it than both ends support.
+- 1.1  O(2 L0, d) - O(L0, d)  (the first evaluated length past L0 when 2 L0 is not; details say which);
+- 1.2  CPT line-ups: (a) per E, mean over lengths L > L0 of O(L, d) - E(L, d);
+       (b) per E other than N, mean over L > CPT length of E(L, d) - N(L, d);
+- 1.25 CPT line-ups, control: per E, mean over L > L0 of C(L, d) - E(L, d);
+- 1.5  training-free line-ups (CPT length 0), beyond the paper: (inside) PI(L0, d) - O(L0, d);
+       (beyond) O(2 L0, d) - PI(2 L0, d).
+On a training-free line-up 1.2 and 1.25 are ``claims.not_testable`` (they are about CPT
+models); on a CPT line-up 1.5 is not emitted. A row is not testable only where its quantity
+cannot be measured at all (L0 or every length past it not evaluated, no extension, no
+plain-RoPE CPT model, no PI).
 
-A model already over the bar at L0 has no limit (0); a limit at the longest evaluated
-length is censored ("at least"). The rule uses the per-token aggregation (``perplexity``);
-the YaRN-style mean of per-document perplexities is shown beside it.
+**Extrapolation limits** (description of Fig. 1, no verdict reads them). One bar for every
+model: ``TOLERANCE`` times the original model's ``ppl_new`` at L0. A model holds at a length
+L >= L0 while r(L) = ppl_new(L) / the original's ppl_new(L0) is at most TOLERANCE; the first
+length over it ends its limit (a later recovery does not count). The ratio's 95% CI is a
+paired bootstrap over documents (``paired_ratios``), and the limit is computed on the point
+estimate and on both ends of that CI: ``limit_low`` (conservative: the CI's upper end under
+the bar), ``limit_high`` (optimistic: its lower end), ``determined`` when they agree. A model
+over the bar at L0 has limit 0; a limit at the longest evaluated length is censored.
 
-**Rules** (each ``glance_rows`` row states its own). A limit is an interval [conservative,
-optimistic]; "A further than B" is replicated when A's conservative limit exceeds B's
-optimistic one, not replicated when A's optimistic limit is at most B's conservative one
-(the limits are on a grid: equal determined limits are "no further"), inconclusive otherwise
-(:func:`further`). Parts combine by ``findings.verdicts.combined`` (partly = a significant part).
-- 1.1 plain RoPE explodes just past L0, on the original model: replicated if even its
-  optimistic limit is L0; not replicated if its conservative limit is past L0; else
-  inconclusive.
-- 1.2 the paper's comparison (against un-extended RoPE), two parts: (a) each of PI, YaRN
-  and NTK holds past the CPT length; (b) an NTK holds further than every other extension.
-- 1.25 control the paper lacks: each extension holds further than plain-RoPE CPT at the
-  same length and tokens (``cpt-rope``), one part per extension.
-A row is "not testable" only when a checkpoint it needs is absent or no full checkpoint:
-perplexity does not need retrieval, so a retrieval-gate miss does not count
-(``ropelib.findings.verdicts``, role "perplexity").
+Not here: the rule and its intervals (``ropelib.findings.claims``), running models and the
+curves (``analysis``).
 """
 
 from __future__ import annotations
@@ -41,17 +40,18 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
+from ropelib.findings import claims
 from ropelib.prose import significant
-from ropelib.findings.verdicts import combined, not_testable_reason
 
 TOLERANCE = 1.2
 NOT_MEASURED = ("limit", "limit_low", "limit_high", "limit_x", "limit_low_x", "limit_high_x")
-EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")  # continually pretrained extensions; ntk100 is the paper's NTK
-NTK = ("ntk", "ntk100")
+EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")  # the RoPE extensions the claims compare; ntk100 is the paper's NTK
 # The paper's Fig. 1 (LLaMA-2-7B, L0 = 4K): RoPE fails just past 4K, PI and YaRN reach about
 # 62K, NTK about 128K. In multiples of L0:
 PAPER_LIMITS = {"rope": 1.0, "pi": 62 / 4, "yarn": 62 / 4, "ntk": 128 / 4, "ntk100": 128 / 4}
 
+
+# ---- extrapolation limits: description of Fig. 1, no verdict reads them
 
 def _limit(lengths: np.ndarray, values: np.ndarray, bar: float) -> int:
     """Longest length before the first value over ``bar`` (0 if already over at the first)."""
@@ -145,88 +145,160 @@ def limits_table(limits: pd.DataFrame, reference: str) -> pd.DataFrame:
     }).set_index("variant")
 
 
-def _row(order, claim, paper, ours, verdict, rule, chapter, kind="paper", details=""):
-    return results.glance_row(order, "Finding 1", claim, paper, ours, verdict, rule, chapter, kind=kind,
-                              details=details)
+# ---- estimands: paired per-document loss differences (module docstring)
+
+NEEDS_CPT = ("needs continual pretraining: every extension here is applied training-free to the original "
+             "weights, so the paper's comparison of continually pretrained models cannot be measured")
 
 
-def further(low: float, high: float, other_low: float, other_high: float) -> str:
-    """Grade of "limit [low, high] is further than limit [other_low, other_high]" (module docstring)."""
-    return "replicated" if low > other_high else "not replicated" if high <= other_low else "inconclusive"
+def losses(table: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """``loss_new`` of one variant, one row per document, one column per length."""
+    rows = table[table["variant"] == variant]
+    return rows.pivot_table(index="document", columns="length", values="loss_new", aggfunc="mean")
 
 
-def _missing(needs) -> str:
-    return not_testable_reason(needs, role="perplexity")
+def difference(table: pd.DataFrame, minuend: str, subtrahend: str, lengths) -> pd.Series:
+    """Per document: mean over ``lengths`` of minuend's loss_new - subtrahend's (nats/token), same documents."""
+    lengths = list(lengths)
+    diff = losses(table, minuend).reindex(columns=lengths) - losses(table, subtrahend).reindex(columns=lengths)
+    return diff.mean(axis=1, skipna=False).dropna()
 
 
-# a claim about continually pretrained models, asked of a line-up with none (e.g. a real model run training-free)
-TRAINING_FREE_ONLY = ("needs continual pretraining: every extension here is applied training-free to the original "
-                      "weights, so the paper's CPT comparison cannot be measured")
+def doubled(lengths, pretrained_length: int) -> tuple[int | None, str]:
+    """(2 L0, "") if evaluated, else (the first evaluated length past L0, a note saying so); (None, why) if none."""
+    past = sorted(x for x in lengths if x > pretrained_length)
+    if 2 * pretrained_length in past:
+        return 2 * pretrained_length, ""
+    if not past:
+        return None, f"no evaluated length past L0 = {pretrained_length}"
+    return past[0], f"2 L0 = {2 * pretrained_length} not evaluated: at {past[0]}, the first evaluated length past L0"
 
 
-def glance_rows(limits: pd.DataFrame, reference: str, pretrained_length: int, cpt_length: int,
-                chapter: str) -> list[dict]:
-    """Rows 1.1, 1.2 and the control 1.25 (module docstring), each "not testable" when a checkpoint is absent."""
-    by_variant = limits.set_index("variant")
-    base = by_variant.loc[reference]
-    bar = f"ppl of the positions each length adds <= {TOLERANCE}x the original model's at L0"
-    details = "; ".join(f"{v}: {shown_limit(r)}" for v, r in by_variant.iterrows())
-    missing = _missing([f"rope:{base['source']}"]) or (
-        f"L0 = {pretrained_length} is not among the evaluated lengths: the bar is the original model's "
-        "perplexity there" if pd.isna(base["bar"]) else "")
-    verdict = "not testable" if missing else (
-        "replicated" if base["limit_high_x"] <= 1 else "not replicated" if base["limit_low_x"] > 1 else "inconclusive")
-    rows = [_row(1.1, "Plain RoPE's perplexity explodes just past the pretrained length L0 (Fig. 1)",
-                 "about 1x L0 (4K)", f"limit {shown_limit(base)} L0", verdict,
-                 f"limit: longest length up to which {bar}, at both ends of its 95% CI; replicated if even the "
-                 "optimistic limit is L0, not replicated if the conservative limit is past L0, else inconclusive",
-                 chapter, details=missing or details)]
-    extensions = limits[limits["method"].isin(EXTENSIONS) & (limits["variant"] != reference)]
-    if extensions.empty:
-        return rows
-    needs = [f"{m}:{s}" for m, s in zip(extensions["method"], extensions["source"])] + [f"rope:{base['source']}"]
-    missing = _missing(needs) or ("L0 not evaluated: no bar" if pd.isna(base["bar"]) else "") or (
-        "" if cpt_length else TRAINING_FREE_ONLY)
-    ntk = extensions[extensions["method"].isin(NTK)]
-    others = extensions[~extensions["method"].isin(NTK)]
-    cpt_x = cpt_length / pretrained_length if cpt_length else 1.0
-    past_cpt = ntk_furthest = "not testable"
-    if not missing:  # graded only where every limit was measured (without L0 they are all NaN)
-        past_cpt = combined(further(r["limit_low_x"], r["limit_high_x"], cpt_x, cpt_x)
-                            for _, r in extensions.iterrows())
-        if len(ntk) and len(others):
-            best = ntk.loc[ntk["limit_low_x"].idxmax()]
-            ntk_furthest = combined(further(best["limit_low_x"], ntk["limit_high_x"].max(), r["limit_low_x"],
-                                            r["limit_high_x"]) for _, r in others.iterrows())
-    verdict = "not testable" if missing else combined([past_cpt, ntk_furthest])
-    ours = ", ".join(f"{v} {shown_limit(r)}" for v, r in extensions.set_index("variant").iterrows())
-    rows.append(_row(1.2, "With continual pretraining, PI, YaRN and NTK extrapolate far past L0, NTK furthest (Fig. 1)",
-                     "PI, YaRN about 15x L0; NTK about 32x L0", ours, verdict,
-                     f"the paper's comparison, against un-extended RoPE; {bar}; two parts: (a) every extension "
-                     f"holds past the CPT length ({cpt_length}), (b) an NTK further than the others; 'A further "
-                     "than B': A's conservative limit above B's optimistic one (replicated), A's optimistic at most "
-                     "B's conservative (not replicated), else inconclusive; partly if a part is replicated",
-                     chapter, details=missing or f"(a) {past_cpt}, (b) {ntk_furthest}; {details}"))
-    controls = limits[(limits["method"] == "rope") & (limits["variant"] != reference)]
-    if controls.empty:
-        reason, verdict, ours = "no plain-RoPE CPT model in this line-up", "not testable", "-"
+def graded(claim: claims.Claim, name: str, values: pd.Series, seed: int) -> claims.Part:
+    """One part: the bootstrap mean over documents of ``values`` (``claims.bootstrap_mean``), graded."""
+    return claims.part(claim, name, *claims.bootstrap_mean(values.to_numpy(), seed=seed))
+
+
+def _span(lengths) -> str:
+    lengths = sorted(lengths)
+    return f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]} ({len(lengths)} lengths)"
+
+
+def _lineup(table: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """(extensions, plain-RoPE CPT models, the paper's NTK's label or None), in the table's order."""
+    variants = table.drop_duplicates("variant")[["variant", "method", "source"]]
+    others = variants[variants["variant"] != reference]
+    extensions = others[others["method"].isin(EXTENSIONS)]
+    controls = others[others["method"] == "rope"]
+    ntk = next((extensions.loc[extensions["method"] == m, "variant"].iloc[0] for m in ("ntk100", "ntk")
+                if (extensions["method"] == m).any()), None)
+    return extensions, controls, ntk
+
+
+# ---- glance rows
+
+def explodes(table, reference, pretrained_length, chapter, model, seed) -> dict:
+    """1.1: per document, the original model's loss_new at 2 L0 minus at L0."""
+    claim = claims.claim(1.1)
+    lengths = sorted(table["length"].unique())
+    if pretrained_length not in lengths:
+        return claims.not_testable(claim, f"L0 = {pretrained_length} is not among the evaluated lengths {lengths}",
+                                   model, chapter)
+    length, note = doubled(lengths, pretrained_length)
+    if length is None:
+        return claims.not_testable(claim, note, model, chapter)
+    own = losses(table, reference)
+    values = (own[length] - own[pretrained_length]).dropna()
+    part = graded(claim, f"{reference}, {length} minus L0", values, seed)
+    shown = (f"ppl of new positions {np.exp(own[pretrained_length].mean()):.4g} at L0 -> "
+             f"{np.exp(own[length].mean()):.4g} at {length}")
+    return claims.row(claim, [part], model, details="; ".join(x for x in (note, shown) if x), chapter=chapter)
+
+
+def extrapolate(table, reference, pretrained_length, cpt_length, chapter, model, seed) -> dict:
+    """1.2: (a) per extension, original minus extension past L0; (b) per other extension, it minus the
+    paper's NTK past the CPT length."""
+    claim = claims.claim(1.2)
+    if not cpt_length:
+        return claims.not_testable(claim, NEEDS_CPT, model, chapter)
+    extensions, _, ntk = _lineup(table, reference)
+    lengths = sorted(table["length"].unique())
+    past_l0 = [x for x in lengths if x > pretrained_length]
+    if extensions.empty or not past_l0:
+        return claims.not_testable(claim, "no RoPE extension in this line-up" if extensions.empty else
+                                   f"no evaluated length past L0 = {pretrained_length}", model, chapter)
+    parts = [graded(claim, f"(a) {v} below the original", difference(table, reference, v, past_l0), seed)
+             for v in extensions["variant"]]
+    past_cpt = [x for x in lengths if x > cpt_length]
+    details = [f"(a) over lengths past L0: {_span(past_l0)}"]
+    if ntk is None or len(extensions) < 2:
+        details.append("(b) not measured: " + ("no NTK" if ntk is None else "no other extension") + " in this line-up")
+    elif not past_cpt:
+        details.append(f"(b) not measured: no evaluated length past the CPT length {cpt_length}")
     else:
-        control = controls.iloc[0]
-        reason = _missing(needs + [f"rope:{control['source']}"]) or (
-            "L0 not evaluated: no bar" if pd.isna(base["bar"]) else "")
-        verdict = "not testable" if reason else combined(
-            further(r["limit_low_x"], r["limit_high_x"], control["limit_low_x"], control["limit_high_x"])
-            for _, r in extensions.iterrows())
-        ours = f"{control['variant']} {shown_limit(control)}; " + ours
-    rows.append(_row(1.25, "Control: each extension extrapolates further than plain RoPE continually pretrained "
-                           "at the same length with the same tokens", "not tested in the paper", ours, verdict,
-                     "one part per extension, 'further than plain-RoPE CPT' as in 1.2 (CI ends of the limits); "
-                     "supported if every part is, partly supported if one is, not supported if none is and "
-                     "every part shows the control as far, else inconclusive; a retrieval-gate miss of the "
-                     "control does not count (perplexity does not need retrieval)", chapter, kind="control",
-                     details=reason or details))
+        parts += [graded(claim, f"(b) {ntk} below {v}", difference(table, v, ntk, past_cpt), seed)
+                  for v in extensions["variant"] if v != ntk]
+        details.append(f"(b) over lengths past the CPT length {cpt_length}: {_span(past_cpt)}")
+    return claims.row(claim, parts, model, details="; ".join(details), chapter=chapter)
+
+
+def control(table, reference, pretrained_length, cpt_length, chapter, model, seed) -> dict:
+    """1.25: per extension, plain-RoPE CPT minus the extension, past L0."""
+    claim = claims.claim(1.25)
+    if not cpt_length:
+        return claims.not_testable(claim, NEEDS_CPT, model, chapter)
+    extensions, controls, _ = _lineup(table, reference)
+    past_l0 = [x for x in sorted(table["length"].unique()) if x > pretrained_length]
+    missing = ("no plain-RoPE CPT model in this line-up" if controls.empty else
+               "no RoPE extension in this line-up" if extensions.empty else
+               "" if past_l0 else f"no evaluated length past L0 = {pretrained_length}")
+    if missing:
+        return claims.not_testable(claim, missing, model, chapter)
+    rope = controls["variant"].iloc[0]
+    parts = [graded(claim, f"{v} below {rope}", difference(table, rope, v, past_l0), seed)
+             for v in extensions["variant"]]
+    return claims.row(claim, parts, model, details=f"over lengths past L0: {_span(past_l0)}", chapter=chapter)
+
+
+def training_free_pi(table, reference, pretrained_length, chapter, model, seed) -> dict:
+    """1.5: (inside) PI minus the original at L0; (beyond) the original minus PI at 2 L0."""
+    claim = claims.claim(1.5)
+    pis = table.loc[(table["method"] == "pi") & (table["variant"] != reference), "variant"].unique()
+    if not len(pis):
+        return claims.not_testable(claim, "no PI in this line-up", model, chapter)
+    pi = pis[0]
+    lengths = sorted(table["length"].unique())
+    length, note = doubled(lengths, pretrained_length)
+    parts, details = [], []
+    if pretrained_length in lengths:
+        parts.append(graded(claim, f"inside: {pi} above the original at L0",
+                            difference(table, pi, reference, [pretrained_length]), seed))
+    else:
+        details.append(f"inside not measured: L0 = {pretrained_length} is not evaluated")
+    if length is not None:
+        parts.append(graded(claim, f"beyond: {pi} below the original at {length}",
+                            difference(table, reference, pi, [length]), seed))
+    details.append(("beyond " + note) if note else "")
+    if not parts:
+        return claims.not_testable(claim, "; ".join(x for x in details if x), model, chapter)
+    return claims.row(claim, parts, model, details="; ".join(x for x in details if x), chapter=chapter)
+
+
+def glance_rows(table: pd.DataFrame, reference: str, pretrained_length: int, cpt_length: int | None,
+                chapter: str | None = None, seed: int = 0, model: str | None = None) -> list[dict]:
+    """Rows 1.1, 1.2, the control 1.25 and, on a training-free line-up (``cpt_length`` 0 or None), 1.5,
+    from the per-document ``table`` of ``analysis.evaluate`` (module docstring)."""
+    model = model or results.measured_model()
+    common = dict(chapter=chapter, model=model, seed=seed)
+    rows = [explodes(table, reference, pretrained_length, **common),
+            extrapolate(table, reference, pretrained_length, cpt_length, **common),
+            control(table, reference, pretrained_length, cpt_length, **common)]
+    if not cpt_length:
+        rows.append(training_free_pi(table, reference, pretrained_length, **common))
     return rows
 
+
+# ---- prose
 
 def key_numbers(limits: pd.DataFrame, reference: str) -> dict[str, str]:
     """The numbers the page's prose cites: limits (x L0) of the original model, each extension, the control."""
