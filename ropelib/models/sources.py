@@ -105,8 +105,14 @@ def holds_variants(name: str) -> bool:
 
 
 def model_values(parameters: dict):
-    """(parameter name, value, is a variant) for every non-empty source or variant the parameters hold."""
+    """(parameter name, value, is a variant) for every non-empty source or variant the parameters hold, as
+    the page will use them: a non-empty ``model`` replaces the line-up (every chapter then applies each
+    training-free method to it and ignores ``variants`` and the other "method:source" parameters), so the
+    replaced defaults are neither checked nor counted among the page's models."""
+    replaced = bool(parameters.get("model"))
     for name, value in parameters.items():
+        if replaced and not holds_source(name):
+            continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item and (holds_source(name) or holds_variants(name)):
                 yield name, item, not holds_source(name)

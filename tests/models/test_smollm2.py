@@ -251,3 +251,20 @@ def test_sources_accept_the_name_and_say_where_it_is_converted():
 
     assert sources.check_source("smollm2", "parameter model") == smollm2.directory()
     assert sources.check_variant("yarn:smollm2", "parameter variants") == ("yarn", "smollm2")
+
+
+def test_a_model_parameter_replaces_the_default_line_up_in_the_preflight(tmp_path, monkeypatch):
+    """-p model smollm2 replaces the template's default variants (organism checkpoints): with no organism
+    checkpoint present, the pre-flight checks only what will run, and the page measures the real model."""
+    from ropelib import paths
+    from ropelib.models import sources
+    from ropelib.publish import params, plan
+
+    monkeypatch.setattr(paths, "MODELS", tmp_path)  # ROPEBOOK_MODELS=<empty folder>
+    layout = plan.default_layout()
+    parameters = params.validate(params.declared(layout.template("needle-entropy")), {"model": "smollm2"}, "x")
+    assert "rope:cpt-rope" in parameters["variants"]  # the replaced default is still in the parameters
+    sources.check_parameters(parameters, "needle-entropy")  # passes: cpt-rope is not checked
+    assert sources.named_sources(parameters) == {"smollm2"}
+    with pytest.raises(sources.SourceError, match="cpt-rope"):
+        sources.check_parameters({**parameters, "model": ""}, "needle-entropy")  # the organism line-up is
