@@ -51,6 +51,7 @@ from ropelib import paths, results
 REGISTRY = Path(paths.ROOT) / "chapters" / "claims.yml"
 LEVEL = 0.95
 N_BOOT = 2000
+ZERO_WIDTH = 1e-9  # relative: a bootstrap of identical differences that differ only by rounding has no width
 GRADES = ("replicated", "partly", "not replicated", "inconclusive", "not testable")
 RULE = ("one rule for every row (chapters/claims.yml): fewer than {min_units} {unit}s, or an interval of zero "
         "width, is inconclusive; replicated if the 95% CI lies wholly on the claimed side of the null, not "
@@ -151,7 +152,7 @@ def grade(claim: Claim, estimate: float, ci_low: float, ci_high: float, n_units:
         return "inconclusive", f"too few units: {n_units} {claim.unit}s, the registry asks for {claim.min_units}"
     if not _finite(estimate, ci_low, ci_high):
         return "inconclusive", "no interval"
-    if ci_high - ci_low <= 0:
+    if ci_high - ci_low <= ZERO_WIDTH * max(1.0, abs(ci_low), abs(ci_high)):  # rounding error is no width either
         return "inconclusive", "zero-width interval: not a CI"
     low, high, band = ci_low - claim.null, ci_high - claim.null, claim.sesoi
     if claim.direction == 0:
@@ -275,7 +276,8 @@ def newcombe_paired(both: int, first_only: int, second_only: int, neither: int,
     """(p1 - p2, low, high) for paired binary outcomes: Newcombe (1998), method 10.
 
     p1 = (both + first_only)/n, p2 = (both + second_only)/n; with Wilson limits (l_i, u_i) of each
-    and phi the correlation of the 2x2 table (0 when a margin is empty),
+    and phi the correlation of the 2x2 table with Newcombe's continuity correction (ad - bc reduced by n/2
+    when positive; 0 when a margin is empty),
     low  = d - sqrt((p1-l1)^2 - 2 phi (p1-l1)(u2-p2) + (u2-p2)^2),
     high = d + sqrt((u1-p1)^2 - 2 phi (u1-p1)(p2-l2) + (p2-l2)^2).
     At 0 discordant pairs the interval still has width (unlike a bootstrap of the differences)."""
@@ -286,7 +288,9 @@ def newcombe_paired(both: int, first_only: int, second_only: int, neither: int,
     p1, l1, u1 = wilson(a + b, n, level)
     p2, l2, u2 = wilson(a + c, n, level)
     margins = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(margins) if margins else 0.0
+    # Newcombe's continuity-corrected phi: without it, a table with no discordant pair and phi = 1 gives [0, 0]
+    excess = a * d - b * c
+    phi = (max(excess - n / 2, 0) if excess > 0 else excess) / math.sqrt(margins) if margins else 0.0
     diff = p1 - p2
     low = diff - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
     high = diff + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))

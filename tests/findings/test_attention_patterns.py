@@ -1,10 +1,13 @@
-"""ropelib.findings.attention_patterns.analysis and attention_verdicts: query positions, profiles, paired statistics, orderings."""
+"""ropelib.findings.attention_patterns.analysis and verdicts: query positions, profiles, paired statistics, the
+log-ratio estimands of claims 1.3, 1.35 and 1.4 and their rows by the registry's rule, on synthetic data,
+including data that must not pass."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from ropelib.findings import claims
 from ropelib.models import organism
 from ropelib.findings.attention_patterns import analysis as fig2
 from ropelib.findings.attention_patterns import verdicts
@@ -58,87 +61,202 @@ def table(rows):
         statistic="JS (bits)")
 
 
-@pytest.mark.parametrize("leader, expected", [
-    ((0.5, 0.4, 0.6), "replicated"),  # CI above every other CI
-    ((0.5, 0.25, 0.6), "partly"),  # above C, overlaps B: a significant part
-    ((0.31, 0.12, 0.5), "inconclusive"),  # largest point, but its CI overlaps every other: noise decides nothing
-    ((0.2, 0.1, 0.3), "inconclusive"),  # overlaps both
-    ((0.01, 0.0, 0.02), "not replicated"),  # below both
-])
-def test_dominance_rule(leader, expected):
-    rows = table([("A", "pi", "ref", *leader), ("B", "yarn", "ref", 0.2, 0.1, 0.3), ("C", "ntk", "ref", 0.1, 0.05, 0.2)])
-    assert verdicts.dominates(rows, "A", ["B", "C"]) == expected
+LINEUP = [("RoPE (base)", "rope"), ("RoPE (cpt-rope)", "rope"), ("PI (cpt-pi)", "pi"), ("NTK (cpt-ntk)", "ntk"),
+          ("YaRN (cpt-yarn)", "yarn")]
 
 
 def synthetic_js(values):
     """A Table 1 of the default variants, JS values in the order base, cpt-rope, pi, ntk, yarn."""
-    labels = [("RoPE (base)", "rope"), ("RoPE (cpt-rope)", "rope"), ("PI (cpt-pi)", "pi"), ("NTK (cpt-ntk)", "ntk"),
-              ("YaRN (cpt-yarn)", "yarn")]
-    return table([(label, method, "target", js, js * 0.9, js * 1.1) for (label, method), js in zip(labels, values)])
+    return table([(label, method, "target", js, js * 0.9, js * 1.1) for (label, method), js in zip(LINEUP, values)])
 
 
-SOURCES = {label: f"{label.split()[0].lower()}:{label[label.index('(') + 1:-1]}" for label in
-           ["RoPE (base)", "RoPE (cpt-rope)", "PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)", "RoPE (native-4x)"]}
+# ---- the log ratio and its paired bootstrap
+
+def _profiles(label, method, values):
+    """Profiles whose every field is ``values`` (layer, sequence, head, bin): enough for the statistics."""
+    edges = np.arange(values.shape[-1] + 1.0)
+    per_head = values[..., 0]
+    return fig2.Profiles(label, method, 0, edges, edges, values, values, values, values, per_head, per_head, per_head)
 
 
-@pytest.fixture(autouse=True)
-def every_gate_passes(monkeypatch):
-    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants, role="retrieval": "")
+def _curves(scale, n_sequences, noise=0.0, seed=0, n_bins=6):
+    """(1, sequence, 1, bin) local curves: the reference's shape times 10**(scale + noise per sequence)."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(1.0, 0.1, n_bins)
+    shift = scale + noise * rng.standard_normal(n_sequences)
+    return base[None, None, None, :] * 10 ** shift[None, :, None, None] * np.ones((1, n_sequences, 1, n_bins))
 
 
-def test_ordering_roles_and_glance_rows_at_l0():
+def _noisy(n_sequences, seed, spread):
+    """(1, sequence, 1, bin) distributions: a common shape, each sequence jittered."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(1.0, 0.1, 6)
+    values = base * np.exp(spread * rng.standard_normal((1, n_sequences, 1, 6)))
+    return values / values.sum(-1, keepdims=True)
+
+
+def test_log_ratio_resamples_the_sequences_once_for_both_models():
+    reference = _curves(0.0, 10)
+    far, near = _curves(1.0, 10, noise=0.3, seed=1), _curves(0.25, 10, noise=0.3, seed=2)
+    estimate, low, high, n = fig2.paired_log_ratio(fig2.log_gap, far, near, reference, n_boot=200)
+    assert n == 10 and low < estimate < high
+    assert estimate == pytest.approx(np.log(fig2.log_gap(far, reference) / fig2.log_gap(near, reference)))
+    assert fig2.paired_log_ratio(fig2.log_gap, far, near, reference, n_boot=200)[1:3] == (low, high)  # seeded
+    # the same model on both sides: every resample's ratio is 1, a zero-width interval at 0
+    assert fig2.paired_log_ratio(fig2.log_gap, far, far.copy(), reference, n_boot=50)[:3] == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="same sequences"):
+        fig2.paired_log_ratio(fig2.log_gap, far, near[:, :9], reference)
+
+
+def test_log_ratio_of_a_statistic_that_is_zero_has_no_interval():
+    reference = _noisy(10, 0, 0.2)
+    estimate, low, high, _ = fig2.paired_log_ratio(fig2.js_of_means, reference.copy(), _noisy(10, 1, 0.2), reference,
+                                                   n_boot=50)
+    assert np.isnan(estimate) and np.isnan(low) and np.isnan(high)  # JS 0 in the numerator: no log ratio
+    assert fig2.paired_log_ratio(fig2.js_of_means, _noisy(1, 1, 0.2), _noisy(1, 2, 0.2), reference[:, :1])[3] == 1
+
+
+def _capture(length, l0, n_sequences=10, rope=1.0, control=0.25, native=True):
+    """A capture beyond (or at) L0: the original model and plain-RoPE CPT at gap scales ``rope`` and
+    ``control`` (orders of magnitude), the extensions at 0.25 with per-sequence noise; JS on noisy distributions."""
+    l0_curve = _curves(0.0, n_sequences)
+    labels = [*LINEUP, ("NTK (cpt-ntk100)", "ntk100")]
+    scales = {"RoPE (base)": rope, "RoPE (cpt-rope)": control}
+    at_length = {}
+    for i, (label, method) in enumerate(labels):
+        local = _curves(scales.get(label, 0.25), n_sequences, noise=0.05, seed=i)
+        mass = _noisy(n_sequences, 10 + i, 0.1 if label not in scales else 0.6)
+        profiles = _profiles(label, method, mass)
+        profiles.local = local
+        at_length[label] = profiles
+    if native:
+        at_length["RoPE (native-4x)"] = _profiles("RoPE (native-4x)", "rope", _noisy(n_sequences, 99, 0.1))
+    reference = _profiles("RoPE (base)", "rope", _noisy(n_sequences, 98, 0.1))
+    reference.local, reference.length = l0_curve, l0
+    capture = fig2.Capture(length, at_length, reference)
+    gap = pd.DataFrame({"variant": [label for label, _ in labels], "method": [m for _, m in labels]})
+    return capture, gap
+
+
+def test_estimands_beyond_l0_pick_the_roles_and_statistics_of_each_claim():
+    capture, gap = _capture(1024, 256)
+    ratios = verdicts.estimands(capture, gap, "RoPE (base)", "RoPE (native-4x)", n_boot=100)
+    extensions = ["PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)", "NTK (cpt-ntk100)"]
+    for order, first in ((1.3, "RoPE (base)"), (1.35, "RoPE (cpt-rope)")):
+        chosen = ratios[ratios["claim"] == order]
+        assert set(chosen["first"]) == {first} and sorted(chosen["other"]) == sorted(extensions * 2)
+        assert set(chosen["statistic"]) == {"gap", "JS to RoPE (native-4x)"}
+        assert (chosen["n_units"] == 10).all()
+    gap_rope = ratios[(ratios["claim"] == 1.3) & (ratios["statistic"] == "gap")]
+    assert (gap_rope["estimate"] > np.log(3)).all()  # 1 vs ~0.25 orders of magnitude from the L0 curve
+    free = verdicts.estimands(capture, gap, "RoPE (base)", "RoPE (native-4x)", n_boot=50, sink=False)
+    assert set(free["statistic"]) == {"JS to RoPE (native-4x) without sink"}
+    without = verdicts.estimands(capture, gap, "RoPE (base)", None, n_boot=50)
+    assert set(without["statistic"]) == {"gap"}  # no natively long model: the JS parts are absent
+
+
+def test_estimands_at_l0_compare_pi_with_the_other_extensions():
+    capture, gap = _capture(256, 256)
+    ratios = verdicts.estimands(capture, gap, "RoPE (base)", "RoPE (native-4x)", n_boot=50)
+    assert set(ratios["claim"]) == {1.4} and set(ratios["first"]) == {"PI (cpt-pi)"}
+    assert sorted(ratios["other"]) == ["NTK (cpt-ntk)", "NTK (cpt-ntk100)", "YaRN (cpt-yarn)"]
+    assert set(ratios["statistic"]) == {"JS to RoPE (base)"}  # the original model at L0, never the native one
+    assert verdicts.estimands(capture, gap[gap["method"] != "pi"], "RoPE (base)", None, n_boot=50).empty
+
+
+# ---- rows, by the registry's rule
+
+def ratio_rows(order, first, parts, n=10):
+    """A synthetic estimands table: parts = [(statistic, other, estimate, low, high)]."""
+    return pd.DataFrame([{"claim": order, "first": first, "other": other, "statistic": statistic, "estimate": est,
+                          "ci_low": lo, "ci_high": hi, "n_units": n} for statistic, other, est, lo, hi in parts],
+                        columns=["claim", "first", "other", "statistic", "estimate", "ci_low", "ci_high", "n_units"])
+
+
+EXT = ["PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)"]
+JS = "JS to RoPE (native-4x)"
+
+
+def beyond(gap_parts, js_parts=None, control=None, n=10):
+    """1.3 (and 1.35 with ``control``) parts: each a (estimate, low, high) per extension."""
+    frames = [ratio_rows(1.3, "RoPE (base)", [("gap", e, *p) for e, p in zip(EXT, gap_parts)], n)]
+    if js_parts:
+        frames.append(ratio_rows(1.3, "RoPE (base)", [(JS, e, *p) for e, p in zip(EXT, js_parts)], n))
+    if control:
+        frames.append(ratio_rows(1.35, "RoPE (cpt-rope)", [("gap", e, *p) for e, p in zip(EXT, control)], n))
+    return pd.concat(frames, ignore_index=True)
+
+
+def rows_of(ratios, where="beyond L0", free=None):
+    return {r["order"]: r for r in verdicts.glance_rows(ratios, where, model="organism", chapter="t", free=free)}
+
+
+CLEAR = (1.0, 0.6, 1.4)  # RoPE about 2.7x further than the extension, CI wholly above 0
+
+
+def test_every_part_above_zero_is_replicated_and_the_rule_is_the_registrys():
+    rows = rows_of(beyond([CLEAR] * 3, js_parts=[CLEAR] * 3, control=[CLEAR] * 3))
+    assert rows[1.3]["verdict"] == "replicated" and rows[1.3]["n_units"] == 10 and rows[1.3]["unit"] == "sequence"
+    assert rows[1.35]["verdict"] == "supported" and rows[1.35]["kind"] == "control"
+    assert rows[1.3]["rule"] == claims.claim(1.3).rule and rows[1.3]["sesoi"] == pytest.approx(np.log(1.25), abs=1e-4)
+    assert rows[1.3]["parts"].count("replicated") == 6 and "gap, ln(RoPE (base) / PI (cpt-pi))" in rows[1.3]["parts"]
+    assert rows[1.3]["caveats"] == "" and rows[1.3]["sensitivity"] == ""  # attention has no premises
+
+
+def test_noise_is_inconclusive_and_one_clear_part_makes_partly():
+    noisy = (0.1, -0.5, 0.7)  # the CI holds an effect of interest and its absence
+    assert rows_of(beyond([noisy] * 3))[1.3]["verdict"] == "inconclusive"
+    assert rows_of(beyond([CLEAR, noisy, noisy]))[1.3]["verdict"] == "partly"
+
+
+def test_equivalence_or_the_other_side_is_not_replicated():
+    equal = (0.0, -0.1, 0.1)  # inside +- ln 1.25: RoPE no further than the extension
+    assert rows_of(beyond([equal] * 3, control=[(-0.5, -0.8, -0.2)] * 3))[1.3]["verdict"] == "not replicated"
+    assert rows_of(beyond([CLEAR] * 3, control=[(-0.5, -0.8, -0.2)] * 3))[1.35]["verdict"] == "not supported"
+
+
+def test_zero_width_intervals_and_too_few_sequences_are_inconclusive():
+    assert rows_of(beyond([(0.8, 0.8, 0.8)] * 3))[1.3]["verdict"] == "inconclusive"  # identical sequences: no CI
+    assert rows_of(beyond([(np.nan, np.nan, np.nan)] * 3))[1.3]["verdict"] == "inconclusive"  # a zero statistic
+    few = rows_of(beyond([CLEAR] * 3, n=5))[1.3]
+    assert few["verdict"] == "inconclusive" and "too few units" in few["parts"]
+
+
+def test_without_a_native_model_the_js_parts_are_absent_and_said():
+    row = rows_of(beyond([CLEAR] * 3))[1.3]
+    assert row["verdict"] == "replicated"  # graded on the parts that exist: the gap
+    assert "JS parts absent: no natively long model in this line-up" in row["details"]
+    assert "JS parts absent" not in rows_of(beyond([CLEAR] * 3, js_parts=[CLEAR] * 3))[1.3]["details"]
+
+
+def test_not_testable_only_when_no_part_can_be_computed():
+    rows = rows_of(beyond([CLEAR] * 3))  # no plain-RoPE CPT in the line-up
+    assert rows[1.35]["verdict"] == "not testable" and "no plain-RoPE CPT model" in rows[1.35]["details"]
+    assert rows_of(beyond([CLEAR] * 3).iloc[:0])[1.3]["verdict"] == "not testable"
+    at_l0 = rows_of(ratio_rows(1.4, "PI (cpt-pi)", [("JS to RoPE (base)", e, *CLEAR) for e in EXT[1:]]), "at L0")
+    assert list(at_l0) == [1.4] and at_l0[1.4]["verdict"] == "replicated"
+    assert rows_of(ratio_rows(1.4, "PI", []).iloc[:0], "at L0")[1.4]["verdict"] == "not testable"
+
+
+def test_the_sink_free_js_is_shown_by_the_same_rule_not_judged():
+    free = ratio_rows(1.3, "RoPE (base)", [(JS + " without sink", e, 0.0, -0.1, 0.1) for e in EXT])
+    row = rows_of(beyond([CLEAR] * 3, js_parts=[CLEAR] * 3), free=free)[1.3]
+    assert row["verdict"] == "replicated"
+    assert "JS without the attention sink, same rule (shown, not part of the verdict): not replicated" in row["details"]
+    numbers = verdicts.key_numbers([row], pd.DataFrame({"sink mass": [0.2, 0.5]}), free)
+    assert numbers == {"att_sink_low": "0.2", "att_sink_high": "0.5", "att_verdicts": "1.3 replicated",
+                       "att_js_free_verdict": "1.3 not replicated"}
+
+
+def test_roles_at_and_beyond_l0():
     js = synthetic_js([0.0, 0.01, 0.2, 0.01, 0.02])
     assert verdicts.ordering_roles(js, 256, 256, "RoPE (base)") == ("PI (cpt-pi)", ["NTK (cpt-ntk)", "YaRN (cpt-yarn)"])
-    rows = verdicts.glance_rows(js, None, 256, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test", sources=SOURCES)
-    assert [(r["order"], r["verdict"]) for r in rows] == [(1.4, "replicated")]
-    assert rows[0]["ours"].startswith("PI (cpt-pi) 0.2 [0.18, 0.22]")
-    assert rows[0]["ours"].endswith("(first = 20x NTK (cpt-ntk), 10x YaRN (cpt-yarn))")
-
-
-def test_ordering_roles_and_glance_rows_beyond_l0():
-    js = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.28])  # RoPE largest, YaRN's CI overlaps it: partly
-    gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
     assert verdicts.ordering_roles(js, 1024, 256, "RoPE (base)") == \
         ("RoPE (base)", ["PI (cpt-pi)", "NTK (cpt-ntk)", "YaRN (cpt-yarn)"])  # cpt-rope is not an extension
-    rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", chapter="test", sources=SOURCES)
-    # gap and JS are one capture: one claim whose measures combine (gap replicated, JS partly: partly)
-    assert [(r["order"], r["verdict"], r["kind"]) for r in rows] == [
-        (1.3, "partly", "paper"), (1.35, "not supported", "control")]  # cpt-rope's gap and JS 0.05 < the extensions'
-    assert "gap to the original L0 pattern (Fig. 2): replicated" in rows[0]["details"]
-    assert "(Table 1): partly" in rows[0]["details"]
     assert verdicts.ordering_roles(js[js["method"] == "rope"], 1024, 256, "RoPE (base)") is None
-
-
-def test_the_control_must_lose_to_every_extension():
-    gap = synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])  # plain-RoPE CPT clearly further than every extension
-    rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
-    # no natively long model: the Table 1 measure is not measured, so the claim is at most partly
-    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "partly"), (1.35, "partly supported")]
-    assert "JS to the natively long model (none given) (Table 1): not measured" in rows[0]["details"]
-    same = synthetic_js([0.3, 0.1, 0.1, 0.1, 0.1])  # the control as good as the extensions: CIs overlap
-    assert verdicts.glance_rows(None, same, 1024, 256, "RoPE (base)", None, "t", SOURCES)[1]["verdict"] == \
-        "inconclusive"
-
-
-def test_a_missed_gate_makes_a_row_not_testable(monkeypatch):
-    monkeypatch.setattr(verdicts, "not_testable_reason", lambda variants, role="retrieval": "native-4x is absent")
-    rows = verdicts.glance_rows(synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), None, 1024, 256, "RoPE (base)",
-                                "RoPE (native-4x)", chapter="test", sources=SOURCES)
-    assert {r["verdict"] for r in rows} == {"not testable"} and "absent" in rows[0]["details"]
-
-
-def test_a_control_that_fails_retrieval_is_still_compared_on_attention(monkeypatch):
-    """cpt-rope missing its retrieval gate is the control's outcome: its attention is still measured and graded."""
-    from ropelib.findings import verdicts as shared
-    monkeypatch.undo()  # the real not_testable_reason, on a gate table where only cpt-rope misses
-    monkeypatch.setattr(shared.sources, "check_source", lambda source, *a, **k: source)
-    monkeypatch.setattr(shared.manifests, "read", lambda source: {"gate": [
-        {"length": 1024, "passed": source != "cpt-rope", "rate": 0.25, "ci_low": 0.17, "ci_high": 0.33}]})
-    gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
-    rows = verdicts.glance_rows(None, gap, 1024, 256, "RoPE (base)", None, chapter="test", sources=SOURCES)
-    assert [(r["order"], r["verdict"]) for r in rows] == [(1.3, "partly"), (1.35, "not supported")]
-    assert shared.not_testable_reason(["rope:cpt-rope"], role="retrieval").startswith("cpt-rope retrieves 0.25")
-    assert shared.not_testable_reason(["rope:cpt-rope"], role="attention") == ""
+    assert verdicts.control_roles(js, "RoPE (base)") == ("RoPE (cpt-rope)", ["PI (cpt-pi)", "NTK (cpt-ntk)",
+                                                                             "YaRN (cpt-yarn)"])
+    assert verdicts.control_roles(js[js["variant"] != "RoPE (cpt-rope)"], "RoPE (base)") is None
 
 
 def test_beside_paper_maps_the_original_model_to_the_papers_rope_row():
@@ -170,25 +288,3 @@ def test_ratios_say_how_much_larger_the_leader_is():
     assert verdicts.ratios(js, "PI (cpt-pi)", ["NTK (cpt-ntk)", "YaRN (cpt-yarn)"]) == \
         "20x NTK (cpt-ntk), 10x YaRN (cpt-yarn)"
     assert verdicts.ratios(js, "PI (cpt-pi)", ["RoPE (base)"]) == "infx RoPE (base)"
-
-
-def test_only_the_models_a_row_compares_decide_its_testability(monkeypatch):
-    monkeypatch.setattr(verdicts, "not_testable_reason",
-                        lambda variants, role="retrieval": "native-4x is absent" if any("native-4x" in v for v in variants) else "")
-    js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.25, 0.1, 0.1, 0.1])
-    rows = {r["order"]: r["verdict"] for r in verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)",
-                                                                  "RoPE (native-4x)", "t", SOURCES)}
-    assert rows[1.3] == "partly"  # the gap (no native model) replicated, the JS part not testable: a part holds
-    assert sorted(rows) == [1.3, 1.35]
-    at_l0 = verdicts.glance_rows(synthetic_js([0.0, 0.01, 0.2, 0.01, 0.02]), None, 256, 256, "RoPE (base)",
-                                 "RoPE (native-4x)", "t", SOURCES)
-    assert at_l0[0]["verdict"] == "replicated"
-
-
-def test_one_capture_is_one_claim_and_the_sink_free_js_is_shown_beside():
-    js, gap = synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1]), synthetic_js([0.3, 0.05, 0.1, 0.1, 0.1])
-    free = synthetic_js([0.1, 0.05, 0.1, 0.1, 0.1])  # without the sink the ordering is gone
-    rows = verdicts.glance_rows(js, gap, 1024, 256, "RoPE (base)", "RoPE (native-4x)", "t", SOURCES, js_free=free)
-    assert [r["order"] for r in rows] == [1.3, 1.35]  # not 1.3 and 1.5 counted apart
-    assert rows[0]["verdict"] == "replicated"  # the sink-free JS is shown, not judged
-    assert "JS without the attention sink (shown, not judged): inconclusive" in rows[0]["details"]

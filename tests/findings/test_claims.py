@@ -107,3 +107,14 @@ def test_newcombe_keeps_width_at_zero_discordant_pairs():
 def test_wilson_matches_scipy():
     rate, low, high = claims.wilson(3, 10)
     assert rate == 0.3 and 0.1 < low < 0.11 and 0.6 < high < 0.61
+
+
+def test_newcombe_keeps_width_with_no_discordant_pair_and_perfect_agreement():
+    diff, low, high = claims.newcombe_paired(15, 0, 0, 15)
+    assert diff == 0 and low < -0.03 and high > 0.03
+
+
+def test_an_interval_wide_only_by_rounding_error_is_zero_width():
+    values = np.full(10, 0.1) + np.arange(10) * 1e-17
+    mean, low, high, n = claims.bootstrap_mean(values)
+    assert claims.grade(ABOVE, mean, low, high, n)[0] == "inconclusive"

@@ -1,7 +1,9 @@
-"""Finding 3 (ropelib.findings.cpt_length.analysis, cpt_length_verdicts) and the shared length-sweep summaries:
-who is compared and the checks before any work (manifest-only checkpoints in a tmp folder), every
-verdict rule on synthetic needle tables (each with a table that must NOT replicate), the
-equal-token recipes, and the retrain path on a micro organism in a tmp dir (never data/models)."""
+"""Finding 3 (ropelib.findings.cpt_length.analysis, .verdicts) and the shared length-sweep summaries:
+who is compared and the checks before any work (manifest-only checkpoints in a tmp folder), each
+claim's estimand (registry 3.1, 3.2, 3.25, 3.3) and row on synthetic needle tables, with tables that
+must NOT replicate (a level offset, noise, all-token entropy that reads errors, zero-width intervals,
+too few prompts, a model that misses the premise still graded with a caveat), the equal-token
+recipes, and the retrain path on a micro organism in a tmp dir (never data/models)."""
 
 import json
 import math
@@ -58,59 +60,67 @@ def offset_long(length, depth, i):  # 1 nat lower at EVERY length, inside both t
     return True, math.log(length) - 1.5 + noise(length, depth, i)
 
 
-def judged(trials, reasons=None, short="short", long="long", base="base", long_length=None, attention_reasons=None):
-    """Roles-free judgement of a synthetic table: (rows, slopes, comparisons table)."""
-    table = verdicts.comparisons(trials, base, short, long, beyond=SHORT, long_length=long_length)
-    slopes = verdicts.entropy_slopes(trials, short, long, SHORT)
-    all_token = verdicts.entropy_slopes(trials, short, long, SHORT, column="entropy")
-    reasons = reasons or {"base": "", "short": "", "long": ""}
-    return verdicts.glance_rows(reasons, slopes, all_token, table, SHORT, attention_reasons), slopes, table
+def judged(trials, short="short", long="long", base="base", long_length=2 * SHORT, pretrained_length=SHORT):
+    """Roles-free judgement of a synthetic table: (rows by order, judgement)."""
+    judgement = verdicts.judge_methods(trials, base, short, long, SHORT, long_length, pretrained_length)
+    return {r["order"]: r for r in verdicts.glance_rows(judgement, model="organism")}, judgement
 
 
-# --- the slope rule (3.1): slopes, not levels --------------------------------------------------------
+def rate(length, depth, i, share):
+    """Deterministic pass/fail with a prompt-dependent pattern: a share ``share`` of prompts pass."""
+    return (hash((length, depth, i)) % 1000) / 1000 < share
+
+
+# --- 3.1: the slope difference, direction -1 ---------------------------------------------------------
 
 
 def test_a_flatter_rise_replicates_with_a_paired_ci_below_zero():
-    rows, slopes, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": flat_long}))
-    assert slopes["slope_short"] == pytest.approx(1.0, abs=0.02)
-    assert slopes["slope_long"] == pytest.approx(0.5, abs=0.02)
-    assert slopes["d_slope_ci_high"] < 0 and slopes["flattening"] == pytest.approx(0.5 * math.log(8), abs=0.05)
-    assert rows[0]["verdict"] == "replicated" and rows[0]["order"] == 3.1
-    assert "reported, not counted" in rows[0]["details"] and rows[0]["kind"] == "paper"
+    rows, j = judged(synthetic_trials({"base": base_like, "short": base_like, "long": flat_long}))
+    s = j.slopes
+    assert s["slope_short"] == pytest.approx(1.0, abs=0.02) and s["slope_long"] == pytest.approx(0.5, abs=0.02)
+    assert s["d_slope_ci_high"] < -0.1 and s["prompts"] == len(LENGTHS) * len(DEPTHS) * 2
+    row = rows[3.1]
+    assert row["verdict"] == "replicated" and row["kind"] == "paper" and row["direction"] == -1
+    assert row["estimate"] == pytest.approx(s["d_slope"], rel=1e-3) and row["n_units"] == s["prompts"]
+    assert row["unit"] == "prompt" and "shown, not graded" in row["details"] and row["model"] == "organism"
 
 
 def test_a_constant_offset_at_every_length_does_not_replicate():
-    """Lower by the same 1 nat everywhere, inside both training lengths included: equal slopes."""
-    rows, slopes, table = judged(synthetic_trials({"base": base_like, "short": base_like, "long": offset_long}))
-    assert slopes["d_slope"] == pytest.approx(0.0, abs=1e-9)
-    assert slopes["gap_shortest"] == pytest.approx(-1.0) and slopes["shortest_length"] == SHORT  # reported ...
-    assert table.set_index("comparison").loc["long vs short", "d_entropy"] == pytest.approx(-1.0)  # ... a level
-    assert rows[0]["verdict"] == "not replicated"  # ... not counted
+    """Lower by the same 1 nat everywhere, inside both training lengths included: equal slopes, a level."""
+    rows, j = judged(synthetic_trials({"base": base_like, "short": base_like, "long": offset_long}))
+    assert j.slopes["d_slope"] == pytest.approx(0.0, abs=1e-9)
+    assert j.slopes["gap_shortest"] == pytest.approx(-1.0) and j.slopes["shortest_length"] == SHORT  # shown ...
+    assert j.table.set_index("comparison").loc["long vs short", "d_entropy"] == pytest.approx(-1.0)  # ... a level
+    assert rows[3.1]["verdict"] == "not replicated"  # ... not graded: the slopes' CI lies inside +-0.1
+    wiggled = synthetic_trials({"base": base_like, "short": base_like,
+                                "long": lambda L, d, i: (True, offset_long(L, d, i)[1] + noise(L, d, i + 7, 0.1))},
+                               needles=8)
+    assert judged(wiggled)[0][3.1]["verdict"] == "not replicated"  # same slope, noisy: CI inside +-0.1
 
 
-def test_the_rule_reads_teacher_forced_entropy_not_the_all_token_mean():
-    """All-token entropy that flattens only because errors feed back (teacher-forced: same slope)."""
+def test_the_row_reads_teacher_forced_entropy_not_the_all_token_mean():
+    """All-token entropy that flattens only because errors feed back (teacher-forced: the same slope + noise)."""
     def errors_feed_back(length, depth, i):
-        passed, teacher = offset_long(length, depth, i)[:2]
-        return passed, teacher, flat_long(length, depth, i)[1] - 1.0
-    rows, slopes, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": errors_feed_back}))
-    assert rows[0]["verdict"] == "not replicated"
-    assert "Appendix C all-token entropy" in rows[0]["details"]
+        teacher = offset_long(length, depth, i)[1] + noise(length, depth, i + 7, 0.1)
+        return True, teacher, flat_long(length, depth, i)[1] - 1.0
+    rows, j = judged(synthetic_trials({"base": base_like, "short": base_like, "long": errors_feed_back}, needles=8))
+    assert j.all_token["d_slope"] < -0.4 and rows[3.1]["verdict"] == "not replicated"
+    assert "Appendix C all-token entropy" in rows[3.1]["details"]
 
 
-@pytest.mark.parametrize("ci_low, ci_high, flattening, verdict", [
-    (-0.5, -0.1, 0.5, "replicated"),
-    (-0.05, -0.01, 0.05, "partly"),  # separated from 0 but below MIN_ENTROPY_DROP
-    (-0.4, 0.2, 0.3, "inconclusive"),  # large point estimate, CI includes 0: the old rule said "partly"
-    (-0.1, 0.2, 0.05, "inconclusive"),
-    (-0.05, 0.2, 0.05, "not replicated"),  # the CI allows at most 0.05 nats of flattening: below the effect size
-    (0.1, 0.5, -0.3, "not replicated"),  # the long model's entropy rises faster
-])
-def test_flatter_rule(ci_low, ci_high, flattening, verdict):
-    c = {"d_slope": -flattening, "d_slope_ci_low": ci_low, "d_slope_ci_high": ci_high, "flattening": flattening,
-         "span": 1.0}
-    assert verdicts.verdict_flatter(c) == verdict
-    assert verdicts.verdict_flatter(c, testable=False) == "not testable"
+def test_a_noisy_slope_difference_is_inconclusive():
+    def noisy(length, depth, i):  # slope 0.9 vs 1.0, with large prompt noise: the CI holds 0 and -0.1
+        return True, math.log(SHORT) + 0.9 * math.log(length / SHORT) + noise(length, depth, i, 1.5)
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": noisy}))
+    assert rows[3.1]["verdict"] == "inconclusive"
+
+
+def test_too_few_prompts_are_inconclusive_whatever_the_slopes():
+    trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long}, needles=1)
+    trials = trials[trials["depth"] == 0]  # 4 lengths x 1 depth x 1 needle: 4 prompts < 8
+    rows, j = judged(trials)
+    assert j.slopes["prompts"] == 4 and rows[3.1]["verdict"] == "inconclusive"
+    assert "too few units" in rows[3.1]["parts"]
 
 
 def test_bootstrap_is_seeded_and_paired():
@@ -121,119 +131,136 @@ def test_bootstrap_is_seeded_and_paired():
     assert same["d_slope_ci_low"] == same["d_slope_ci_high"] == 0.0  # paired: identical models, no spread
 
 
-# --- passes (3.2) and little change (3.3) ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("d_pass, low, high, verdict", [
-    (0.4, 0.1, 0.6, "replicated"), (0.1, -0.09, 0.29, "inconclusive"),  # 3.2 as committed: the old rule's "partly"
-    (0.0, 0.0, 0.0, "not replicated"), (-0.2, -0.4, -0.05, "not replicated"),
-])
-def test_more_passes_rule(d_pass, low, high, verdict):
-    assert verdicts.verdict_more_passes({"d_pass": d_pass, "pass_ci_low": low, "pass_ci_high": high}) == verdict
+# --- 3.2 / 3.25: pass-rate differences over prompts, direction +1, premise as a caveat ---------------
 
 
 def test_passes_are_split_within_the_long_cpt_length_and_beyond_both():
-    """A long model that passes more only at its own training length: 3.2 replicates, 3.25 (beyond both) does not."""
+    """A long model that passes more only at its own training length: 3.2 replicates, 3.25 does not."""
     def at_own_length(length, depth, i):
-        return length <= SHORT or length <= 2 * SHORT, flat_long(length, depth, i)[1]
-    rows, _, table = judged(synthetic_trials({"base": base_like, "short": base_like, "long": at_own_length}),
-                            long_length=2 * SHORT)
-    by = {r["order"]: r for r in rows}
-    assert [by[o]["verdict"] for o in (3.2, 3.25)] == ["replicated", "not replicated"]
-    bands = table.set_index("comparison")
+        return length <= 2 * SHORT or rate(length, depth, i, 0.0), flat_long(length, depth, i)[1]
+    def short_model(length, depth, i):  # passes at L0, then half the prompts beyond it
+        return length <= SHORT or rate(length, depth, i, 0.5), base_like(length, depth, i)[1]
+    rows, j = judged(synthetic_trials({"base": base_like, "short": short_model, "long": at_own_length}, needles=4))
+    assert rows[3.2]["verdict"] == "replicated" and rows[3.2]["n_units"] == len(DEPTHS) * 4  # prompts at 512
+    assert rows[3.25]["verdict"] == "not replicated" and rows[3.25]["n_units"] == 2 * len(DEPTHS) * 4
+    bands = j.table.set_index("comparison")
     assert bands.loc["long vs short, within the long CPT length", "upto"] == 2 * SHORT
     assert bands.loc["long vs short, beyond both", "beyond"] == 2 * SHORT
-    rows, _, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": at_own_length}))
-    assert {r["order"]: r["verdict"] for r in rows}[3.25] == "not testable"  # no long CPT length given
+    assert rows[3.2]["caveats"] == "" and rows[3.2]["sensitivity"] == ""  # both retrieve at L0
+
+
+def test_every_paired_difference_zero_is_inconclusive_not_absence():
+    """3.25 as committed: neither model passes beyond both lengths, a [0, 0] bootstrap: not a CI."""
+    def fails_beyond(length, depth, i):
+        return length <= SHORT, flat_long(length, depth, i)[1]
+    rows, j = judged(synthetic_trials({"base": base_like, "short": fails_beyond, "long": fails_beyond}))
+    beyond = j.table.set_index("comparison").loc["long vs short, beyond both"]
+    assert (beyond["d_pass"], beyond["pass_ci_low"], beyond["pass_ci_high"]) == (0.0, 0.0, 0.0)
+    assert rows[3.25]["verdict"] == "inconclusive" and "zero-width" in rows[3.25]["parts"]
 
 
 def test_a_long_model_that_passes_fewer_needles_does_not_replicate():
-    def fails_beyond(length, depth, i):
-        return length <= SHORT and i == 0, flat_long(length, depth, i)[1]
-    rows, _, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": fails_beyond}))
-    assert rows[1]["verdict"] == "not replicated" and rows[0]["verdict"] == "replicated"
+    def fails_beyond(length, depth, i):  # a fifth of the prompts beyond L0
+        return length <= SHORT or rate(length, depth, i, 0.2), flat_long(length, depth, i)[1]
+    def passes(length, depth, i):
+        return True, base_like(length, depth, i)[1]
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": passes, "long": fails_beyond}, needles=4))
+    assert rows[3.2]["verdict"] == "not replicated" and rows[3.1]["verdict"] == "replicated"
 
 
-@pytest.mark.parametrize("d_entropy, low, high, verdict", [
-    (0.0, 0.0, 0.0, "replicated"),
-    (-0.009, -0.051, 0.029, "replicated"),  # 3.3 as committed: entropy as it was
-    (0.0, -0.1, 0.1, "replicated"),  # the margin itself is inside
-    (0.05, -0.05, 0.25, "inconclusive"),
-    (-0.3, -0.5, -0.15, "not replicated"),
-])
-def test_little_change_rule(d_entropy, low, high, verdict):
-    c = {"d_entropy": d_entropy, "entropy_ci_low": low, "entropy_ci_high": high}
-    assert verdicts.verdict_little_change(c) == verdict
+def test_noisy_pass_differences_are_inconclusive():
+    def coin(seed):
+        return lambda length, depth, i: (length <= SHORT or rate(length, depth, i + seed, 0.5),
+                                         base_like(length, depth, i)[1])
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": coin(0), "long": coin(100)}, needles=2))
+    assert rows[3.2]["verdict"] == "inconclusive"
+
+
+def test_a_model_that_misses_the_premise_is_still_graded_with_a_caveat():
+    """The long model retrieves nothing at L0 on the page's trials: 3.2 is graded on every prompt, the
+    caveat names it, and the sensitivity line has no units (a compared model misses the premise)."""
+    def no_L0(length, depth, i):
+        return SHORT < length <= 2 * SHORT, flat_long(length, depth, i)[1]
+    def short_model(length, depth, i):
+        return length <= SHORT or rate(length, depth, i, 0.2), base_like(length, depth, i)[1]
+    rows, j = judged(synthetic_trials({"base": base_like, "short": short_model, "long": no_L0}, needles=4))
+    assert j.at_L0 == {"short": 1.0, "long": 0.0}
+    assert rows[3.2]["verdict"] == "replicated"  # graded all the same
+    assert rows[3.2]["caveats"].startswith("long misses the premise 'retrieves at L0': pass rate 0 < 0.8")
+    assert rows[3.2]["sensitivity"].startswith("on the units that meet the premises: not testable")
+    assert rows[3.1]["caveats"] == "" and rows[3.3]["caveats"] == ""  # entropy claims have no premise
+
+
+def test_a_grid_without_L0_says_the_premise_was_not_checked():
+    trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long})
+    rows, _ = judged(trials, pretrained_length=128)
+    assert "not checked for short: no trials at L0 = 128" in rows[3.2]["caveats"]
+
+
+# --- 3.3: short - base entropy, direction 0 (equivalence within +-0.1) -----------------------------
 
 
 def test_a_short_cpt_that_changes_entropy_is_not_little_change():
     def lowered(length, depth, i):
-        return length <= SHORT, base_like(length, depth, i)[1] - 0.5
-    rows, _, _ = judged(synthetic_trials({"base": base_like, "short": lowered, "long": flat_long}))
-    assert {r["order"]: r["verdict"] for r in rows}[3.3] == "not replicated"
+        return length <= SHORT, base_like(length, depth, i)[1] - 0.5 + noise(length, depth, i + 3)
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": lowered, "long": flat_long}))
+    assert rows[3.3]["verdict"] == "not replicated" and rows[3.3]["direction"] == 0
 
 
 def test_little_change_is_graded_on_entropy_and_shows_the_pass_rate():
     def broken(length, depth, i):
         return False, base_like(length, depth, i)[1]
-    def repaired(length, depth, i):  # passes more, same entropy: the paper's claim is about entropy
-        return True, base_like(length, depth, i)[1]
-    rows, _, _ = judged(synthetic_trials({"base": broken, "short": repaired, "long": flat_long}))
-    row = {r["order"]: r for r in rows}[3.3]
-    assert row["verdict"] == "replicated" and "pass rate (shown, not judged) +1" in row["details"]
+    def repaired(length, depth, i):  # passes more, nearly the same entropy: the paper's claim is about entropy
+        return True, base_like(length, depth, i)[1] + noise(length, depth, i + 5)
+    rows, _ = judged(synthetic_trials({"base": broken, "short": repaired, "long": flat_long}))
+    assert rows[3.3]["verdict"] == "replicated" and "pass rate (shown, not graded) +1" in rows[3.3]["details"]
 
 
-def test_a_missed_gate_makes_the_claims_not_testable():
-    trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long})
-    reasons = {"base": "", "short": "", "long": "ntk8-long: retrieval gate not passed (...)"}
-    rows, _, _ = judged(trials, reasons, long_length=2 * SHORT)
-    by = {r["order"]: r for r in rows}
-    # a gate miss touches the needle claims only; entropy (3.1, 3.3) is measured on any checkpoint
-    assert by[3.1]["verdict"] == "not testable"  # the same reasons for both roles: the caller passes the attention ones
-    rows, _, _ = judged(trials, reasons, long_length=2 * SHORT, attention_reasons={"base": "", "short": "", "long": ""})
-    by = {r["order"]: r for r in rows}
-    assert [by[o]["verdict"] for o in (3.1, 3.2, 3.25, 3.3)] == ["replicated", "not testable", "not testable",
-                                                                "replicated"]
-    assert by[3.2]["details"].startswith("ntk8-long") and by[3.2]["ci_low"] is None
-    assert "computed, not judged: +1 pass rate" in by[3.2]["details"]  # the statistics are still shown
-    rows, _, _ = judged(trials, {"base": "", "short": "", "long": "ntk8-long is absent"})  # missing: every role
-    assert {r["order"]: r["verdict"] for r in rows}[3.1] == "not testable"
-    assert list(pd.DataFrame(rows, columns=results.GLANCE_COLUMNS).columns) == results.GLANCE_COLUMNS
+def test_identical_entropy_is_a_zero_width_interval_and_inconclusive():
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": flat_long}))
+    assert rows[3.3]["verdict"] == "inconclusive" and "zero-width" in rows[3.3]["parts"]
+
+
+def test_noisy_entropy_differences_are_not_absence():
+    def noisy(length, depth, i):
+        return length <= SHORT, base_like(length, depth, i)[1] + noise(length, depth, i + 11, 0.8)
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": noisy, "long": flat_long}))
+    assert rows[3.3]["verdict"] == "inconclusive"
+
+
+# --- rows, not testable, tables ---------------------------------------------------------------
 
 
 def test_without_a_pair_every_claim_is_not_testable_and_says_why():
-    reasons = {"base": "", "short": "no short CPT checkpoint given (short_model / long_model): the comparison is "
-                                    "skipped", "long": "no long CPT checkpoint given ..."}
-    rows = verdicts.glance_rows(reasons, None, None, None, SHORT)
-    assert [r["verdict"] for r in rows] == ["not testable"] * 4
-    assert all("skipped" in r["details"] for r in rows)
+    rows = verdicts.glance_rows(verdicts.Judgement(None, None, None), model="organism")
+    assert [r["verdict"] for r in rows] == ["not testable"] * 4 and [r["order"] for r in rows] == [3.1, 3.2, 3.25, 3.3]
+    assert all("nothing to compare" in r["details"] for r in rows)
     assert all(line.count("NOT TESTABLE") == 1 for line in verdicts.verdict_lines(rows))
+    assert verdicts.tables_text(verdicts.Judgement(None, None, None)) == "no short/long CPT pair: nothing compared"
 
 
-def test_paired_cells_keep_lengths_beyond_and_subtract_first_from_second():
+def test_rows_carry_the_registry_columns():
+    rows, _ = judged(synthetic_trials({"base": base_like, "short": base_like, "long": flat_long}))
+    frame = pd.DataFrame(list(rows.values()), columns=results.GLANCE_COLUMNS)
+    assert list(frame.columns) == results.GLANCE_COLUMNS
+    assert list(frame["direction"]) == [-1, 1, 1, 0] and set(frame["unit"]) == {"prompt"}
+    assert all("one rule for every row" in r for r in frame["rule"])
+
+
+def test_paired_prompts_keep_lengths_beyond_and_subtract_first_from_second():
     trials = synthetic_trials({"short": base_like, "long": flat_long})
-    pairs = verdicts.paired_cells(trials, "short", "long", beyond=SHORT)
+    pairs = verdicts.paired_prompts(trials, "short", "long", beyond=SHORT)
     assert sorted(pairs["length"].unique()) == [512, 1024, 2048]
-    assert len(pairs) == 3 * len(DEPTHS) and (pairs["d_pass"] == 1.0).all()
+    assert len(pairs) == 3 * len(DEPTHS) * 2 and (pairs["d_pass"] == 1.0).all()
+    upto = verdicts.paired_prompts(trials, "short", "long", beyond=SHORT, upto=1024)
+    assert sorted(upto["length"].unique()) == [512, 1024]
 
 
-def test_identical_models_give_no_effect_and_no_warning(recwarn):
-    trials = synthetic_trials({"a": base_like, "b": base_like})
-    c = verdicts.compare(verdicts.paired_cells(trials, "a", "b", beyond=SHORT))
-    assert c["d_entropy"] == 0 and c["p_entropy_lower"] == 1.0
-    assert (c["pass_ci_low"], c["pass_ci_high"]) == (0.0, 0.0)
-    assert not [w for w in recwarn if "wilcoxon" in str(w.message).lower()]
-
-
-def test_wilcoxon_is_one_sided():
-    assert verdicts.wilcoxon_less([-1.0, -2.0, -0.5, -0.2, -0.1, -0.3]) < 0.05
-    assert verdicts.wilcoxon_less([1.0, 2.0, 0.5, 0.2, 0.1, 0.3]) > 0.95
-
-
-def test_further_references_are_compared_with_the_short_model_but_not_judged():
+def test_further_references_are_compared_with_the_short_model_but_not_graded():
     trials = synthetic_trials({"base": base_like, "short": base_like, "long": flat_long, "rope": flat_long})
-    table = verdicts.comparisons(trials, "base", "short", "long", beyond=SHORT, references=("rope",))
-    assert list(table["comparison"]) == ["long vs short", "short vs base", "short vs rope"]
+    table = verdicts.comparisons(trials, "base", "short", "long", beyond=SHORT, long_length=2 * SHORT,
+                                 references=("rope",))
+    assert list(table["comparison"])[:3] == ["long vs short", "short vs base", "short vs rope"]
     assert table.iloc[2]["d_pass"] == -1.0 and table.iloc[2]["first"] == "rope"
 
 
@@ -259,7 +286,6 @@ def test_the_organism_pair_is_resolved_with_L0_from_the_base(pair):
     roles = default_roles()
     assert [v.label for v in roles.evaluated] == ["RoPE (base)", "NTK (base)", "NTK (ntk8-short)", "NTK (ntk8-long)"]
     assert roles.has_pair and roles.pretrained_length == 256
-    assert cpt_length.testability(roles) == {"base": "", "short": "", "long": ""}
     cpt_length.check_setup(roles, [256, 512, 1024], 256, 2048, retrain=False, train_tokens=4096, factor=8.0)
 
 
@@ -270,8 +296,6 @@ def test_a_model_without_a_pair_runs_the_base_sweep_only(pair, tmp_path):
     assert not roles.has_pair and roles.pretrained_length == 4096
     assert cpt_length.grid_lengths([], roles.pretrained_length) == [4096, 8192, 16384, 32768, 65536]
     assert "skipped" in cpt_length.setup_line(roles, 256, 2048, 8.0)
-    reasons = cpt_length.testability(roles)
-    assert reasons["base"] == "" and "skipped" in reasons["short"]  # a Hugging Face base has no gate: usable
     cpt_length.check_setup(roles, [4096, 8192], 256, 2048, retrain=False, train_tokens=4096, factor=8.0)
 
 
@@ -286,11 +310,10 @@ def test_hugging_face_cpt_checkpoints_run_as_saved(pair, tmp_path):
         default_roles(model=str(llama), short_model=str(short))
 
 
-def test_missing_gates_make_the_pair_unusable(pair):
+def test_missed_gates_are_shown_in_the_gate_table(pair):
+    """Gates are information on the page; the rows' premise is computed from the page's own trials."""
     write_checkpoint(pair, "ntk8-long", [(128, 2, 4), (2048, 2, 1)], "base", "ntk", 8.0, gate=False)
     write_checkpoint(pair, "ntk8-short", [(128, 2, 4), (256, 4, 4)], "base", "ntk", 8.0, gate=None)  # smoke
-    reasons = cpt_length.testability(default_roles())
-    assert "ntk8-long retrieves 0.50" in reasons["long"] and "no retrieval gate recorded" in reasons["short"]
     assert length_sweep.gate_table(default_roles().evaluated)["gate"].tolist() == ["passed", "passed", "missed",
                                                                                  "missed"]
 

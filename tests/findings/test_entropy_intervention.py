@@ -178,7 +178,7 @@ def test_rescues_with_the_needle_already_ranked_first_are_counted():
 def test_counts_and_malformed_tables():
     trials = trials_table(three_in_four, n_prompts=10)
     pairs = paired_trials(trials, "log_scale", CPT)
-    assert counts(pairs) == (0, 30, 0, 10)  # 2 models x 2 lengths x 10 prompts
+    assert counts(pairs) == (0, 28, 0, 12)  # 2 models x 2 lengths x 10 prompts, 3 in 10 unrescued
     with pytest.raises(ValueError, match="lack column"):
         paired_trials(trials.drop(columns="passed"), "log_scale", CPT)
     with pytest.raises(ValueError, match="several trials"):

@@ -1,5 +1,7 @@
-"""Finding 2's tables and rules on synthetic trial tables, including the tables that must
-NOT replicate: length alone, signal only in post-error tokens, tiny strata, no failures."""
+"""Finding 2's tables and estimands on synthetic trial tables, graded by the registry's rule, including
+the tables that must NOT replicate: length alone, signal only in post-error tokens, noise, tiny strata,
+too few failing cells, borrowing at chance level, format failures, no failures; and a model that misses
+the premise, still graded, with a caveat and a sensitivity line."""
 
 import matplotlib
 
@@ -10,34 +12,39 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from ropelib import results  # noqa: E402
+from ropelib.findings import claims  # noqa: E402
 from ropelib.findings.needle_entropy import analysis as na  # noqa: E402
 from ropelib.findings.needle_entropy import plots as needle_plots  # noqa: E402
 from ropelib.findings.needle_entropy import verdicts as nv  # noqa: E402
 
 LENGTHS = [128, 256, 512, 1024]
+L0 = 128
 DEPTHS = [0.0, 25.0, 50.0, 75.0, 100.0]
 MEASURES = ("entropy_first", "entropy_teacher", "entropy")
 
 
 def synthetic_trials(signal_in=MEASURES, seed: int = 0, per_cell: int = 6,
-                     p_fail=(0.05, 0.3, 0.5, 0.85)) -> pd.DataFrame:
+                     p_fail=(0.05, 0.3, 0.5, 0.85), methods=("A", "B"), l0_fail=None) -> pd.DataFrame:
     """Two methods reading the same prompts; entropy rises with log length and failures get likelier
-    with length. Measures in ``signal_in`` also carry +1 nat for a failure at a fixed length."""
+    with length. Measures in ``signal_in`` also carry +1 nat for a failure at a fixed length. L0 = 128;
+    ``l0_fail``: {method: failure probability at L0} for a model that misses the premise."""
     rng = np.random.default_rng(seed)
     rows = []
     for length, p in zip(LENGTHS, p_fail):
         for depth in DEPTHS:
             for i in range(per_cell):
-                for method in ("A", "B"):
-                    failed = bool(rng.random() < p)
+                for method in methods:
+                    q = (l0_fail or {}).get(method, p) if length == L0 else p
+                    failed = bool(rng.random() < q)
                     base = np.log2(length) / 2 + rng.normal(scale=0.5)
                     borrowed = failed and rng.random() < 0.8
                     row = {m: base + (1.0 if failed and m in signal_in else 0.0) for m in MEASURES}
                     rows.append({
                         **row, "method": method, "length": length, "depth": depth, "prompt": f"{length}-{depth}-{i}",
-                        "passed": not failed, "needle_mass": 0.05 if failed else 0.6, "borrowed": borrowed,
-                        "borrowed_mass": 0.3 if borrowed else 0.0, "borrowed_count": 6 if borrowed else 0,
-                        "borrowed_by_chance": failed and rng.random() < 0.2,
+                        "passed": not failed, "needle_mass": 0.05 * np.exp(rng.normal(scale=0.3)), "borrowed": borrowed,
+                        "borrowed_mass": 0.3 * np.exp(rng.normal(scale=0.3)) if borrowed else 0.0,
+                        "borrowed_count": 6 if borrowed else 0, "borrowed_positions": "10 40" if borrowed else "",
+                        "borrowed_by_chance": failed and rng.random() < 0.2, "pretrained_length": L0,
                         "value": "12345", "answer": "54321" if failed else "12345"})
     trials = pd.DataFrame(rows)
     trials["failed"] = ~trials["passed"]
@@ -45,82 +52,94 @@ def synthetic_trials(signal_in=MEASURES, seed: int = 0, per_cell: int = 6,
 
 
 def analyse(trials, n=200):
-    association = pd.concat([na.association_table(trials, m, n_boot=n, n_perm=n) for m in MEASURES])
-    cells = na.cells(trials)
-    topk = pd.concat([na.topk_table(cells, m, n_perm=n) for m in MEASURES])
-    return association, topk, na.borrowed_table(trials)
+    return na.verdict_tables(trials, n_boot=n)
+
+
+def rows_of(trials, n=200):
+    """What the page does: tables on every trial, the premise per model, the tables of the models that meet it."""
+    premise = na.retrieves_at_l0(trials)
+    rows = nv.glance_rows(trials, analyse(trials, n), premise, na.met_tables(trials, premise, n_boot=n), "organism",
+                          n_boot=n)
+    return {r["order"]: r for r in rows}
 
 
 @pytest.fixture(scope="module")
 def signal():
     trials = synthetic_trials()
-    return (trials, *analyse(trials))
+    return trials, analyse(trials)
 
 
 def test_a_real_within_length_effect_replicates(signal):
-    trials, association, topk, borrowed = signal
-    pooled = association[(association["method"] == na.POOLED) & (association["measure"] == "entropy_first")].iloc[0]
+    trials, tables = signal
+    pooled = tables.association[(tables.association["method"] == na.POOLED)
+                                & (tables.association["measure"] == "entropy_first")].iloc[0]
     assert pooled["n"] == len(trials) and pooled["within_low"] > 0.6 and pooled["within_p"] < 0.01
-    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    assert pooled["prompts"] == trials.loc[trials["length"] > 128, "prompt"].nunique()  # 128 has < 5 failures
+    rows = rows_of(trials)
     assert sorted(rows) == [2.1, 2.3, 2.4, 2.5]  # one row per claim
     assert rows[2.1]["verdict"] == "replicated" and rows[2.5]["verdict"] == "replicated"
+    assert rows[2.1]["n_units"] == pooled["prompts"] and rows[2.1]["unit"] == "prompt"
+    assert rows[2.1]["parts"].count(": replicated") == 2  # one part per causal measure
+    assert rows[2.1]["caveats"] == "" and rows[2.1]["sensitivity"] == ""  # every model meets the premise
     assert all(r["verdict"] in results.VERDICTS and r["rule"] and r["details"] for r in rows.values())
 
 
 def test_length_alone_does_not_replicate():
     # entropy depends on length only: every measure, every claim about entropy must fail to replicate
-    association, topk, borrowed = analyse(synthetic_trials(signal_in=()))
-    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    trials = synthetic_trials(signal_in=())
+    rows = rows_of(trials)
     assert rows[2.1]["verdict"] in ("not replicated", "inconclusive")  # never replicated, never partly
     assert rows[2.3]["verdict"] in ("not replicated", "inconclusive")  # length tops the entropies alone
+    topk = analyse(trials).topk
     top = topk[(topk["method"] == na.POOLED) & (topk["measure"] == "entropy_first")].iloc[0]
     assert top["hit_rate"] > top["chance"]  # the old null (random ranking) would have been fooled
-    assert top["p_value"] > 0.05 or top["hit_rate"] <= top["length_only"]
 
 
 def test_signal_only_after_the_first_error_does_not_replicate():
-    association, topk, borrowed = analyse(synthetic_trials(signal_in=("entropy",)))
-    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
+    trials = synthetic_trials(signal_in=("entropy",))
+    rows = rows_of(trials)
     assert rows[2.1]["verdict"] in ("not replicated", "inconclusive")
+    association = analyse(trials).association
     appendix_c = association[(association["method"] == na.POOLED) & (association["measure"] == "entropy")].iloc[0]
     assert appendix_c["within_low"] > 0.5  # the Appendix C mean alone would have said "replicated"
+    assert "not graded" in rows[2.1]["details"]
 
 
-def _topk(statement, best_p=0.001, failing=69, **by_measure):
-    """A pooled top-k table: measure -> (hit_rate, null, p_value, length_only)."""
+def _topk(statement, failing=69, **by_measure):
+    """A pooled top-k table: measure -> (hit_rate, null, length_only)."""
     return pd.DataFrame([{"method": na.POOLED, "statement": statement, "measure": measure, "hit_rate": hit,
-                          "hits": round(hit * failing), "failing": failing, "null": null, "p_value": p, "chance": 0.3,
-                          "length_only": length_only, "best_p": best_p}
-                         for measure, (hit, null, p, length_only) in by_measure.items()])
+                          "hits": round(hit * failing) if failing else 0, "failing": failing, "groups": 5, "null": null,
+                          "p_value": 0.5, "chance": 0.3, "length_only": length_only, "best_p": 0.001}
+                         for measure, (hit, null, length_only) in by_measure.items()])
 
 
-def test_noise_the_old_rule_graded_partly_is_inconclusive():
-    statement = list(na.STATEMENTS)[1]
-    noise = _topk(statement, entropy_first=(0.52, 0.50, 0.69, np.nan), entropy_teacher=(0.49, 0.50, 0.8, np.nan),
-                  entropy=(0.6, 0.5, 0.01, np.nan))  # the non-causal measure is never judged
-    assert nv.topk_verdict(noise, statement)[0] == "inconclusive"  # was "partly": above the null's mean, p = 0.69
-    below = _topk(statement, entropy_first=(0.45, 0.50, 0.9, np.nan), entropy_teacher=(0.40, 0.50, 0.95, np.nan))
-    assert nv.topk_verdict(below, statement)[0] == "not replicated"
-    one = _topk(statement, entropy_first=(0.9, 0.5, 0.001, np.nan), entropy_teacher=(0.52, 0.5, 0.6, np.nan))
-    assert nv.topk_verdict(one, statement)[0] == "partly"  # one measure significant: a significant part
+def _grades(parts):
+    return [p.grade for p in parts]
 
 
-def test_a_test_that_length_alone_passes_as_well_is_inconclusive():
-    statement = list(na.STATEMENTS)[0]  # at a fixed depth: failing lengths; length alone ranks them too (row 2.3)
-    same = _topk(statement, entropy_first=(1.0, 0.6, 0.001, 1.0), entropy_teacher=(1.0, 0.6, 0.001, 1.0))
-    assert nv.topk_verdict(same, statement)[0] == "inconclusive"
+def test_topk_parts_are_the_hit_rate_minus_each_reference_with_a_shifted_wilson_interval():
+    depth, column = list(na.STATEMENTS)
+    table = _topk(column, entropy_first=(0.9, 0.5, np.nan), entropy_teacher=(0.52, 0.5, np.nan))
+    first, teacher = nv.topk_parts(table, 2.4)
+    rate, low, high = claims.wilson(62, 69)
+    assert (first.estimate, first.ci_low, first.ci_high, first.n_units) == pytest.approx(
+        (rate - 0.5, low - 0.5, high - 0.5, 69))
+    assert first.grade == "replicated" and teacher.grade == "inconclusive"  # noise: an effect of interest not excluded
+    # at a fixed depth (2.3) a second reference per measure: ranking by length alone
+    table = _topk(depth, entropy_first=(1.0, 0.6, 1.0), entropy_teacher=(1.0, 0.6, 1.0))
+    parts = nv.topk_parts(table, 2.3)
+    assert len(parts) == 4 and [p.name.split(" vs ")[1] for p in parts[:2]] == ["shuffled within length", "length alone"]
+    assert _grades(parts) == ["replicated", "not replicated"] * 2  # length alone ranks as well: the claim fails there
+    below = _topk(column, entropy_first=(0.40, 0.50, np.nan), entropy_teacher=(0.38, 0.50, np.nan), failing=300)
+    assert _grades(nv.topk_parts(below, 2.4)) == ["not replicated"] * 2
 
 
-def test_a_test_that_cannot_reach_significance_is_inconclusive_never_not_replicated():
-    # SmolLM2's 2.3 and 2.4 (stop 31): 3 failing cells whose shuffles always hit (null 1.000), 1 failing cell
-    statement = list(na.STATEMENTS)[0]
-    saturated = _topk(statement, best_p=1.0, failing=3, entropy_first=(1.0, 1.0, 1.0, 1.0),
-                      entropy_teacher=(1.0, 1.0, 1.0, 1.0))
-    assert nv.topk_verdict(saturated, statement)[0] == "inconclusive"  # the old rule: "not replicated"
-    single = _topk(list(na.STATEMENTS)[1], best_p=0.52, failing=1, entropy_first=(0.0, 0.522, 1.0, np.nan),
-                   entropy_teacher=(0.0, 0.522, 1.0, np.nan))
-    verdict, details = nv.topk_verdict(single, list(na.STATEMENTS)[1])
-    assert verdict == "inconclusive" and "a perfect ranking 0.52" in details
+def test_topk_with_too_few_failing_cells_is_inconclusive_and_without_any_not_testable():
+    column = list(na.STATEMENTS)[1]
+    few = _topk(column, failing=3, entropy_first=(1.0, 0.2, np.nan), entropy_teacher=(1.0, 0.2, np.nan))
+    assert all(p.grade == "inconclusive" and "too few units" in p.reason for p in nv.topk_parts(few, 2.4))
+    none = _topk(column, failing=0, entropy_first=(np.nan, np.nan, np.nan), entropy_teacher=(np.nan, np.nan, np.nan))
+    assert nv.topk_parts(none, 2.4) is None
 
 
 def test_best_p_is_the_p_of_a_perfect_ranking_against_the_same_shuffles():
@@ -139,43 +158,98 @@ def test_best_p_is_the_p_of_a_perfect_ranking_against_the_same_shuffles():
 
 def test_tiny_strata_are_inconclusive_and_strata_of_one_outcome_not_testable():
     trials = synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.3, 1.0))  # no stratum with 5 of each outcome
-    association, topk, borrowed = analyse(trials, n=50)
-    pooled = association[association["method"] == na.POOLED]
-    assert pooled["strata"].eq(0).all() and pooled["mixed_strata"].gt(0).all()
-    rows = {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}
-    assert rows[2.1]["verdict"] == "inconclusive" and rows[2.1]["details"].startswith("too few trials")
+    pooled = analyse(trials, n=50).association
+    pooled = pooled[pooled["method"] == na.POOLED]
+    assert pooled["strata"].eq(0).all() and pooled["mixed_strata"].gt(0).all() and pooled["prompts"].eq(0).all()
+    row = rows_of(trials, n=50)[2.1]
+    assert row["verdict"] == "inconclusive" and "too few units: 0 prompts" in row["parts"]
     # every stratum is all-pass or all-fail: no within-length AUROC exists at all
-    association, topk, borrowed = analyse(synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.0, 1.0)), n=50)
-    assert association["mixed_strata"].eq(0).all()
-    assert {r["order"]: r for r in nv.glance_rows(association, topk, borrowed)}[2.1]["verdict"] == "not testable"
+    rows = rows_of(synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.0, 1.0)), n=50)
+    assert rows[2.1]["verdict"] == "not testable" and rows[2.4]["verdict"] == "not testable"  # columns: one outcome
 
 
-def test_a_checkpoint_that_misses_its_gate_makes_every_row_not_testable(signal):
-    _, association, topk, borrowed = signal
-    rows = nv.glance_rows(association, topk, borrowed, unfit="cpt-rope retrieves 0.40 at 256")
-    assert {r["verdict"] for r in rows} == {"not testable"} and "0.40" in rows[0]["details"]
+def test_a_model_that_misses_the_premise_is_graded_with_a_caveat_and_a_sensitivity_line():
+    trials = synthetic_trials(l0_fail={"B": 0.6})  # B retrieves about 0.4 at L0
+    premise = na.retrieves_at_l0(trials)
+    assert premise.set_index("method")["meets"].to_dict() == {"A": True, "B": False}
+    rows = rows_of(trials)
+    row = rows[2.1]
+    assert row["verdict"] == "replicated"  # computed on every model's trials, never "not testable"
+    assert row["caveats"].startswith("B misses the premise 'retrieves at L0'") and "L0 = 128" in row["caveats"]
+    assert row["sensitivity"].startswith("on the units that meet the premises: replicated")
+    assert rows[2.5]["caveats"] == "" and rows[2.5]["sensitivity"] == ""  # 2.5 has no premise in the registry
+    # no model meets it: still graded; the sensitivity line says nothing could be graded on the rest
+    rows = rows_of(synthetic_trials(l0_fail={"A": 0.6, "B": 0.6}))
+    assert rows[2.1]["verdict"] == "replicated" and "not testable" in rows[2.1]["sensitivity"]
+    assert rows[2.1]["caveats"].count("misses the premise") == 2
+    # L0 not among the page's lengths: unchecked, a caveat
+    unchecked = na.retrieves_at_l0(trials.assign(pretrained_length=4096))
+    assert not unchecked["meets"].any() and "unchecked" in nv.premise_caveats(unchecked)[0]
 
 
 def test_pooled_intervals_resample_prompts_not_trials(signal):
-    trials, association, _, _ = signal
-    by_trial = na.association_table(trials.drop(columns=["prompt"]), "entropy_first", n_boot=200, n_perm=20)
-    clustered = association[(association["measure"] == "entropy_first") & (association["method"] == na.POOLED)]
+    trials, _ = signal
+    one = trials[trials["method"] == "A"]
+    twice = pd.concat([one, one.assign(method="B")])  # B reads the same prompts and answers as A does
+    clustered = na.association_table(twice, "entropy_first", n_boot=400, n_perm=20).iloc[-1]
+    by_trial = na.association_table(twice.drop(columns=["prompt"]), "entropy_first", n_boot=400, n_perm=20).iloc[-1]
     width = lambda row: row["within_high"] - row["within_low"]  # noqa: E731
-    assert width(clustered.iloc[0]) >= width(by_trial.iloc[-1]) * 0.9  # shared prompts are not independent
+    assert clustered["prompts"] == by_trial["prompts"] / 2  # a prompt read by two models is one unit
+    assert width(clustered) > width(by_trial) * 1.2  # shared prompts are not independent
 
 
 def test_no_failures_is_not_testable():
     trials = synthetic_trials()
     trials["passed"], trials["failed"] = True, False
-    rows = {r["order"]: r for r in nv.glance_rows(*analyse(trials, n=20))}
-    assert rows[2.1]["verdict"] == "not testable" and rows[2.5]["verdict"] == "not testable"
+    rows = rows_of(trials, n=20)
+    assert {rows[o]["verdict"] for o in rows} == {"not testable"}
+
+
+def test_borrowed_parts_pair_own_and_unseen_context_and_compare_attention_per_occurrence(signal):
+    trials, tables = signal
+    answers = tables.answers
+    assert len(answers) == int(trials["failed"].sum())  # every synthetic wrong answer is shaped like the value
+    own = answers[answers["own"]]
+    expected = np.log(trials.loc[trials["borrowed"], "borrowed_mass"] / 2 / trials.loc[trials["borrowed"], "needle_mass"])
+    assert own["occurrences"].eq(2).all() and np.allclose(own["log_ratio"], expected)  # "10 40": two occurrences
+    found, attention = nv.borrowed_parts(answers, n_boot=200)
+    assert found.n_units == len(answers) and attention.n_units == len(own)
+    assert found.grade == "replicated" and attention.grade == "replicated"
 
 
 def test_borrowing_at_chance_level_is_not_credited(signal):
-    trials, *_ = signal
-    borrowed = na.borrowed_table(trials.assign(borrowed_by_chance=trials["borrowed"]))
-    assert np.isnan(borrowed.iloc[-1]["chance_p"])  # no discordant pairs
-    assert nv.borrowed_verdict(borrowed)[0] == "partly"  # mass only
+    trials, _ = signal
+    answers = na.borrowed_answers(trials.assign(borrowed_by_chance=trials["borrowed"]))
+    found, _ = nv.borrowed_parts(answers, n_boot=200)
+    assert found.estimate == 0 and found.ci_high > found.ci_low  # 0 discordant pairs: Newcombe still has width
+    assert found.grade == "not replicated"  # CI inside 0 +- 0.1
+
+
+def test_format_failures_are_not_candidates_and_few_borrowed_answers_are_inconclusive(signal):
+    trials, _ = signal
+    failed = trials.index[trials["failed"]]
+    garbled = trials.copy()
+    garbled.loc[failed[5:], "answer"] = "5151"  # 4 digits: a format failure, not a like-shaped wrong answer
+    answers = na.borrowed_answers(garbled)
+    assert len(answers) == 5
+    found, attention = nv.borrowed_parts(answers, n_boot=200)
+    assert found.grade == "inconclusive" and attention.grade == "inconclusive" and "too few" in attention.reason
+    details = nv.borrowed_details(garbled, answers)
+    assert f"{len(failed) - 5} format failures" in details
+    # attention no larger per occurrence than on the needle: not credited
+    even = trials.assign(borrowed_mass=trials["needle_mass"] * 2 * np.exp(np.random.default_rng(1).normal(
+        scale=0.01, size=len(trials))))
+    _, attention = nv.borrowed_parts(na.borrowed_answers(even), n_boot=200)
+    assert attention.grade == "not replicated"
+
+
+def test_like_shaped_answers_and_occurrences():
+    frame = pd.DataFrame({"value": ["12345"] * 6 + ["98765"],
+                          "answer": ["54321", "54321.", "54321\n#", "5432", "543210", "# x", None]})
+    assert na.like_shaped(frame).tolist() == [True, True, True, False, False, False, False]
+    frame = pd.DataFrame({"borrowed": [True, True, True, False], "borrowed_count": [3, 6, 90, 0],
+                          "borrowed_positions": ["7", "7 9", " ".join(["1"] * 20), ""]})
+    assert na.occurrences(frame).tolist() == [1, 2, 30, 0]  # the list is cut at 20: borrowed_count / 3 above it
 
 
 def test_digit_overlap_and_readable():
@@ -203,18 +277,28 @@ METHODS = {"RoPE (cpt-rope)": "rope", "PI (cpt-pi)": "pi", "NTK (cpt-ntk)": "ntk
 
 def test_a_control_that_fails_retrieval_is_a_result_not_untestable():
     trials = _control_trials({"RoPE (cpt-rope)": 0.2, "PI (cpt-pi)": 0.95, "NTK (cpt-ntk)": 0.95})
-    table = nv.retrieval_control(trials, METHODS, pretrained_length=256, cpt_length=1024)
-    row = nv.retrieval_control_row(table, 256, 1024)
-    assert row["verdict"] == "supported" and row["kind"] == "control" and row["rule"]
+    table = nv.retrieval_control(trials, METHODS, pretrained_length=256, cpt_length=1024, n_boot=500)
+    row = nv.control_row(table, 256, 1024, "organism")
+    assert row["verdict"] == "supported" and row["kind"] == "control" and row["n_units"] == 120
     assert set(table["band"]) == {"within", "beyond"}
     assert table.groupby("band")["prompts"].first().to_dict() == {"within": 120, "beyond": 60}  # 512, 1024; 2048
 
 
-def test_retrieval_control_on_noise_is_inconclusive_and_a_control_as_good_is_not_supported():
+def test_retrieval_control_on_noise_or_identical_models_is_inconclusive():
     noise = _control_trials({"RoPE (cpt-rope)": 0.9, "PI (cpt-pi)": 0.92, "NTK (cpt-ntk)": 0.9}, prompts=30)
-    row = nv.retrieval_control_row(nv.retrieval_control(noise, METHODS, 256, 1024), 256, 1024)
-    assert row["verdict"] == "inconclusive"
+    row = nv.control_row(nv.retrieval_control(noise, METHODS, 256, 1024, n_boot=500), 256, 1024, "organism")
+    assert row["verdict"] in ("inconclusive", "not supported") and row["verdict"] != "supported"
     perfect = _control_trials({"RoPE (cpt-rope)": 1.0, "PI (cpt-pi)": 1.0, "NTK (cpt-ntk)": 1.0})
-    row = nv.retrieval_control_row(nv.retrieval_control(perfect, METHODS, 256, 1024), 256, 1024)
-    assert row["verdict"] == "not supported"  # every CI is exactly 0: the control retrieves as well
-    assert nv.retrieval_control_row(pd.DataFrame(), 256, 1024)["verdict"] == "not testable"  # no control model
+    row = nv.control_row(nv.retrieval_control(perfect, METHODS, 256, 1024, n_boot=500), 256, 1024, "organism")
+    assert row["verdict"] == "inconclusive" and "zero-width" in row["parts"]  # every difference 0: not a CI
+    few = _control_trials({"RoPE (cpt-rope)": 0.1, "PI (cpt-pi)": 1.0, "NTK (cpt-ntk)": 1.0}, prompts=3)
+    row = nv.control_row(nv.retrieval_control(few, METHODS, 256, 1024, n_boot=500), 256, 1024, "organism")
+    assert row["verdict"] == "inconclusive" and row["n_units"] == 6  # 6 prompts < 8
+
+
+def test_retrieval_control_is_not_testable_on_a_training_free_line_up():
+    trials = _control_trials({"RoPE (cpt-rope)": 0.2, "PI (cpt-pi)": 0.95})
+    assert nv.control_row(nv.retrieval_control(trials, METHODS, 256, 0), 256, 0, "m")["verdict"] == "not testable"
+    no_rope = nv.retrieval_control(trials.replace("RoPE (cpt-rope)", "YaRN"), {"YaRN": "yarn", "PI (cpt-pi)": "pi"},
+                                   256, 1024)
+    assert nv.control_row(no_rope, 256, 1024, "m")["verdict"] == "not testable"

@@ -251,6 +251,11 @@ def test_a_training_free_lineup_grades_1_1_and_1_5_and_cannot_test_the_cpt_claim
         assert rows[1.5]["verdict"] == "supported" and rows[1.5]["kind"] == "beyond"
         assert "inside: PI (base) above the original at L0" in rows[1.5]["parts"]
         assert "beyond: PI (base) below the original at 512" in rows[1.5]["parts"]
+    # a real model's rows name it; past 2 L0 missing, 1.5 says which length it read
+    table = table_of(TRAINING_FREE, lengths=[128, 256, 384])
+    rows = rules.glance_rows(table, ORIGINAL, L0, 0, seed=0, model="smollm2")
+    assert {row["model"] for row in rows} == {"smollm2"} and rows[-1]["order"] == 1.5
+    assert "at 384, the first evaluated length past L0" in rows[-1]["details"]
 
 
 def test_training_free_pi_without_a_cost_inside_l0_is_partly_supported():

@@ -155,8 +155,8 @@ def estimands(capture: analysis.Capture, table: pd.DataFrame, reference: str, lo
         if roles is None:
             return []
         first, others = roles
-        return [analysis.log_ratio_table(capture, statistic, first, others, target, n_boot, seed, sink).assign(claim=order)
-                for statistic, target in statistics]
+        return [analysis.log_ratio_table(capture, statistic, first, others, target, n_boot, seed, sink)
+                .assign(claim=order) for statistic, target in statistics]
 
     if setting(length, pretrained_length) == "at L0":
         frames = parts(1.4, ordering_roles(table, length, pretrained_length, reference), [("JS", None)])
@@ -188,13 +188,14 @@ def _parts(claim: claims.Claim, ratios: pd.DataFrame) -> list[claims.Part]:
                         r.n_units) for r in chosen.itertuples()]
 
 
-def glance_rows(ratios: pd.DataFrame, where: str, long_reference: str | None, model: str, chapter: str,
+def glance_rows(ratios: pd.DataFrame, where: str, model: str, chapter: str,
                 free: pd.DataFrame | None = None) -> list[dict]:
     """This page's rows (1.4 at L0; 1.3 and 1.35 beyond it), each graded by ``claims.row`` on its parts.
 
-    ``where``: :func:`setting`; ``ratios``: :func:`estimands`; ``free``: the same without the attention sink (JS parts only),
-    graded by the same rule and shown in the details, not part of the verdict. A claim none of whose
-    parts could be computed is ``claims.not_testable`` with the reason.
+    ``where``: :func:`setting`; ``ratios``: :func:`estimands`; ``free``: the same without the
+    attention sink (JS parts only), graded by the same rule and shown in the details, not part of
+    the verdict. Beyond L0 without a natively long model the JS parts are absent, and the details
+    say so. A claim none of whose parts could be computed is ``claims.not_testable`` with the reason.
     """
     rows = []
     for order in ORDERS[where]:
@@ -205,7 +206,7 @@ def glance_rows(ratios: pd.DataFrame, where: str, long_reference: str | None, mo
             continue
         first = ratios.loc[ratios["claim"] == order, "first"].iloc[0]
         details = [f"per part ln({first}'s statistic / the extension's), same target, same sequences"]
-        if order != 1.4 and not long_reference:
+        if order != 1.4 and not any(p.name.startswith("JS") for p in parts):
             details.append("JS parts absent: no natively long model in this line-up")
         shown = _parts(claim, free) if free is not None else []
         if shown:

@@ -93,9 +93,10 @@ def comparisons(trials: pd.DataFrame, base: str, short: str, long: str, beyond: 
     pairs += [(f"short vs {reference}", reference, short, beyond, None) for reference in references]
     bounds = {"short_length": beyond, "long_length": long_length, None: None}
     pairs += [(name, short, long, bounds[low], bounds[high]) for name, (low, high) in BANDS.items()]
-    return pd.DataFrame([{"comparison": name, "first": first, "second": second, "beyond": low, "upto": high,
-                          **compare(paired_prompts(trials, first, second, low, column, high), seed)}
-                         for name, first, second, low, high in pairs])
+    table = pd.DataFrame([{"comparison": name, "first": first, "second": second, "beyond": low, "upto": high,
+                           **compare(paired_prompts(trials, first, second, low, column, high), seed)}
+                          for name, first, second, low, high in pairs])
+    return table.astype({"upto": "Int64"})
 
 
 # ---- 3.1: slopes of entropy against ln L
@@ -189,8 +190,7 @@ NO_PAIR = "no short/long CPT pair in the line-up (short_model / long_model): not
 
 def _band(c: dict) -> str:
     upto = c.get("upto")
-    has_top = upto is not None and not (isinstance(upto, float) and math.isnan(upto))
-    return f"lengths in ({int(c['beyond'])}, {int(upto)}]" if has_top else f"lengths beyond {int(c['beyond'])}"
+    return f"lengths in ({int(c['beyond'])}, {int(upto)}]" if pd.notna(upto) else f"lengths beyond {int(c['beyond'])}"
 
 
 def _flatter_row(claim: claims.Claim, s: dict, all_token: dict | None, model: str) -> dict:

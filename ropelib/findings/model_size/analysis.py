@@ -3,7 +3,7 @@
 The paper runs its needle grids on MiniMA-2-3B and LLaMA-2-13B as well as LLaMA-2-7B and
 reads "PI helps the 13B more than the 3B" off the figures. Here each size has a pair of
 variants, plain RoPE on the base checkpoint and PI on its PI continual pretraining, and
-PI's gain over RoPE beyond L0 is measured per size, on the same cells and documents:
+PI's gain over RoPE beyond L0 is measured per size, on the same prompts and documents:
 
   size_pairs       the chapter's variant lists (or ``model``: one size) -> variants, {size: (RoPE, PI)}
   geometry         L0 (shared by every size's base) and the PI CPT length, from the checkpoints
@@ -11,14 +11,28 @@ PI's gain over RoPE beyond L0 is measured per size, on the same cells and docume
   checkpoint_facts per size, from the manifests: parameters, training tokens, gates
   tokens_line      whether the sizes were trained on the same tokens, computed
   size_table       per size: parameters, pass rates of RoPE and PI at and beyond L0
-  needle_gain      per cell (length > L0, depth): pass rate(PI) - pass rate(RoPE)
-  ppl_gain         per (document, length > L0): ln ppl(RoPE) - ln ppl(PI), i.e. the loss saved (nats/token)
-  gains(...)       both gains per size: mean over cells / documents, bootstrap 95% CI
-  size_trend(...)  gain(largest) - gain(smallest), paired over cells / documents, with its CI
-  testability      why the size claim cannot be judged: one size only, or a checkpoint missed its gate
-  verdict(...)     the stated rule (RULE); glance_rows: one row per claim; verdict_lines: the page's
+  needle_gain      per prompt (length > L0, depth, needle): passed(PI) - passed(RoPE)
+  ppl_gain         per document: mean over lengths > L0 of loss(RoPE) - loss(PI), the loss saved (nats/token)
+  gains(...)       both gains per size: mean over prompts / documents, bootstrap 95% CI
+  size_trend(...)  the registry's estimands, gain(largest) - gain(smallest) paired over prompts / documents
+  missing_sizes    why the size claims cannot be measured at all: fewer than two sizes
+  glance_rows      one row per claim (registry 9.1, 9.2), graded by ``findings.claims``; verdict_lines
 
-Not here: running the models (``length_sweep``), plots.
+The two claims (``chapters/claims.yml``), graded by the one rule (``claims.row``), direction +1:
+
+  9.1  needles (the paper's): mean over prompts beyond L0 of [passed(PI_L) - passed(RoPE_L)] -
+       [passed(PI_S) - passed(RoPE_S)], L the largest size and S the smallest; percentile bootstrap
+       over prompts (``claims.bootstrap_mean``), n = prompts. Premise (a caveat, not a switch):
+       "retrieves at L0", pass rate >= 0.8 at L0 on this page's trials for every size's RoPE and PI
+       model; a model below it is a caveat line, and the sensitivity line is the same estimand
+       between the largest and the smallest size whose two models meet it (no units when fewer
+       than two sizes do).
+  9.2  loss saved (beyond the paper): mean over documents of the per-document loss saved (mean
+       over lengths > L0) at L minus at S; bootstrap over documents, n = documents.
+
+Whether the per-size gains rise monotonically is shown in the details, not graded.
+
+Not here: the grading rule (``findings.claims``), running the models (``length_sweep``), plots.
 """
 
 from __future__ import annotations
@@ -27,20 +41,14 @@ import numpy as np
 import pandas as pd
 
 from ropelib.models import lineup, organism, variants
-from ropelib.core import metrics
 from ropelib import results
-from ropelib.findings import verdicts
+from ropelib.findings import claims
 from ropelib.findings import sweep as length_sweep
-from ropelib.tasks import needle
 from ropelib.tasks.common import check_lengths
 
 CHAPTER = "model-size"
 RATIOS = (1, 2, 4, 8)  # default grid: these multiples of L0 (the organism: 256 ... 2048)
-RULE = ("not testable with fewer than two sizes, or (needles only) when a size's base or PI checkpoint missed its "
-        "retrieval gate; not replicated if PI helps no size more than RoPE (largest size's gain <= 0); otherwise on "
-        "the largest-minus-smallest gain's paired bootstrap 95% CI: replicated if above 0 and the gains are "
-        "non-decreasing in size, partly if above 0 but not monotone, not replicated if at or below 0, else "
-        "inconclusive")
+RETRIEVES_AT_L0 = 0.8  # the registry's premise "retrieves at L0" (9.1): pass rate at L0, page's own trials
 
 
 def size_pairs(rope_variants: list[str], pi_variants: list[str], sizes: list[str], model: str = "") -> tuple[list, dict]:
@@ -87,13 +95,6 @@ def marks(pretrained_length: int, cpt_length: int) -> dict[str, int]:
     return {f"L0 = {pretrained_length}": pretrained_length} | ({f"PI CPT = {cpt_length}": cpt_length} if cpt_length else {})
 
 
-def verdict_lines(rows: list[dict]) -> list[str]:
-    """Each claim: verdict, ours with its CI, details (what the page prints)."""
-    return [f"{r['order']} {r['claim']}: {r['verdict'].upper()}\n  ours: {r['ours']}"
-            + (f", 95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" if r["ci_low"] is not None else "")
-            + f"\n  {r['details']}" for r in rows]
-
-
 def _parameters(manifest: dict):
     if not manifest:
         return ""  # a Hugging Face checkpoint: counted once loaded (size_table)
@@ -130,19 +131,9 @@ def tokens_line(facts: pd.DataFrame) -> str:
     return "training tokens: " + "; ".join(parts)
 
 
-def testability(all_variants: list, pairs: dict, role: str = "retrieval") -> str:
-    """"" when the size claim can be judged, else why not: one size only, or a checkpoint unfit for
-    ``role`` (``ropelib.findings.verdicts.not_testable_reason``: the retrieval gate counts for the
-    needles, not for the loss; a Hugging Face checkpoint has no gate)."""
-    if len(pairs) < 2:
-        return f"only one size ({', '.join(pairs)}): nothing to compare across sizes"
-    reason = verdicts.not_testable_reason(all_variants, role=role)
-    return (f"retrieval gate not passed: {reason}" if role == "retrieval" else reason) if reason else ""
-
-
-def reasons(all_variants: list, pairs: dict) -> dict[str, str]:
-    """metric -> :func:`testability` for the role its claim gives the checkpoints (:data:`CLAIMS`)."""
-    return {metric: testability(all_variants, pairs, role) for metric, (*_, role) in CLAIMS.items()}
+def missing_sizes(pairs: dict) -> str:
+    """"" when the size claims can be measured, else why not: fewer than two sizes in the line-up."""
+    return "" if len(pairs) >= 2 else f"only one size ({', '.join(pairs)}): nothing to compare across sizes"
 
 
 def size_table(trials: pd.DataFrame, parameters: dict, pairs: dict[str, tuple[str, str]], pretrained_length: int) -> pd.DataFrame:
@@ -161,105 +152,150 @@ def size_table(trials: pd.DataFrame, parameters: dict, pairs: dict[str, tuple[st
 
 
 def needle_gain(trials: pd.DataFrame, rope: str, pi: str, beyond: int) -> pd.Series:
-    """Per cell (length > beyond, depth): pass rate(PI) - pass rate(RoPE); indexed by (length, depth)."""
-    cells = needle.cell_table(trials)
-    cells = cells[cells["length"] > beyond].set_index(["length", "depth"])
-    return (cells[cells["method"] == pi]["pass_rate"] - cells[cells["method"] == rope]["pass_rate"]).dropna()
+    """Per prompt (length > beyond, depth, needle), answered by both: passed(PI) - passed(RoPE), in {-1, 0, 1}."""
+    answered = trials[trials["method"].isin([rope, pi])].astype({"passed": float})
+    table = length_sweep.prompt_table(answered, "passed")
+    table = table[table.index.get_level_values("length") > beyond]
+    return table[pi] - table[rope]
 
 
 def ppl_gain(ppl: pd.DataFrame, rope: str, pi: str, beyond: int) -> pd.Series:
-    """Per (length > beyond, document): loss(RoPE) - loss(PI) = ln ppl(RoPE) - ln ppl(PI), nats/token."""
+    """Per document: the mean over lengths > beyond of loss(RoPE) - loss(PI) = ln ppl(RoPE) - ln ppl(PI),
+    nats/token (the loss PI saves); indexed by document."""
     rows = ppl[ppl["length"] > beyond].set_index(["length", "document"])
-    return (rows[rows["method"] == rope]["loss"] - rows[rows["method"] == pi]["loss"]).dropna()
+    saved = (rows[rows["method"] == rope]["loss"] - rows[rows["method"] == pi]["loss"]).dropna()
+    return saved.groupby(level="document").mean()
 
 
-def _mean_ci(values: pd.Series) -> tuple[float, float, float]:
-    values = values.to_numpy(float)
-    if values.size < 2:
-        return float(np.mean(values)) if values.size else float("nan"), float("nan"), float("nan")
-    if np.all(values == values[0]):  # constant: the bootstrap interval collapses to the value
-        return float(values[0]), float(values[0]), float(values[0])
-    low, high = metrics.bootstrap_ci(values)
-    return float(values.mean()), low, high
+# metric -> (the per-unit gain, its unit, the sweep table it reads)
+METRICS = {"needle pass rate": (needle_gain, "prompts", "trials"),
+           "loss saved (nats/token)": (ppl_gain, "documents", "perplexity")}
 
 
-METRICS = (("needle pass rate", needle_gain), ("loss saved (nats/token)", ppl_gain))
+def _gain(trials: pd.DataFrame, ppl: pd.DataFrame, metric: str, pair: tuple[str, str], beyond: int) -> pd.Series:
+    gain, _, table = METRICS[metric]
+    return gain(trials if table == "trials" else ppl, *pair, beyond)
 
 
-def gains(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[str, str]], beyond: int) -> pd.DataFrame:
-    """One row per (size, metric): PI's mean gain over RoPE beyond ``beyond`` with a bootstrap 95% CI.
+def gains(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[str, str]], beyond: int,
+          seed: int = 0) -> pd.DataFrame:
+    """One row per (size, metric): PI's mean gain over RoPE beyond ``beyond``, bootstrap 95% CI over units.
 
     ``pairs``: size label -> (RoPE method label, PI method label), smallest size first.
     """
     rows = []
-    for size, (rope, pi) in pairs.items():
-        for metric, gain in METRICS:
-            values = gain(trials if metric == "needle pass rate" else ppl, rope, pi, beyond)
-            mean, low, high = _mean_ci(values)
-            rows.append({"size": size, "metric": metric, "gain": mean, "ci_low": low, "ci_high": high,
-                         "n": len(values)})
+    for size, pair in pairs.items():
+        for metric, (_, unit, _) in METRICS.items():
+            mean, low, high, n = claims.bootstrap_mean(_gain(trials, ppl, metric, pair, beyond), seed=seed)
+            rows.append({"size": size, "metric": metric, "gain": mean, "ci_low": low, "ci_high": high, "n": n,
+                         "unit": unit})
     return pd.DataFrame(rows)
 
 
-def size_trend(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[str, str]], beyond: int) -> pd.DataFrame:
-    """Per metric: the largest size's gain, gain(largest) - gain(smallest) paired by cell / document with a
-    bootstrap 95% CI, and whether the per-size gains are non-decreasing in size. Empty with one size."""
+def difference(trials: pd.DataFrame, ppl: pd.DataFrame, metric: str, smallest: tuple[str, str],
+               largest: tuple[str, str], beyond: int, seed: int = 0) -> tuple[float, float, float, int]:
+    """(mean, low, high, n): gain(largest) - gain(smallest) per unit (prompt / document) of ``metric``,
+    paired, with a percentile bootstrap over the units both sizes have."""
+    values = (_gain(trials, ppl, metric, largest, beyond) - _gain(trials, ppl, metric, smallest, beyond)).dropna()
+    return claims.bootstrap_mean(values, seed=seed)
+
+
+def size_trend(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[str, str]], beyond: int,
+               seed: int = 0) -> pd.DataFrame:
+    """Per metric: the registry's estimand, gain(largest) - gain(smallest) with its CI and n (units), and
+    whether the per-size gains are non-decreasing in size (shown, not graded). Empty with one size."""
+    columns = ["metric", "smallest", "largest", "difference", "ci_low", "ci_high", "n", "unit", "monotone"]
     sizes = list(pairs)
     if len(sizes) < 2:
-        return pd.DataFrame(columns=["metric", "smallest", "largest", "largest_gain", "difference", "ci_low",
-                                     "ci_high", "n", "monotone"])
-    smallest, largest = pairs[sizes[0]], pairs[sizes[-1]]
-    table = gains(trials, ppl, pairs, beyond)
+        return pd.DataFrame(columns=columns)
+    table = gains(trials, ppl, pairs, beyond, seed)
     rows = []
-    for metric, gain in METRICS:
-        source = trials if metric == "needle pass rate" else ppl
-        difference = (gain(source, *largest, beyond) - gain(source, *smallest, beyond)).dropna()
-        mean, low, high = _mean_ci(difference)
+    for metric, (_, unit, _) in METRICS.items():
+        mean, low, high, n = difference(trials, ppl, metric, pairs[sizes[0]], pairs[sizes[-1]], beyond, seed)
         per_size = table[table["metric"] == metric]["gain"].to_numpy(float)
-        rows.append({"metric": metric, "smallest": sizes[0], "largest": sizes[-1], "largest_gain": per_size[-1],
-                     "difference": mean, "ci_low": low, "ci_high": high, "n": len(difference),
-                     "monotone": bool(np.all(np.diff(per_size) >= 0))})
-    return pd.DataFrame(rows)
+        rows.append(dict(zip(columns, (metric, sizes[0], sizes[-1], mean, low, high, n, unit,
+                                       bool(np.all(np.diff(per_size) >= 0))))))
+    return pd.DataFrame(rows, columns=columns)
 
 
-def verdict(trend: dict | None, testable: bool = True) -> str:
-    """:data:`RULE` on one row of :func:`size_trend` (a gain nobody gets is not "helping more")."""
-    if not testable or trend is None:
-        return "not testable"
-    if not trend["largest_gain"] > 0:
-        return "not replicated"
-    grade = verdicts.graded(trend["ci_low"], trend["ci_high"])
-    return "partly" if grade == "replicated" and not trend["monotone"] else grade
+# ---- the premise "retrieves at L0" (9.1): a caveat, not a switch
+
+def retrieval_at(trials: pd.DataFrame, pairs: dict[str, tuple[str, str]], length: int) -> dict[str, float]:
+    """Every size's RoPE and PI label -> its pass rate over this page's trials at ``length`` (NaN: none ran)."""
+    at = trials[trials["length"] == length]
+    methods = [m for pair in pairs.values() for m in pair]
+    return {m: float(at.loc[at["method"] == m, "passed"].mean()) if (at["method"] == m).any() else np.nan
+            for m in methods}
 
 
-# metric -> (order, kind, the paper's statement, the role the claim gives the checkpoints)
-CLAIMS = {"needle pass rate": (9.1, "paper", "PI passes more needles at 13B than at 3B (Figs. 5, 7)", "retrieval"),
-          "loss saved (nats/token)": (9.2, "beyond", "not measured by size (Fig. 1: same PPL trend at 3B and 13B)",
-                                      "perplexity")}
+def premise(rates: dict[str, float], length: int) -> list[str]:
+    """One caveat line per model below :data:`RETRIEVES_AT_L0` at L0 (or unmeasured there)."""
+    lines = []
+    for method, rate in rates.items():
+        if not np.isfinite(rate):
+            lines.append(f"retrieves at L0 not checked for {method}: no trials at L0 = {length}")
+        elif rate < RETRIEVES_AT_L0:
+            lines.append(f"{method} misses the premise 'retrieves at L0': pass rate {rate:.3g} < {RETRIEVES_AT_L0:g} "
+                         f"at L0 = {length} on this page's trials")
+    return lines
 
 
-def glance_rows(gain_table: pd.DataFrame, trend: pd.DataFrame, reason: str | dict = "") -> list[dict]:
-    """One row per claim (needles: the paper's; loss saved: ours, beyond it), per-size gains in ``details``.
+# ---- glance rows
 
-    ``reason`` (:func:`testability`, or :func:`reasons` per metric) non-empty: that row is "not
-    testable" and says why.
-    """
+# metric -> its registry order
+CLAIMS = {"needle pass rate": 9.1, "loss saved (nats/token)": 9.2}
+
+
+def _part(claim: claims.Claim, metric: str, smallest: str, largest: str, estimate) -> claims.Part:
+    return claims.part(claim, f"{metric}, PI - RoPE beyond L0, {largest} - {smallest}", *estimate)
+
+
+def _sensitivity(claim, trials, ppl, pairs, rates, beyond, seed) -> list[claims.Part]:
+    """9.1 on the sizes whose RoPE and PI models both meet the premise: largest minus smallest of those."""
+    meeting = [s for s, pair in pairs.items() if all(np.isfinite(rates[m]) and rates[m] >= RETRIEVES_AT_L0
+                                                        for m in pair)]
+    if len(meeting) < 2:
+        return []
+    estimate = difference(trials, ppl, "needle pass rate", pairs[meeting[0]], pairs[meeting[-1]], beyond, seed)
+    return [_part(claim, "needle pass rate", meeting[0], meeting[-1], estimate)]
+
+
+def glance_rows(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[str, str]], pretrained_length: int,
+                model: str | None = None, seed: int = 0) -> list[dict]:
+    """One row per claim (:data:`CLAIMS`: 9.1 needles, the paper's; 9.2 loss saved, beyond it), per-size gains
+    and monotonicity in ``details``; "not testable" only with fewer than two sizes."""
+    model = model or results.measured_model()
+    why = missing_sizes(pairs)
+    if why:
+        return [claims.not_testable(claims.claim(order), why, model, chapter=CHAPTER) for order in CLAIMS.values()]
+    table = gains(trials, ppl, pairs, pretrained_length, seed)
+    trend = size_trend(trials, ppl, pairs, pretrained_length, seed).set_index("metric")
+    rates = retrieval_at(trials, pairs, pretrained_length)
     rows = []
-    by_metric = trend.set_index("metric") if len(trend) else None
-    for metric, (order, kind, paper, _) in CLAIMS.items():
-        why = reason.get(metric, "") if isinstance(reason, dict) else reason
-        per_size = gain_table[gain_table["metric"] == metric]
-        details = "PI - RoPE beyond L0 per size: " + ", ".join(
+    for metric, order in CLAIMS.items():
+        claim, t = claims.claim(order), trend.loc[metric]
+        part = _part(claim, metric, t["smallest"], t["largest"], (t["difference"], t["ci_low"], t["ci_high"], t["n"]))
+        per_size = table[table["metric"] == metric]
+        details = (f"PI - RoPE beyond L0 per size ({t['unit']}): " + ", ".join(
             f"{r['size']} {r['gain']:+.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" for _, r in per_size.iterrows())
-        row = None if why or by_metric is None else by_metric.loc[metric].to_dict()
-        if row is None:
-            ours, low, high = "not testable", None, None
-            details = f"{why}; {details}"
-        else:
-            ours, low, high = (f"{row['difference']:+.3g} gain ({row['largest']} - {row['smallest']})",
-                               row["ci_low"], row["ci_high"])
-            details += f"; {'monotone' if row['monotone'] else 'not monotone'} in size"
-        rows.append(results.glance_row(order, "Model size", f"PI helps the larger model more ({metric} beyond L0)",
-                                       paper, ours, verdict(row), RULE, CHAPTER, low, high, kind=kind,
-                                       details=details))
+            + f"; {'monotone' if t['monotone'] else 'not monotone'} in size (shown, not graded)")
+        caveats, sensitivity = [], None
+        if metric == "needle pass rate":
+            caveats = premise(rates, pretrained_length)
+            details += f"; pass rate at L0 = {pretrained_length}: " + ", ".join(f"{m} {r:.3g}" for m, r in rates.items())
+            if caveats:
+                sensitivity = _sensitivity(claim, trials, ppl, pairs, rates, pretrained_length, seed)
+        rows.append(claims.row(claim, [part], model, ours=f"{t['difference']:+.3g} gain ({t['largest']} - "
+                               f"{t['smallest']})", details=details, caveats=caveats, sensitivity=sensitivity,
+                               chapter=CHAPTER))
     return rows
+
+
+def verdict_lines(rows: list[dict]) -> list[str]:
+    """Each claim: verdict, ours with its CI, parts and details, caveats and the sensitivity line (the page's)."""
+    lines = []
+    for r in rows:
+        ci = f", 95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" if r["ci_low"] is not None else ""
+        extra = "".join(f"\n  {name}: {r[name]}" for name in ("caveats", "sensitivity") if r.get(name))
+        lines.append(f"{r['order']} {r['claim']}: {r['verdict'].upper()}\n  ours: {r['ours']}{ci}\n  {r['details']}{extra}")
+    return lines

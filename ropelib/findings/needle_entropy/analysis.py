@@ -29,6 +29,7 @@ A stratum counts only with >= ``MIN_OUTCOME_TRIALS`` trials of each outcome.
   verdict_tables(trials, ...)    the three tables the verdicts read (``Tables``), e.g. on the models that
                                  meet the premise
   retrieves_at_l0(trials)        the premise of 2.1-2.4, per model: pass rate at its own L0 >= 0.8
+  met_tables(trials, premise)    ``verdict_tables`` on the models that meet it (None: all or none do)
   readable(table)                a table as the page prints it: "value [low, high]" columns
 
 Not here: the statistics themselves (``ropelib.core.stats``), the estimands and rows
@@ -339,7 +340,7 @@ def borrowed_answers(trials: pd.DataFrame) -> pd.DataFrame:
                          "log_ratio": ratio}).reset_index(drop=True)
 
 
-# ---- the premise of 2.1-2.4
+# ---- what the verdicts read, and the premise of 2.1-2.4
 
 PREMISE_PASS_RATE = 0.8  # the registry's "retrieves at L0": pass rate >= 0.8 on the page's own trials at L0
 
@@ -372,6 +373,18 @@ def retrieves_at_l0(trials: pd.DataFrame, threshold: float = PREMISE_PASS_RATE) 
                      "meets": bool(len(at) and rate >= threshold)})
     return pd.DataFrame(rows, columns=["method", "L0", "trials", "pass_rate", "meets"])
 
+
+def met_tables(trials: pd.DataFrame, premise: pd.DataFrame, top_k: int = 0, n_boot: int = 1000,
+               seed: int = 0) -> Tables | None:
+    """:func:`verdict_tables` on the trials of the models that meet the premise (``retrieves_at_l0``);
+    None when every model meets it or none does (the rows then need no recomputation)."""
+    meets = premise.loc[premise["meets"].astype(bool), "method"]
+    if len(meets) in (0, len(premise)):
+        return None
+    return verdict_tables(trials[trials["method"].isin(meets)], top_k, n_boot, seed)
+
+
+# ---- printing
 
 def readable(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """For the page: ``x`` with ``x_low``/``x_high`` as one "x [low, high]" column; p-values to 3 significant digits."""

@@ -1,41 +1,37 @@
-"""Finding 2's rules, verdicts and words, from the tables of ``needle_analysis``.
+"""Finding 2's estimands and glance rows, graded by the registry's one rule.
 
-Fixed in code before any real run (except the two "too few" cases below, changed on
-2026-12-05 after the first SmolLM2 run: README, "Sample sizes"); each has a unit test with a synthetic table that must
-NOT replicate (length alone, post-error tokens, tiny strata, a checkpoint that misses its
-gate). Every rule is "not testable" when a model of the page misses its retrieval gate
-(``ropelib.findings.verdicts``). 2.1 is "not testable" when no stratum has both outcomes,
-and "inconclusive" when some have both but none has >= 5 trials of each (measured, too few
-to judge: "not testable" is kept for what cannot be measured).
+Every verdict of this page comes from ``chapters/claims.yml`` (``ropelib.findings.claims``):
+this module computes each claim's parts, (estimate, 95% CI, n_units), from the tables of
+``needle_analysis`` and ``claims.row`` grades them. The verdicts use ALL trials of the
+line-up. Claims 2.1-2.4 carry the registry's premise "retrieves at L0" (pass rate >= 0.8 on
+the page's own trials at each model's L0, ``analysis.retrieves_at_l0``): a model that misses
+it is a caveat on the row, never a switch, and the same parts computed on the trials of the
+models that meet it are the row's sensitivity line (None when every model meets it, no parts
+when none does). Causal measures (``CAUSAL_MEASURES``): the first-answer-token and the
+teacher-forced entropy; the all-token mean (Appendix C) is shown, never graded.
 
-- 2.1 **Large attention entropy goes with retrieval errors.** On the two measures where
-  cause precedes effect (first answer token, teacher-forced), pooled over methods, within
-  a fixed length (strata (method, length), clustered by prompt): replicated if for BOTH
-  measures the AUROC's 95% CI lies above 0.5 and its permutation p < 0.05; partly if for
-  one; not replicated if both CIs lie at or below 0.5; else inconclusive (also when no
-  stratum has >= 5 trials of each outcome but some have both). The all-token mean
-  (Appendix C) is shown, not judged.
-- 2.3 / 2.4 **Failing lengths (depths) are among the top-k entropies at a fixed depth
-  (length).** On each causal measure: replicated if the hit rate beats the null of
-  entropies shuffled within each (method, length) (p < 0.05) and, at a fixed depth, also
-  beats ranking by length alone; inconclusive if it beats the null but not length alone
-  (the test cannot separate the claim from its baseline), if even a perfect ranking would
-  not reach p < 0.05 against the same shuffles (``best_p``: too few failing cells, or a null
-  that always hits; such a test says nothing either way), or is not significant but above
-  the null's mean; not replicated if not above the null's mean. The statement is
-  replicated if both measures replicate, partly if one does (a significant part).
-- 2.5 **Wrong answers are borrowed from the context**: replicated if failures find their
-  wrong answer in their own context more often than in an unseen context of the same
-  length (McNemar p < 0.05) and the borrowed places get more attention than the needle
-  (signed-rank p < 0.05); partly if one holds.
-- 1.65 **Control (the paper lacks it): each extension retrieves beyond L0 better than plain
-  RoPE continually pretrained at the same length with the same tokens** (``cpt-rope``), on the
-  test needles at lengths in (L0, CPT length]: per extension, pass rate minus the control's
-  on the same prompts, 95% bootstrap CI over prompts; each part graded by
-  ``findings.verdicts.graded`` (CI above 0), parts combined (``combined``). Longer lengths
-  (beyond the CPT length) are shown, not judged. A gate miss never makes this row untestable:
-  the control's retrieval is what it measures.
-Not here: computing the tables (``needle_analysis``), plots (``needle_plots``).
+- 2.1  per causal measure: the pooled within-length AUROC of entropy for a failed needle
+       (strata (method, length) with >= 5 trials of each outcome), its cluster-bootstrap CI
+       over prompts; n_units = distinct prompts in those strata. Not testable only when no
+       stratum has both outcomes at all; none with 5 of each: n_units 0, inconclusive.
+- 2.3  per causal measure and reference, over the failing cells of the groups (heatmap rows
+       at a fixed depth) with both outcomes: hit rate (share in their row's top k) minus the
+       reference, CI = Wilson interval of the hit rate (hits, failing) shifted by the same
+       reference; references: the within-length shuffled null's mean, and length alone's hit
+       rate. n_units = failing cells.
+- 2.4  the same down the columns (fixed length), reference: the shuffled null only.
+- 2.5  among failed trials whose answer is shaped like the needle's value
+       (``analysis.like_shaped``; the rest are format failures, counted in details):
+       (found) share found elsewhere in its own context minus share found in an unseen one,
+       paired per answer, ``claims.newcombe_paired``; n_units = those answers;
+       (attention) among those found, mean of ln(attention per occurrence of the borrowed
+       string / attention on the needle's value), bootstrap over answers.
+- 1.65 control, per extension: pass rate minus plain-RoPE CPT's on the same prompts at
+       lengths in (L0, CPT length], bootstrap over prompts; n_units = prompts. Not testable
+       on a training-free line-up (CPT length 0, or no plain-RoPE CPT model) or when no
+       length in (L0, CPT length] was evaluated.
+Not here: the tables (``needle_analysis``), the grading rule (``ropelib.findings.claims``),
+plots (``needle_plots``).
 """
 
 from __future__ import annotations
@@ -43,159 +39,115 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ropelib import results
-from ropelib.findings.needle_entropy.analysis import ALPHA, CAUSAL_MEASURES, CHAPTER, MEASURES, POOLED, STATEMENTS, pooled_row
-from ropelib.findings.verdicts import MIN_OUTCOME_TRIALS, combined, graded
+from ropelib.findings import claims
+from ropelib.findings.needle_entropy.analysis import CAUSAL_MEASURES, MEASURES, POOLED, STATEMENTS, Tables
 
-CONTROL_BOOT = 2000
-RULES = {
-    "retrieval control": ("per extension: pass rate minus plain-RoPE CPT's on the same test prompts at lengths in "
-                          "(L0, CPT length], 95% bootstrap CI over prompts; supported if every extension's CI lies "
-                          "above 0, partly supported if one does, not supported if every CI lies at or below 0, "
-                          "else inconclusive; lengths beyond the CPT length shown, not judged"),
-    "association": ("within a length, pooled over methods, clustered by prompt, strata with >= 5 trials of each "
-                    "outcome: replicated if on both the first-token and the teacher-forced entropy the AUROC's 95% "
-                    f"CI lies above 0.5 and the permutation p < {ALPHA}; partly if on one; not replicated if both "
-                    "CIs lie at or below 0.5; else inconclusive, as when strata have both outcomes but none has 5 "
-                    "of each (too few trials); not testable if no stratum has both outcomes"),
-    "topk": (f"on the first-token and teacher-forced entropies: the hit rate must beat entropies shuffled within "
-             f"each length (p < {ALPHA}) and, at a fixed depth, ranking by length alone; replicated if both "
-             "measures do, partly if one does; inconclusive where length alone ranks as well (the test cannot "
-             "separate the claim from its baseline), where even a perfect ranking would have p >= 0.05 (too few "
-             "failing cells to decide), or p >= 0.05 above the null's mean; not replicated if at or below it"),
-    "borrowed": (f"replicated if failures find their wrong answer in their own context more often than in an "
-                 f"unseen one (McNemar p < {ALPHA}) and the borrowed places get more attention than the needle "
-                 f"(signed-rank p < {ALPHA}); partly if one of the two holds"),
-}
+STATEMENT_OF = dict(zip((2.3, 2.4), STATEMENTS))  # claim -> topk_table's statement
 
 
-def association_verdict(association: pd.DataFrame) -> tuple[str, str]:
-    """(verdict, details) of 2.1 from ``association_table`` rows of every measure."""
-    passed, details = [], []
-    for measure in MEASURES:
-        rows = association[(association["method"] == POOLED) & (association["measure"] == measure)]
-        if rows.empty:
+def _pooled(table: pd.DataFrame, **where) -> pd.Series | None:
+    """The pooled row of ``table`` with ``where``'s column values, or None."""
+    if table.empty:
+        return None
+    mask = table["method"] == POOLED
+    for column, value in where.items():
+        mask &= table[column] == value
+    return table[mask].iloc[0] if mask.any() else None
+
+
+# ---- 2.1: within-length AUROC
+
+def association_parts(association: pd.DataFrame) -> list[claims.Part] | None:
+    """2.1's parts, one per causal measure: within-length AUROC [cluster bootstrap CI], n = prompts of
+    the qualifying strata. None when no (method, length) stratum has both outcomes (not measurable)."""
+    claim = claims.claim(2.1)
+    rows = {m: _pooled(association, measure=m) for m in CAUSAL_MEASURES}
+    if any(r is None for r in rows.values()) or all(int(r["mixed_strata"]) == 0 for r in rows.values()):
+        return None
+    return [claims.part(claim, MEASURES[m], r["within"], r["within_low"], r["within_high"], int(r["prompts"]))
+            for m, r in rows.items()]
+
+
+def association_details(association: pd.DataFrame) -> str:
+    """Every measure's within-length AUROC, permutation p, strata, and the AUROC over all trials (length free)."""
+    out = []
+    for measure, name in MEASURES.items():
+        r = _pooled(association, measure=measure)
+        if r is not None:
+            out.append(f"{name}: within-length AUROC {r['within']:.3f} [{r['within_low']:.3f}, {r['within_high']:.3f}], "
+                       f"permutation p = {r['within_p']:.3g}, {r['strata']} strata with >= 5 of each outcome "
+                       f"({r['mixed_strata']} with both), {r['prompts']} prompts; all trials {r['auroc']:.3f}"
+                       + ("" if measure in CAUSAL_MEASURES else " (not graded: conditioned on the error)"))
+    return "; ".join(out)
+
+
+# ---- 2.3, 2.4: top-k statements
+
+def topk_parts(topk: pd.DataFrame, order: float) -> list[claims.Part] | None:
+    """2.3 / 2.4's parts: per causal measure (and for 2.3 per reference), hit rate minus the reference,
+    the hit rate's Wilson CI shifted by it, n = failing cells. None when no group has both outcomes."""
+    claim, statement = claims.claim(order), STATEMENT_OF[order]
+    rows = {m: _pooled(topk, statement=statement, measure=m) for m in CAUSAL_MEASURES}
+    if any(r is None or not r["failing"] for r in rows.values()):
+        return None
+    parts = []
+    for measure, r in rows.items():
+        rate, low, high = claims.wilson(int(r["hits"]), int(r["failing"]))
+        references = [("shuffled within length", r["null"])]
+        if order == 2.3:
+            references.append(("length alone", r["length_only"]))
+        parts += [claims.part(claim, f"{MEASURES[measure]} vs {name}", rate - ref, low - ref, high - ref,
+                              int(r["failing"])) for name, ref in references]
+    return parts
+
+
+def topk_details(topk: pd.DataFrame, order: float) -> str:
+    out = []
+    for measure, name in MEASURES.items():
+        r = _pooled(topk, statement=STATEMENT_OF[order], measure=measure)
+        if r is None or not r["failing"]:
             continue
-        row = rows.iloc[0]
-        details.append(f"{MEASURES[measure]}: within-length AUROC {row['within']:.3f} [{row['within_low']:.3f}, "
-                       f"{row['within_high']:.3f}], p = {row['within_p']:.3g}, {row['strata']} strata; all trials "
-                       f"{row['auroc']:.3f} [{row['auroc_low']:.3f}, {row['auroc_high']:.3f}]")
-        if measure in CAUSAL_MEASURES:
-            passed.append(None if row["strata"] == 0 else graded(row["within_low"], row["within_high"], 0.5,
-                                                                 row["within_p"]))
-    if not passed or any(p is None for p in passed):
-        mixed = int(association["mixed_strata"].max()) if len(association) else 0
-        if mixed:  # measurable, but no stratum large enough to judge: imprecise, not unmeasurable
-            return "inconclusive", (f"too few trials: no (method, length) stratum has >= {MIN_OUTCOME_TRIALS} trials "
-                                    f"of each outcome ({mixed} have both outcomes); " + "; ".join(details))
-        return "not testable", "no (method, length) stratum has both outcomes; " + "; ".join(details)
-    return combined(passed), "; ".join(details)
+        out.append(f"{name}: hit rate {r['hit_rate']:.3f} ({r['hits']} of {r['failing']} failing cells in "
+                   f"{r['groups']} groups), shuffled within length {r['null']:.3f} (p = {r['p_value']:.3g}; a perfect "
+                   f"ranking {r['best_p']:.3g}), random ranking {r['chance']:.3f}"
+                   + ("" if not np.isfinite(r["length_only"]) else f", length alone {r['length_only']:.3f}")
+                   + ("" if measure in CAUSAL_MEASURES else " (not graded)"))
+    return "; ".join(out)
 
 
-def topk_verdict(topk: pd.DataFrame, statement: str) -> tuple[str, str]:
-    """(verdict, details) of a top-k statement from ``topk_table`` rows of every measure."""
-    grades, details = [], []
-    for measure in MEASURES:
-        rows = topk[(topk["method"] == POOLED) & (topk["statement"] == statement) & (topk["measure"] == measure)]
-        if rows.empty:
-            continue
-        row = rows.iloc[0]
-        if not np.isfinite(row["hit_rate"]):
-            details.append(f"{MEASURES[measure]}: no group has both outcomes")
-            if measure in CAUSAL_MEASURES:
-                grades.append(None)
-            continue
-        beats_length = not np.isfinite(row["length_only"]) or row["hit_rate"] > row["length_only"]
-        powerless = row["best_p"] >= ALPHA  # not even a perfect ranking could reject the null
-        details.append(f"{MEASURES[measure]}: hit rate {row['hit_rate']:.3f} ({row['hits']} of {row['failing']}), "
-                       f"shuffled within length {row['null']:.3f} (p = {row['p_value']:.3g}; a perfect ranking "
-                       f"{row['best_p']:.3g}), random ranking {row['chance']:.3f}"
-                       + ("" if not np.isfinite(row["length_only"]) else f", length alone {row['length_only']:.3f}"))
-        if measure in CAUSAL_MEASURES:
-            grades.append("inconclusive" if powerless else
-                          "replicated" if row["p_value"] < ALPHA and beats_length else
-                          "inconclusive" if row["hit_rate"] > row["null"] else "not replicated")
-    if not grades or any(g is None for g in grades):
-        return "not testable", "; ".join(details)
-    return combined(grades), "; ".join(details)
+# ---- 2.5: borrowed answers
+
+def borrowed_parts(answers: pd.DataFrame, n_boot: int = claims.N_BOOT, seed: int = 0) -> list[claims.Part]:
+    """2.5's parts from ``analysis.borrowed_answers`` (like-shaped wrong answers only):
+    found = P(own) - P(unseen), Newcombe's paired interval, n = answers;
+    attention = mean ln(per-occurrence mass / needle mass) over the own ones, bootstrap over answers."""
+    claim = claims.claim(2.5)
+    own, unseen = answers["own"].astype(bool), answers["unseen"].astype(bool)
+    both, own_only = int((own & unseen).sum()), int((own & ~unseen).sum())
+    unseen_only, neither = int((~own & unseen).sum()), int((~own & ~unseen).sum())
+    found = claims.newcombe_paired(both, own_only, unseen_only, neither)
+    attention = claims.bootstrap_mean(answers.loc[own, "log_ratio"], n_boot=n_boot, seed=seed)
+    return [claims.part(claim, "found", *found, len(answers)), claims.part(claim, "attention", *attention)]
 
 
-def borrowed_verdict(borrowed: pd.DataFrame) -> tuple[str, str, pd.Series | None]:
-    row = pooled_row(borrowed) if (borrowed["method"] == POOLED).any() else None
-    if row is None or not row["failed"]:
-        return "not testable", "no failed trial", row
-    checks = int(bool(row["chance_p"] < ALPHA)) + int(bool(row["mass_p"] < ALPHA))
-    details = (f"{row['borrowed']:.3f} of {int(row['failed'])} wrong answers found elsewhere in the context "
-               f"(in an unseen context: {row['by_chance']:.3f}, McNemar p = {row['chance_p']:.3g}); attention on "
-               f"borrowed places vs the needle: signed-rank p = {row['mass_p']:.3g}; garbled copies of the needle "
-               f"{row['garbled']:.3f}")
-    return ("replicated", "partly", "not replicated")[2 - checks], details, row
+def borrowed_details(trials: pd.DataFrame, answers: pd.DataFrame) -> str:
+    failed = int(trials["failed"].astype(bool).sum())
+    own, unseen = answers["own"].astype(bool), answers["unseen"].astype(bool)
+    ratio = answers.loc[own, "log_ratio"].dropna()
+    return (f"{failed} wrong answers, {len(answers)} shaped like the value, {failed - len(answers)} format failures "
+            f"(not counted); found in own context {int(own.sum())}, in an unseen one {int(unseen.sum())} "
+            f"(both {int((own & unseen).sum())})"
+            + (f"; ln attention ratio per occurrence: median {ratio.median():.3g} over {len(ratio)}" if len(ratio) else ""))
 
 
-def glance_rows(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame,
-                unfit: str = "") -> list[dict]:
-    """One row per claim of finding 2; all "not testable" when ``unfit`` names a checkpoint that missed its gate."""
-    verdict, details = association_verdict(association)
-    causal = association[(association["method"] == POOLED) & (association["measure"] == "entropy_first")]
-    first = causal.iloc[0] if len(causal) else None
-    rows = [results.glance_row(
-        2.1, "Finding 2", "Large attention entropy goes with retrieval errors (Fig. 4), entropy measured before "
-        "the answer is generated", "failures coincide with high entropy (by eye)",
-        "-" if first is None else float(f"{first['within']:.4g}"), verdict, RULES["association"], CHAPTER,
-        None if first is None else float(f"{first['within_low']:.4g}"),
-        None if first is None else float(f"{first['within_high']:.4g}"), details=details)]
-    for order, statement in zip((2.3, 2.4), STATEMENTS):
-        verdict, details = topk_verdict(topk, statement)
-        rows.append(results.glance_row(order, "Finding 2", f"{statement.capitalize()} entropies", "yes (by eye)",
-                                       "see details", verdict, RULES["topk"], CHAPTER, details=details))
-    verdict, details, row = borrowed_verdict(borrowed)
-    rows.append(results.glance_row(
-        2.5, "Finding 2", "Wrong answers are borrowed from elsewhere in the context", "yes (examples)",
-        np.nan if row is None else float(f"{row['borrowed']:.4g}"), verdict, RULES["borrowed"], CHAPTER,
-        None if row is None else float(f"{row['borrowed_low']:.4g}"),
-        None if row is None else float(f"{row['borrowed_high']:.4g}"), details=details))
-    if unfit:
-        for row in rows:
-            row.update(verdict="not testable", details=f"{unfit}; measured: {row['details']}")
-    return rows
-
-
-def summary(association: pd.DataFrame, topk: pd.DataFrame, borrowed: pd.DataFrame) -> list[str]:
-    """The pooled results in words, one line per claim (what the page prints under "Verdict")."""
-    lines = [f"2.1 {association_verdict(association)[0].upper()}: {association_verdict(association)[1]}"]
-    for order, statement in zip((2.3, 2.4), STATEMENTS):
-        verdict, details = topk_verdict(topk, statement)
-        lines.append(f"{order} {statement}: {verdict.upper()}: {details}")
-    verdict, details, _ = borrowed_verdict(borrowed)
-    lines.append(f"2.5 borrowed: {verdict.upper()}: {details}")
-    return lines
-
-
-def key_numbers(association: pd.DataFrame, topk: pd.DataFrame) -> dict[str, str]:
-    """What the page's prose cites: the pooled within-length AUROC of each measure, the top-k at a
-    fixed depth against length alone, and the verdict of 2.1."""
-    def auroc(measure):
-        rows = association[(association["method"] == POOLED) & (association["measure"] == measure)]
-        if rows.empty or not np.isfinite(rows.iloc[0]["within"]):
-            return "n/a"
-        row = rows.iloc[0]
-        return f"{row['within']:.3f} [{row['within_low']:.3f}, {row['within_high']:.3f}]"
-
-    depth = topk[(topk["method"] == POOLED) & (topk["measure"] == "entropy_first")
-                 & (topk["statement"] == next(iter(STATEMENTS)))]
-    top = depth.iloc[0] if len(depth) else None
-    return {"needle_auroc_first": auroc("entropy_first"), "needle_auroc_teacher": auroc("entropy_teacher"),
-            "needle_auroc_all": auroc("entropy"), "needle_verdict": association_verdict(association)[0],
-            "needle_topk_hits": "n/a" if top is None else f"{top['hit_rate']:.3f}",
-            "needle_topk_length": "n/a" if top is None else f"{top['length_only']:.3f}",
-            "needle_topk_null": "n/a" if top is None else f"{top['null']:.3f}"}
-
+# ---- 1.65: the retrieval control
 
 def retrieval_control(trials: pd.DataFrame, methods: dict[str, str], pretrained_length: int, cpt_length: int,
-                      seed: int = 0, n_boot: int = CONTROL_BOOT) -> pd.DataFrame:
+                      seed: int = 0, n_boot: int = claims.N_BOOT) -> pd.DataFrame:
     """Per extension (``methods``: label -> RoPE method; the control is the one with method "rope"):
-    pass rate, the control's on the same prompts, difference and its 95% bootstrap CI over prompts,
-    inside (L0, CPT length] ("within") and beyond the CPT length ("beyond")."""
+    pass rate, the control's on the same prompts, their per-prompt difference's mean and 95% bootstrap
+    CI over prompts (``claims.bootstrap_mean``), inside (L0, CPT length] ("within", graded) and beyond
+    the CPT length ("beyond", shown). Empty without a control model or a CPT length."""
     controls = [label for label, method in methods.items() if method == "rope"]
     if not controls or not cpt_length:
         return pd.DataFrame()
@@ -203,41 +155,108 @@ def retrieval_control(trials: pd.DataFrame, methods: dict[str, str], pretrained_
     rows = []
     for band, keep in (("within", lambda L: (L > pretrained_length) & (L <= cpt_length)),
                        ("beyond", lambda L: L > cpt_length)):
-        band_trials = trials[keep(trials["length"])]
-        wide = band_trials.pivot_table(index="prompt", columns="method", values="passed", aggfunc="mean")
+        wide = trials[keep(trials["length"])].pivot_table(index="prompt", columns="method", values="passed",
+                                                          aggfunc="mean")
         if control not in wide or wide.empty:
             continue
-        draws = np.random.default_rng(seed).integers(0, len(wide), (n_boot, len(wide)))
         for label in (m for m in methods if m in wide and m != control):
-            diff = (wide[label] - wide[control]).to_numpy(dtype=float)
-            boot = diff[draws].mean(axis=1)
-            rows.append({"band": band, "variant": label, "control": control, "prompts": len(wide),
+            difference, low, high, n = claims.bootstrap_mean(wide[label] - wide[control], n_boot=n_boot, seed=seed)
+            rows.append({"band": band, "variant": label, "control": control, "prompts": n,
                          "pass_rate": float(wide[label].mean()), "control_rate": float(wide[control].mean()),
-                         "difference": float(diff.mean()), "ci_low": float(np.quantile(boot, 0.025)),
-                         "ci_high": float(np.quantile(boot, 0.975))})
+                         "difference": difference, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
 
 
-def retrieval_control_row(table: pd.DataFrame, pretrained_length: int, cpt_length: int, chapter: str = CHAPTER) -> dict:
-    """Glance row 1.65 from :func:`retrieval_control` (a control: worded "supported" / ...)."""
-    claim = ("Control: beyond L0 each extension retrieves test needles better than plain RoPE continually "
-             "pretrained at the same length with the same tokens")
+def control_row(table: pd.DataFrame, pretrained_length: int, cpt_length: int, model: str) -> dict:
+    """Glance row 1.65 from :func:`retrieval_control`: one part per extension (band "within")."""
+    claim = claims.claim(1.65)
     within = table[table["band"] == "within"] if len(table) else table
-    if within.empty:
-        return results.glance_row(1.65, "Finding 1", claim, "not tested in the paper", "-", "not testable",
-                                  RULES["retrieval control"], chapter, kind="control",
-                                  details="no plain-RoPE CPT model, or no length in (L0, CPT length]")
-    verdict = combined(graded(r["ci_low"], r["ci_high"]) for _, r in within.iterrows())
-    control = within.iloc[0]
-
-    def shown(frame):
-        return "; ".join(f"{r['variant']} {r['pass_rate']:.3f} ({r['difference']:+.3f} [{r['ci_low']:+.3f}, "
-                         f"{r['ci_high']:+.3f}])" for _, r in frame.iterrows())
-    ours = (f"{control['control']} {control['control_rate']:.3f} at ({pretrained_length}, {cpt_length}]; "
-            + shown(within))
+    if not cpt_length or within.empty:
+        return claims.not_testable(claim, "a training-free line-up (no plain-RoPE CPT model or no CPT length)"
+                                   if not cpt_length or table.empty else
+                                   f"no evaluated length in ({pretrained_length}, {cpt_length}]", model)
+    parts = [claims.part(claim, r["variant"], r["difference"], r["ci_low"], r["ci_high"], r["prompts"])
+             for _, r in within.iterrows()]
     beyond = table[table["band"] == "beyond"]
-    details = (f"{int(control['prompts'])} prompts per model at lengths in ({pretrained_length}, {cpt_length}]"
-               + (f"; beyond {cpt_length} (not judged): {beyond.iloc[0]['control']} "
-                  f"{beyond.iloc[0]['control_rate']:.3f}; {shown(beyond)}" if len(beyond) else ""))
-    return results.glance_row(1.65, "Finding 1", claim, "not tested in the paper", ours, verdict,
-                              RULES["retrieval control"], chapter, kind="control", details=details)
+    shown = "; ".join(f"{r['variant']} {r['pass_rate']:.3f} ({r['difference']:+.3f} [{r['ci_low']:+.3f}, "
+                      f"{r['ci_high']:+.3f}])" for _, r in beyond.iterrows())
+    details = (f"{within.iloc[0]['control']} retrieves {within.iloc[0]['control_rate']:.3f} at lengths in "
+               f"({pretrained_length}, {cpt_length}]"
+               + (f"; beyond {cpt_length} (not graded): {beyond.iloc[0]['control']} "
+                  f"{beyond.iloc[0]['control_rate']:.3f}; {shown}" if len(beyond) else ""))
+    return claims.row(claim, parts, model, details=details)
+
+
+# ---- rows
+
+def premise_caveats(premise: pd.DataFrame) -> list[str]:
+    """One line per model that misses "retrieves at L0" (``analysis.retrieves_at_l0``)."""
+    return [f"{r['method']} misses the premise 'retrieves at L0': " + (
+        f"pass rate {r['pass_rate']:.2f} on {r['trials']} trials at L0 = {r['L0']}, under 0.8"
+        if r["trials"] else f"no trial at its L0 = {r['L0']} (unchecked)")
+        for _, r in premise.iterrows() if not r["meets"]]
+
+
+def _parts(order: float, tables: Tables, n_boot: int, seed: int) -> list[claims.Part] | None:
+    if order == 2.1:
+        return association_parts(tables.association)
+    if order in STATEMENT_OF:
+        return topk_parts(tables.topk, order)
+    return borrowed_parts(tables.answers, n_boot, seed)
+
+
+def _unmeasurable(order: float) -> str:
+    return {2.1: "no (method, length) stratum has both outcomes",
+            2.3: "no heatmap row has both failing and passing cells",
+            2.4: "no heatmap column has both failing and passing cells",
+            2.5: "no failed trial"}[order]
+
+
+def glance_rows(trials: pd.DataFrame, tables: Tables, premise: pd.DataFrame, sensitivity: Tables | None,
+                model: str, n_boot: int = claims.N_BOOT, seed: int = 0) -> list[dict]:
+    """Rows 2.1, 2.3, 2.4, 2.5 from ``tables`` (all trials); for the claims with premises, the models that
+    miss them (``premise``) as caveats and the parts on ``sensitivity`` (the tables of the models that meet
+    them; None when every model does) beside them."""
+    caveats = premise_caveats(premise)
+    everyone = bool(premise["meets"].all()) if len(premise) else True
+    details = {2.1: association_details(tables.association), 2.3: topk_details(tables.topk, 2.3),
+               2.4: topk_details(tables.topk, 2.4), 2.5: borrowed_details(trials, tables.answers)}
+    rows = []
+    for order in (2.1, 2.3, 2.4, 2.5):
+        claim = claims.claim(order)
+        parts = _parts(order, tables, n_boot, seed) if order != 2.5 or trials["failed"].any() else None
+        if parts is None:
+            rows.append(claims.not_testable(claim, f"{_unmeasurable(order)}; {details[order]}", model))
+            continue
+        if not claim.premises or everyone:
+            rows.append(claims.row(claim, parts, model, details=details[order]))
+            continue
+        met = (_parts(order, sensitivity, n_boot, seed) or []) if sensitivity is not None else []
+        rows.append(claims.row(claim, parts, model, details=details[order], caveats=caveats, sensitivity=met))
+    return rows
+
+
+def summary(rows: list[dict]) -> list[str]:
+    """The rows in words, one line each (what the page prints under "Verdict")."""
+    return [f"{r['order']} {r['verdict'].upper()}: {r['parts'] or r['details']}"
+            + (f"\n    caveats: {r['caveats']}" if r["caveats"] else "")
+            + (f"\n    {r['sensitivity']}" if r["sensitivity"] else "") for r in rows]
+
+
+def key_numbers(association: pd.DataFrame, topk: pd.DataFrame, rows: list[dict]) -> dict[str, str]:
+    """What the page's prose cites: the pooled within-length AUROC of each measure, the top-k at a
+    fixed depth against length alone, and the verdict of 2.1."""
+    def auroc(measure):
+        r = _pooled(association, measure=measure)
+        if r is None or not np.isfinite(r["within"]):
+            return "n/a"
+        return f"{r['within']:.3f} [{r['within_low']:.3f}, {r['within_high']:.3f}]"
+
+    top = _pooled(topk, measure="entropy_first", statement=STATEMENT_OF[2.3])
+    missing = top is None or not top["failing"]
+    return {"needle_auroc_first": auroc("entropy_first"), "needle_auroc_teacher": auroc("entropy_teacher"),
+            "needle_auroc_all": auroc("entropy"),
+            "needle_verdict": next(r["verdict"] for r in rows if r["order"] == 2.1),
+            "needle_topk_hits": "n/a" if missing else f"{top['hit_rate']:.3f}",
+            "needle_topk_length": "n/a" if missing else f"{top['length_only']:.3f}",
+            "needle_topk_null": "n/a" if missing else f"{top['null']:.3f}"}

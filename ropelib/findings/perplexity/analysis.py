@@ -1,19 +1,20 @@
-"""Chapter "Perplexity beyond the pretrained length" (the paper's Fig. 1): tables, rule, figure.
+"""Chapter "Perplexity beyond the pretrained length" (the paper's Fig. 1): tables and figure.
 
   evaluate(variants, factor, lengths, ...)  tidy per-document losses of every variant (``tasks.perplexity``)
   curves(table)                             perplexity per (variant, length) with a bootstrap 95% CI
   plot_curves(curves, ...)                  seaborn, log-log, L0 and the CPT length marked
 
 Two aggregations, both reported:
-- per token (the rule's): ppl(L) = exp(mean over documents of the mean next-token loss of
-  the document's first L tokens), the geometric mean of per-document perplexities;
+- per token (the one the limits and verdicts use): ppl(L) = exp(mean over documents of the
+  mean next-token loss of the document's first L tokens), the geometric mean of per-document
+  perplexities;
 - YaRN-style: the arithmetic mean over documents of exp(each document's mean loss), as in
   the YaRN paper's evaluation; it is never lower than the per-token one.
 ``ppl_new`` is the per-token perplexity of the positions the length adds, [previous
 length, L): at 2·L0 it is the loss on positions L0 .. 2·L0 alone, which an average over all
 positions would dilute with the positions the model was trained on. Its 95% CI is exp of
-the percentile-bootstrap CI of the mean loss, resampling documents. The limits and
-verdicts built on them are in ``perplexity_verdicts``.
+the percentile-bootstrap CI of the mean loss, resampling documents. The verdicts (paired
+per-document differences of ``loss_new``) and the limits (a description) are in ``verdicts``.
 
 Not here: running models (``tasks.perplexity``), generic statistics (``metrics``).
 """

@@ -179,6 +179,10 @@ def graded(claim: claims.Claim, name: str, values: pd.Series, seed: int) -> clai
     return claims.part(claim, name, *claims.bootstrap_mean(values.to_numpy(), seed=seed))
 
 
+def _lengths(table: pd.DataFrame) -> list[int]:
+    return sorted(int(x) for x in table["length"].unique())
+
+
 def _span(lengths) -> str:
     lengths = sorted(lengths)
     return f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]} ({len(lengths)} lengths)"
@@ -200,7 +204,7 @@ def _lineup(table: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.DataF
 def explodes(table, reference, pretrained_length, chapter, model, seed) -> dict:
     """1.1: per document, the original model's loss_new at 2 L0 minus at L0."""
     claim = claims.claim(1.1)
-    lengths = sorted(table["length"].unique())
+    lengths = _lengths(table)
     if pretrained_length not in lengths:
         return claims.not_testable(claim, f"L0 = {pretrained_length} is not among the evaluated lengths {lengths}",
                                    model, chapter)
@@ -222,7 +226,7 @@ def extrapolate(table, reference, pretrained_length, cpt_length, chapter, model,
     if not cpt_length:
         return claims.not_testable(claim, NEEDS_CPT, model, chapter)
     extensions, _, ntk = _lineup(table, reference)
-    lengths = sorted(table["length"].unique())
+    lengths = _lengths(table)
     past_l0 = [x for x in lengths if x > pretrained_length]
     if extensions.empty or not past_l0:
         return claims.not_testable(claim, "no RoPE extension in this line-up" if extensions.empty else
@@ -248,7 +252,7 @@ def control(table, reference, pretrained_length, cpt_length, chapter, model, see
     if not cpt_length:
         return claims.not_testable(claim, NEEDS_CPT, model, chapter)
     extensions, controls, _ = _lineup(table, reference)
-    past_l0 = [x for x in sorted(table["length"].unique()) if x > pretrained_length]
+    past_l0 = [x for x in _lengths(table) if x > pretrained_length]
     missing = ("no plain-RoPE CPT model in this line-up" if controls.empty else
                "no RoPE extension in this line-up" if extensions.empty else
                "" if past_l0 else f"no evaluated length past L0 = {pretrained_length}")
@@ -267,7 +271,7 @@ def training_free_pi(table, reference, pretrained_length, chapter, model, seed) 
     if not len(pis):
         return claims.not_testable(claim, "no PI in this line-up", model, chapter)
     pi = pis[0]
-    lengths = sorted(table["length"].unique())
+    lengths = _lengths(table)
     length, note = doubled(lengths, pretrained_length)
     parts, details = [], []
     if pretrained_length in lengths:
