@@ -28,6 +28,7 @@ the units that meet the premise as a sensitivity line beside it.
   row(claim, parts, ...)  the glance row, with the structured columns of ``results.GLANCE_COLUMNS``
   not_testable(claim, reason, ...)  a row whose quantity cannot be measured at all
   bootstrap_mean(values)  percentile-bootstrap CI of a mean over units (paired: pass differences)
+  markdown_table()        the registry as the table README.md shows
   wilson(k, n)            Wilson score interval of a rate
   newcombe_paired(b, c, n)  Newcombe's paired-difference interval (method 10) from discordant counts
 
@@ -295,3 +296,15 @@ def newcombe_paired(both: int, first_only: int, second_only: int, neither: int,
     low = diff - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
     high = diff + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
     return diff, max(low, -1.0), min(high, 1.0)
+
+
+# ---- the registry as a table (README's verdict section is this table: tests/test_docs keeps them equal)
+
+def markdown_table(path: Path | None = None) -> str:
+    """One line per claim: number, kind, statement, claimed side of the null, sesoi (why), unit and minimum."""
+    side = {1: "above", -1: "below", 0: "within +- sesoi of"}
+    lines = ["| # | kind | claim | claimed | sesoi (why) | unit |", "|---|---|---|---|---|---|"]
+    for order, c in load(path).items():
+        lines.append(f"| {order:g} | {c.kind} | {c.statement} | {side[c.direction]} {c.null:g} | "
+                     f"{c.sesoi:g} ({c.sesoi_why}) | {c.unit}, >= {c.min_units} |")
+    return "\n".join(lines)
