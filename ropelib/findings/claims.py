@@ -172,8 +172,14 @@ def grade(claim: Claim, estimate: float, ci_low: float, ci_high: float, n_units:
     return "inconclusive", "CI holds an effect of interest and its absence"
 
 
-def part(claim: Claim, name: str, estimate: float, ci_low: float, ci_high: float, n_units: int) -> Part:
+def part(claim: Claim, name: str, estimate: float, ci_low: float, ci_high: float, n_units: int,
+         best: tuple[float, float, float] | None = None) -> Part:
+    """One graded part. ``best``: (estimate, low, high) the most favourable data could give on these units
+    (e.g. every failing cell a hit); when even that would not be replicated, the test could not have shown
+    the effect, and the part is inconclusive whatever its interval (never "not replicated")."""
     verdict, reason = grade(claim, estimate, ci_low, ci_high, int(n_units))
+    if best is not None and verdict == "not replicated" and grade(claim, *best, int(n_units))[0] != "replicated":
+        verdict, reason = "inconclusive", "the test could not have shown the effect: even the best outcome is not past the null"
     return Part(name, float(estimate), float(ci_low), float(ci_high), int(n_units), verdict, reason)
 
 

@@ -20,7 +20,7 @@ cell by cell or document by document.
   quiet_transformers()             silences transformers' "past max_position_embeddings" reminder
   plot_curves(...)                 entropy, pass rate and perplexity against length, L0 and CPT lengths marked
 
-Not here: verdicts (``cpt_length``, ``model_size``), the needle heatmap (``needle_plots.plot_heatmaps``).
+Not here: verdicts (``cpt_length``, ``model_size``), the needle heatmap (``needle_entropy.plots.plot_heatmaps``).
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def cells_in_order(trials: pd.DataFrame, entropy_column: str = "entropy") -> pd.
 
 
 def _mark_lengths(ax, marks: dict[str, int]) -> None:
-    # the first mark (L0) dotted, the next (a CPT length) dashed: as in needle_plots' heatmaps
+    # the first mark (L0) dotted, the next (a CPT length) dashed: as in needle_entropy.plots' heatmaps
     for (label, length), style in zip(marks.items(), (":", "--", "-.", (0, (1, 3)))):
         ax.axvline(length, color="black", linestyle=style, linewidth=1.2, label=label)
 

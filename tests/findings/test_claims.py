@@ -118,3 +118,16 @@ def test_an_interval_wide_only_by_rounding_error_is_zero_width():
     values = np.full(10, 0.1) + np.arange(10) * 1e-17
     mean, low, high, n = claims.bootstrap_mean(values)
     assert claims.grade(ABOVE, mean, low, high, n)[0] == "inconclusive"
+
+
+def test_a_part_that_could_not_have_shown_the_effect_is_never_not_replicated():
+    top = claims.claim(2.3)
+    # every failing cell is a hit, and so is every shuffle: hit rate 1 - reference 1 = 0, Wilson CI shifted
+    rate, low, high = claims.wilson(200, 200)
+    assert claims.part(top, "x", rate - 1, low - 1, high - 1, 200).grade == "not replicated"  # without best
+    graded = claims.part(top, "x", rate - 1, low - 1, high - 1, 200, best=(rate - 1, low - 1, high - 1))
+    assert graded.grade == "inconclusive" and "could not have shown" in graded.reason
+    # where a perfect ranking would have shown it, a null result stands
+    rate, low, high = claims.wilson(5, 20)
+    best = tuple(x - 0.25 for x in claims.wilson(20, 20))
+    assert claims.part(top, "x", rate - 0.25, low - 0.25, high - 0.25, 20, best=best).grade != "replicated"

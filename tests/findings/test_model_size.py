@@ -104,7 +104,8 @@ def test_every_paired_difference_zero_is_inconclusive():
 
 def test_too_few_units_are_inconclusive_whatever_the_gain():
     rows = graded(*GROWING, documents=4)
-    assert rows[9.2]["verdict"] == "inconclusive" and rows[9.2]["n_units"] == 4 and "too few units" in rows[9.2]["parts"]
+    assert rows[9.2]["verdict"] == "inconclusive" and rows[9.2]["n_units"] == 4
+    assert "too few units" in rows[9.2]["parts"]
 
 
 def test_a_size_that_misses_the_premise_is_still_graded_with_a_caveat():
@@ -113,7 +114,8 @@ def test_a_size_that_misses_the_premise_is_still_graded_with_a_caveat():
     rows = graded(*GROWING, pi_at_L0={"L": 0.0})
     row = rows[9.1]
     assert row["verdict"] == "replicated"
-    assert row["caveats"] == "PI (L) misses the premise 'retrieves at L0': pass rate 0 < 0.8 at L0 = 256 on this page's trials"
+    assert row["caveats"] == ("PI (L) misses the premise 'retrieves at L0': pass rate 0 < 0.8 at L0 = 256 on "
+                              "this page's trials")
     assert row["sensitivity"].startswith("on the units that meet the premises: ") and "M - S" in row["sensitivity"]
     assert rows[9.2]["caveats"] == ""  # the loss claim has no retrieval premise
     rows = graded(*GROWING, pi_at_L0={"L": 0.0, "M": 0.0})  # one size left: no units meet the premise

@@ -15,7 +15,7 @@ continual pretraining (CPT) at a short length and one at a long length with the 
                       ``recipes.equal_token_recipes`` (the committed pair's rule)
 
 Not here: the estimands and glance rows (``cpt_length.verdicts``, graded by ``findings.claims``),
-running the models (``length_sweep``), plots.
+running the models (``findings.sweep``), plots.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ropelib.models import lineup, variants
 from ropelib.training import recipes
-from ropelib.findings import sweep as length_sweep
+from ropelib.findings import sweep
 from ropelib.models.organism import L0
 from ropelib.training.recipes import CPT_WARMUP, equal_token_recipes
 from ropelib.tasks.common import check_lengths
@@ -59,7 +59,7 @@ def cpt_variant(source: str) -> str:
     """How a CPT checkpoint runs: "ntk:" for an organism one (its manifest records the NTK switch
     it was trained with), "rope:" for a Hugging Face one, whose config.json already holds the
     base it was trained with (the NTK switch on top would raise the base twice)."""
-    return f"{'ntk' if length_sweep.manifest_of(source) else 'rope'}:{source}"
+    return f"{'ntk' if sweep.manifest_of(source) else 'rope'}:{source}"
 
 
 def resolve_roles(model: str, short_model: str, long_model: str, base_variant: str, short_variant: str,
@@ -87,7 +87,7 @@ def resolve_roles(model: str, short_model: str, long_model: str, base_variant: s
 
 def cpt_length(source: str) -> int | None:
     """Training length of an organism checkpoint (its manifest's ``trained_length``); None for others."""
-    manifest = length_sweep.manifest_of(source)
+    manifest = sweep.manifest_of(source)
     if not manifest:
         return None
     return int(manifest.get("trained_length") or max(s["length"] for s in manifest["recipe"]["stages"]))
@@ -132,7 +132,7 @@ def check_setup(roles: Roles, lengths: list[int], short_length: int, long_length
         check_cpt_length(roles.short.source, short_length, "short_length")
         check_cpt_length(roles.long.source, long_length, "long_length")
         for variant in (roles.short, roles.long):
-            rope = length_sweep.manifest_of(variant.source).get("rope", {})
+            rope = sweep.manifest_of(variant.source).get("rope", {})
             if rope and (rope["method"], float(rope["factor"])) != ("ntk", float(factor)):
                 raise ValueError(f"factor={factor:g} but {variant.source!r} was trained with {rope['method']} "
                                  f"x{rope['factor']:g}; set factor={rope['factor']:g}")

@@ -2,12 +2,12 @@
 
 Four claims of the paper, registry entries 3.1, 3.2, 3.25 and 3.3 of ``chapters/claims.yml``, one
 glance row each, every one graded by the registry's one rule (``claims.row``). Every model answers
-the same prompts (length, depth, needle: ``length_sweep.prompt_table``), so every estimand is
+the same prompts (length, depth, needle: ``sweep.prompt_table``), so every estimand is
 paired over prompts, the registry's unit:
 
   3.1  slope: per model, the OLS slope of mean TEACHER-FORCED answer entropy (``entropy_teacher``:
        the true value fed, identical inputs whatever the model answers) against ln L over
-       L >= the short CPT length (``length_sweep.slope_fit``); estimand = slope(long) - slope(short),
+       L >= the short CPT length (``sweep.slope_fit``); estimand = slope(long) - slope(short),
        95% CI by a paired bootstrap over prompts (resampled within each length, the same draw for
        both models, seeded); n = prompts. Direction -1. Shown beside it: the flattening in nats,
        -d_slope x ln(L_max / L_short), the level gaps (long - short) at the grid's shortest and
@@ -32,7 +32,7 @@ meet it) has no units then. "Not testable" only without a short/long pair: nothi
   tables_text(judgement), write_results(...)             the page's tables and the chapter's CSVs
 
 Not here: the grading rule (``ropelib.findings.claims``), who is compared and the checks before any
-work (``cpt_length.analysis``), running the models (``length_sweep``), plots.
+work (``cpt_length.analysis``), running the models (``findings.sweep``), plots.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import pandas as pd
 
 from ropelib import results
 from ropelib.findings import claims
-from ropelib.findings import sweep as length_sweep
+from ropelib.findings import sweep
 from ropelib.findings.cpt_length import analysis as cpt_length
 
 CHAPTER = "cpt-length"
@@ -65,7 +65,7 @@ def paired_prompts(trials: pd.DataFrame, first: str, second: str, beyond: int, c
     """Per prompt (length, depth, needle) with beyond < length <= upto answered by both methods: passed and
     entropy (``column``) of each, and d_pass, d_entropy = second - first."""
     answered = trials[trials["method"].isin([first, second])].astype({"passed": float})
-    pairs = pd.concat({name: length_sweep.prompt_table(answered, value)[[first, second]]
+    pairs = pd.concat({name: sweep.prompt_table(answered, value)[[first, second]]
                        for name, value in (("pass", "passed"), ("entropy", column))}, axis=1, join="inner")
     lengths = pairs.index.get_level_values("length")
     pairs = pairs[(lengths > beyond) & (lengths <= (upto or np.inf))]
@@ -101,7 +101,7 @@ def comparisons(trials: pd.DataFrame, base: str, short: str, long: str, beyond: 
 
 # ---- 3.1: slopes of entropy against ln L
 
-def _level_gap(fit: length_sweep.SlopeFit, j: int) -> tuple[float, float, float]:
+def _level_gap(fit: sweep.SlopeFit, j: int) -> tuple[float, float, float]:
     gap = fit.boot_means[:, j, 1] - fit.boot_means[:, j, 0]
     point = float(fit.means.iloc[j, 1] - fit.means.iloc[j, 0])
     return point, float(np.percentile(gap, 2.5)), float(np.percentile(gap, 97.5))
@@ -113,17 +113,18 @@ def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int
     slope(short) with its paired bootstrap 95% CI over prompts and ``prompts`` (the units: prompts at
     L >= from_length answered by both); shown beside it, the flattening -d_slope x ln(L_max / L_min) in
     nats and the level gaps (long - short) at the grid's shortest and longest length."""
-    fit = length_sweep.slope_fit(trials, [short, long], from_length, column, n_boot, seed)
+    fit = sweep.slope_fit(trials, [short, long], from_length, column, n_boot, seed)
     d = fit.boot_slopes[:, 1] - fit.boot_slopes[:, 0]
     d_slope = float(fit.slopes[long] - fit.slopes[short])
     span = math.log(fit.lengths[-1] / fit.lengths[0])
-    prompts = length_sweep.prompt_table(trials[trials["method"].isin([short, long])], column)
+    prompts = sweep.prompt_table(trials[trials["method"].isin([short, long])], column)
+    n = int((prompts.index.get_level_values("length") >= from_length).sum())
     shortest = int(trials["length"].min())
-    everything = length_sweep.slope_fit(trials, [short, long], shortest, column, n_boot, seed) \
+    everything = sweep.slope_fit(trials, [short, long], shortest, column, n_boot, seed) \
         if shortest < fit.lengths[0] else fit
     first_gap, last_gap = _level_gap(everything, 0), _level_gap(fit, len(fit.lengths) - 1)
     return {"column": column, "from_length": fit.lengths[0], "max_length": fit.lengths[-1],
-            "lengths": len(fit.lengths), "prompts": int((prompts.index.get_level_values("length") >= from_length).sum()),
+            "lengths": len(fit.lengths), "prompts": n,
             "slope_short": float(fit.slopes[short]), "slope_long": float(fit.slopes[long]),
             "d_slope": d_slope, "d_slope_ci_low": float(np.percentile(d, 2.5)),
             "d_slope_ci_high": float(np.percentile(d, 97.5)), "span": span, "flattening": -d_slope * span,

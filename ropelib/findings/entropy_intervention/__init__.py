@@ -5,7 +5,7 @@ a scoped, weight-free sharpening of attention (``ropelib.core.interventions``: l
 scaling of the logits, a temperature below 1), on the same prompts.
 
   analysis  the paired trials
-  verdicts  the rule, fixed in code before any run
+  verdicts  4.1's parts (per model and arm), graded by ``ropelib.findings.claims``
 
 Reference: the intervention is ours; the claim it tests is Zhong et al. (2024), Sec. 3.2.
 """

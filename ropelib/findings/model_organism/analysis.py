@@ -9,11 +9,11 @@ split) on organism checkpoints and states each check as a rule with computed lin
   position_profile(names, ...)  loss by token position at a long length: where a failure starts
   plot_position_profile(...)    that profile, one line per checkpoint
   slow_pair_ablation(name, ...) loss with the pairs longer than L0 frozen: does the model use them?
-  gate_verdict(gates)           check 1: base passed its retrieval gate (``organism_report.gate_table``)
+  gate_verdict(gates)           check 1: base passed its retrieval gate (``model_organism.report.gate_table``)
   loss_verdict, beyond_verdict  checks 2 and 3; below_gate_line, profile_lines: computed descriptions
 
 Loss units: nats per byte (the organism's tokens are bytes). Not here: the chapter's
-descriptive tables, gates and training curves (``organism_report``).
+descriptive tables, gates and training curves (``model_organism.report``).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- verdicts
 
 def gate_verdict(gates: pd.DataFrame, name: str = "base") -> str:
-    """Check 1 from ``organism_report.gate_table``: ``name`` passed its retrieval gate at every length."""
+    """Check 1 from ``model_organism.report.gate_table``: ``name`` passed its retrieval gate at every length."""
     rows = gates.loc[name]
     shown = "; ".join(f"{row['hits / needles']} = {row['rate']:.1%} (95% CI {row['ci low']:.1%}-{row['ci high']:.1%}) "
                       f"at {length}" for length, row in rows.iterrows() if row["hits / needles"])

@@ -32,7 +32,7 @@ The two claims (``chapters/claims.yml``), graded by the one rule (``claims.row``
 
 Whether the per-size gains rise monotonically is shown in the details, not graded.
 
-Not here: the grading rule (``findings.claims``), running the models (``length_sweep``), plots.
+Not here: the grading rule (``findings.claims``), running the models (``findings.sweep``), plots.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import pandas as pd
 from ropelib.models import lineup, organism, variants
 from ropelib import results
 from ropelib.findings import claims
-from ropelib.findings import sweep as length_sweep
+from ropelib.findings import sweep
 from ropelib.tasks.common import check_lengths
 
 CHAPTER = "model-size"
@@ -107,13 +107,13 @@ def checkpoint_facts(all_variants: list, sizes: list[str]) -> pd.DataFrame:
     half = len(all_variants) // 2
     rows = []
     for size, rope, pi in zip(sizes, all_variants[:half], all_variants[half:]):
-        base, cpt = length_sweep.manifest_of(rope.source), length_sweep.manifest_of(pi.source)
+        base, cpt = sweep.manifest_of(rope.source), sweep.manifest_of(pi.source)
         rows.append({"size": size, "base": rope.source, "parameters": _parameters(base),
                      "base tokens": base.get("tokens_seen", ""), "PI checkpoint": pi.source,
                      "PI": "training-free (on the base)" if pi.source == rope.source else "continual pretraining",
                      "PI CPT tokens": cpt.get("tokens_seen", "") if pi.source != rope.source else "",
-                     "base gate": length_sweep.gate_status(rope.source)[1],
-                     "PI gate": length_sweep.gate_status(pi.source)[1]})
+                     "base gate": sweep.gate_status(rope.source)[1],
+                     "PI gate": sweep.gate_status(pi.source)[1]})
     return pd.DataFrame(rows).set_index("size")
 
 
@@ -154,7 +154,7 @@ def size_table(trials: pd.DataFrame, parameters: dict, pairs: dict[str, tuple[st
 def needle_gain(trials: pd.DataFrame, rope: str, pi: str, beyond: int) -> pd.Series:
     """Per prompt (length > beyond, depth, needle), answered by both: passed(PI) - passed(RoPE), in {-1, 0, 1}."""
     answered = trials[trials["method"].isin([rope, pi])].astype({"passed": float})
-    table = length_sweep.prompt_table(answered, "passed")
+    table = sweep.prompt_table(answered, "passed")
     table = table[table.index.get_level_values("length") > beyond]
     return table[pi] - table[rope]
 
@@ -282,7 +282,8 @@ def glance_rows(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[
         caveats, sensitivity = [], None
         if metric == "needle pass rate":
             caveats = premise(rates, pretrained_length)
-            details += f"; pass rate at L0 = {pretrained_length}: " + ", ".join(f"{m} {r:.3g}" for m, r in rates.items())
+            details += f"; pass rate at L0 = {pretrained_length}: " + ", ".join(
+                f"{m} {r:.3g}" for m, r in rates.items())
             if caveats:
                 sensitivity = _sensitivity(claim, trials, ppl, pairs, rates, pretrained_length, seed)
         rows.append(claims.row(claim, [part], model, ours=f"{t['difference']:+.3g} gain ({t['largest']} - "
@@ -297,5 +298,6 @@ def verdict_lines(rows: list[dict]) -> list[str]:
     for r in rows:
         ci = f", 95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" if r["ci_low"] is not None else ""
         extra = "".join(f"\n  {name}: {r[name]}" for name in ("caveats", "sensitivity") if r.get(name))
-        lines.append(f"{r['order']} {r['claim']}: {r['verdict'].upper()}\n  ours: {r['ours']}{ci}\n  {r['details']}{extra}")
+        lines.append(f"{r['order']} {r['claim']}: {r['verdict'].upper()}\n  ours: {r['ours']}{ci}\n"
+                     f"  {r['details']}{extra}")
     return lines

@@ -6,7 +6,7 @@ length-only baseline.
 
   analysis  per-trial tables, AUROC with bootstrap CIs, the confound controls
   plots     the Fig. 4a-d panels
-  verdicts  the rules, verdicts and words
+  verdicts  each claim's estimand and parts, graded by ``ropelib.findings.claims``
 
 Reference: Zhong et al. (2024), arXiv:2406.13282, Sec. 3.2.
 """

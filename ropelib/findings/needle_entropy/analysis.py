@@ -33,7 +33,7 @@ A stratum counts only with >= ``MIN_OUTCOME_TRIALS`` trials of each outcome.
   readable(table)                a table as the page prints it: "value [low, high]" columns
 
 Not here: the statistics themselves (``ropelib.core.stats``), the estimands and rows
-(``needle_verdicts``), the grading rule (``ropelib.findings.claims``), plots (``needle_plots``), models.
+(``needle_entropy.verdicts``), the grading rule (``ropelib.findings.claims``), plots (``needle_entropy.plots``), models.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
                                    the within-length comparison the statistics test
 
 Lengths are categorical columns, so a length marker is drawn at the boundary between the
-columns at or below it and those above it. Not here: any statistic (``needle_analysis``).
+columns at or below it and those above it. Not here: any statistic (``needle_entropy.analysis``).
 """
 
 from __future__ import annotations

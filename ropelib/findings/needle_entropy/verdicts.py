@@ -2,7 +2,7 @@
 
 Every verdict of this page comes from ``chapters/claims.yml`` (``ropelib.findings.claims``):
 this module computes each claim's parts, (estimate, 95% CI, n_units), from the tables of
-``needle_analysis`` and ``claims.row`` grades them. The verdicts use ALL trials of the
+``needle_entropy.analysis`` and ``claims.row`` grades them. The verdicts use ALL trials of the
 line-up. Claims 2.1-2.4 carry the registry's premise "retrieves at L0" (pass rate >= 0.8 on
 the page's own trials at each model's L0, ``analysis.retrieves_at_l0``): a model that misses
 it is a caveat on the row, never a switch, and the same parts computed on the trials of the
@@ -30,8 +30,8 @@ teacher-forced entropy; the all-token mean (Appendix C) is shown, never graded.
        lengths in (L0, CPT length], bootstrap over prompts; n_units = prompts. Not testable
        on a training-free line-up (CPT length 0, or no plain-RoPE CPT model) or when no
        length in (L0, CPT length] was evaluated.
-Not here: the tables (``needle_analysis``), the grading rule (``ropelib.findings.claims``),
-plots (``needle_plots``).
+Not here: the tables (``needle_entropy.analysis``), the grading rule (``ropelib.findings.claims``),
+plots (``needle_entropy.plots``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def association_details(association: pd.DataFrame) -> str:
     for measure, name in MEASURES.items():
         r = _pooled(association, measure=measure)
         if r is not None:
-            out.append(f"{name}: within-length AUROC {r['within']:.3f} [{r['within_low']:.3f}, {r['within_high']:.3f}], "
+            out.append(f"{name}: within-length AUROC {r['within']:.3f} "
+                       f"[{r['within_low']:.3f}, {r['within_high']:.3f}], "
                        f"permutation p = {r['within_p']:.3g}, {r['strata']} strata with >= 5 of each outcome "
                        f"({r['mixed_strata']} with both), {r['prompts']} prompts; all trials {r['auroc']:.3f}"
                        + ("" if measure in CAUSAL_MEASURES else " (not graded: conditioned on the error)"))
@@ -93,11 +94,12 @@ def topk_parts(topk: pd.DataFrame, order: float) -> list[claims.Part] | None:
     parts = []
     for measure, r in rows.items():
         rate, low, high = claims.wilson(int(r["hits"]), int(r["failing"]))
+        perfect = claims.wilson(int(r["failing"]), int(r["failing"]))  # every failing cell in its top k
         references = [("shuffled within length", r["null"])]
         if order == 2.3:
             references.append(("length alone", r["length_only"]))
         parts += [claims.part(claim, f"{MEASURES[measure]} vs {name}", rate - ref, low - ref, high - ref,
-                              int(r["failing"])) for name, ref in references]
+                              int(r["failing"]), best=tuple(x - ref for x in perfect)) for name, ref in references]
     return parts
 
 
@@ -137,7 +139,8 @@ def borrowed_details(trials: pd.DataFrame, answers: pd.DataFrame) -> str:
     return (f"{failed} wrong answers, {len(answers)} shaped like the value, {failed - len(answers)} format failures "
             f"(not counted); found in own context {int(own.sum())}, in an unseen one {int(unseen.sum())} "
             f"(both {int((own & unseen).sum())})"
-            + (f"; ln attention ratio per occurrence: median {ratio.median():.3g} over {len(ratio)}" if len(ratio) else ""))
+            + (f"; ln attention ratio per occurrence: median {ratio.median():.3g} over {len(ratio)}"
+               if len(ratio) else ""))
 
 
 # ---- 1.65: the retrieval control
