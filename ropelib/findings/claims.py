@@ -27,6 +27,8 @@ the units that meet the premise as a sensitivity line beside it.
   combine(parts)          the claim's grade from its parts' (and the part that decides it)
   row(claim, parts, ...)  the glance row, with the structured columns of ``results.GLANCE_COLUMNS``
   not_testable(claim, reason, ...)  a row whose quantity cannot be measured at all
+  RETRIEVES_AT_L0, pass_rates_at(trials, labels, length), below_premise(rates, length)
+                          the registry's premise "retrieves at L0" (its ``at_least``), measured on a page's trials
   bootstrap_mean(values)  percentile-bootstrap CI of a mean over units (paired: pass differences)
   markdown_table()        the registry as the table README.md shows
   wilson(k, n)            Wilson score interval of a rate
@@ -251,6 +253,35 @@ def not_testable(claim: Claim, reason: str, model: str, chapter: str | None = No
     entry.update(estimate=None, null=claim.null, sesoi=claim.sesoi, direction=claim.direction, n_units=0,
                  unit=claim.unit, parts="", caveats="", sensitivity="")
     return entry
+
+
+# ---- the premise "retrieves at L0" (2.1-2.4, 3.2, 3.25, 4.1, 9.1): a caveat, never a switch
+
+def premise_threshold(name: str = "retrieves at L0") -> float:
+    """The registry's ``at_least`` for premise ``name`` (one value: every claim that declares it shares it)."""
+    values = {p["at_least"] for c in load().values() for p in c.premises if p["name"] == name and "at_least" in p}
+    if len(values) != 1:
+        raise ValueError(f"premise {name!r}: expected one 'at_least' in chapters/claims.yml, found {sorted(values)}")
+    return float(values.pop())
+
+
+def pass_rates_at(trials, labels, length: int) -> dict[str, float]:
+    """label -> its pass rate over ``trials`` (columns method, length, passed) at ``length``; NaN where none ran."""
+    at = trials[trials["length"] == length]
+    return {m: float(at.loc[at["method"] == m, "passed"].mean()) if (at["method"] == m).any() else math.nan
+            for m in labels}
+
+
+def below_premise(rates: dict[str, float], length: int, name: str = "retrieves at L0") -> list[str]:
+    """One caveat line per label whose rate is under the premise's threshold, or unmeasured (no trials at L0)."""
+    threshold, lines = premise_threshold(name), []
+    for label, rate in rates.items():
+        if not np.isfinite(rate):
+            lines.append(f"{name} not checked for {label}: no trials at L0 = {length}")
+        elif rate < threshold:
+            lines.append(f"{label} misses the premise '{name}': pass rate {rate:.3g} < {threshold:g} at L0 = "
+                         f"{length} on this page's trials")
+    return lines
 
 
 # ---- intervals

@@ -51,7 +51,6 @@ from ropelib.findings.cpt_length import analysis as cpt_length
 CHAPTER = "cpt-length"
 TEACHER, APPENDIX_C = "entropy_teacher", "entropy"  # the graded entropy; the paper's all-token mean (shown)
 N_BOOT = claims.N_BOOT  # bootstrap resamples of the prompts (seeded)
-RETRIEVES_AT_L0 = 0.8  # the registry's premise "retrieves at L0" (3.2, 3.25): pass rate at L0, page's own trials
 # comparison name -> the band of lengths: (exclusive low, inclusive high) names; None: no top
 BANDS = {"long vs short, within the long CPT length": ("short_length", "long_length"),
          "long vs short, beyond both": ("long_length", None)}
@@ -135,24 +134,8 @@ def entropy_slopes(trials: pd.DataFrame, short: str, long: str, from_length: int
 
 # ---- the premise "retrieves at L0" (3.2, 3.25): a caveat, not a switch
 
-def retrieval_at(trials: pd.DataFrame, methods: list[str], length: int) -> dict[str, float]:
-    """method -> its pass rate over this page's trials at ``length`` (NaN when none ran there)."""
-    at = trials[trials["length"] == length]
-    return {m: float(at.loc[at["method"] == m, "passed"].mean()) if (at["method"] == m).any() else math.nan
-            for m in methods}
-
-
-def premise(rates: dict[str, float], length: int) -> list[str]:
-    """One caveat line per model that does not retrieve at L0 (rate < :data:`RETRIEVES_AT_L0`, or unmeasured:
-    no trials at L0); empty when every compared model meets the premise."""
-    lines = []
-    for method, rate in rates.items():
-        if not np.isfinite(rate):
-            lines.append(f"retrieves at L0 not checked for {method}: no trials at L0 = {length}")
-        elif rate < RETRIEVES_AT_L0:
-            lines.append(f"{method} misses the premise 'retrieves at L0': pass rate {rate:.3g} < {RETRIEVES_AT_L0:g} "
-                         f"at L0 = {length} on this page's trials")
-    return lines
+retrieval_at = claims.pass_rates_at  # method -> pass rate at a length, this page's trials
+premise = claims.below_premise  # one caveat line per model under the registry's threshold
 
 
 # ---- what the rows read

@@ -40,7 +40,7 @@ from ropelib.findings import claims
 
 ORDER = 4.1
 ENTROPY_MARGIN = 0.05  # nats
-AT_L0 = 0.8  # the "retrieves at L0" premise: pass rate at L0, untouched trials
+AT_L0 = claims.premise_threshold()  # the registry's "retrieves at L0": pass rate at L0, untouched trials
 BASELINE = "none"
 COLUMNS = ("length", "prompt_id", "condition", "entropy_first", "passed")
 

@@ -48,7 +48,6 @@ from ropelib.tasks.common import check_lengths
 
 CHAPTER = "model-size"
 RATIOS = (1, 2, 4, 8)  # default grid: these multiples of L0 (the organism: 256 ... 2048)
-RETRIEVES_AT_L0 = 0.8  # the registry's premise "retrieves at L0" (9.1): pass rate at L0, page's own trials
 
 
 def size_pairs(rope_variants: list[str], pi_variants: list[str], sizes: list[str], model: str = "") -> tuple[list, dict]:
@@ -222,22 +221,10 @@ def size_trend(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[s
 
 def retrieval_at(trials: pd.DataFrame, pairs: dict[str, tuple[str, str]], length: int) -> dict[str, float]:
     """Every size's RoPE and PI label -> its pass rate over this page's trials at ``length`` (NaN: none ran)."""
-    at = trials[trials["length"] == length]
-    methods = [m for pair in pairs.values() for m in pair]
-    return {m: float(at.loc[at["method"] == m, "passed"].mean()) if (at["method"] == m).any() else np.nan
-            for m in methods}
+    return claims.pass_rates_at(trials, [m for pair in pairs.values() for m in pair], length)
 
 
-def premise(rates: dict[str, float], length: int) -> list[str]:
-    """One caveat line per model below :data:`RETRIEVES_AT_L0` at L0 (or unmeasured there)."""
-    lines = []
-    for method, rate in rates.items():
-        if not np.isfinite(rate):
-            lines.append(f"retrieves at L0 not checked for {method}: no trials at L0 = {length}")
-        elif rate < RETRIEVES_AT_L0:
-            lines.append(f"{method} misses the premise 'retrieves at L0': pass rate {rate:.3g} < {RETRIEVES_AT_L0:g} "
-                         f"at L0 = {length} on this page's trials")
-    return lines
+premise = claims.below_premise  # one caveat line per model under the registry's threshold
 
 
 # ---- glance rows
@@ -252,7 +239,7 @@ def _part(claim: claims.Claim, metric: str, smallest: str, largest: str, estimat
 
 def _sensitivity(claim, trials, ppl, pairs, rates, beyond, seed) -> list[claims.Part]:
     """9.1 on the sizes whose RoPE and PI models both meet the premise: largest minus smallest of those."""
-    meeting = [s for s, pair in pairs.items() if all(np.isfinite(rates[m]) and rates[m] >= RETRIEVES_AT_L0
+    meeting = [s for s, pair in pairs.items() if all(np.isfinite(rates[m]) and rates[m] >= claims.premise_threshold()
                                                         for m in pair)]
     if len(meeting) < 2:
         return []

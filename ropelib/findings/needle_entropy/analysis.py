@@ -45,6 +45,7 @@ import pandas as pd
 import scipy.stats
 
 from ropelib.core import extensions, stats
+from ropelib.findings import claims
 from ropelib.findings.sweep import quiet_transformers
 from ropelib.tasks import needle
 from ropelib.models.variants import ModelCache, Variant
@@ -342,7 +343,7 @@ def borrowed_answers(trials: pd.DataFrame) -> pd.DataFrame:
 
 # ---- what the verdicts read, and the premise of 2.1-2.4
 
-PREMISE_PASS_RATE = 0.8  # the registry's "retrieves at L0": pass rate >= 0.8 on the page's own trials at L0
+PREMISE_PASS_RATE = claims.premise_threshold()  # the registry's "retrieves at L0": pass rate on the page's L0 trials
 
 
 class Tables(NamedTuple):
