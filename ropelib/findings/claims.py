@@ -138,11 +138,12 @@ class Part:
     grade: str
     reason: str = ""
 
-    def text(self, digits: int = 4) -> str:
+    def text(self, kind: str = "paper", digits: int = 4) -> str:
+        """"name: estimate [low, high], n = units: grade (reason)", the grade in the words of a row of ``kind``."""
         def f(x):
             return "nan" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
         return (f"{self.name + ': ' if self.name else ''}{f(self.estimate)} [{f(self.ci_low)}, {f(self.ci_high)}], "
-                f"n = {self.n_units}: {self.grade}" + (f" ({self.reason})" if self.reason else ""))
+                f"n = {self.n_units}: {results.worded(self.grade, kind)}" + (f" ({self.reason})" if self.reason else ""))
 
 
 def _finite(*xs) -> bool:
@@ -227,14 +228,14 @@ def row(claim: Claim, parts: list[Part], model: str, ours: str = "", details: st
     verdict, decisive = combine(claim, parts)
     if decisive is None:
         raise ValueError(f"claim {claim.order}: no part graded; use not_testable() for what cannot be measured")
-    shown = "; ".join(p.text() for p in parts)
+    shown = "; ".join(p.text(claim.kind) for p in parts)
     sensitivity_text = ""
     if sensitivity is not None:
         other = combine(claim, sensitivity)[0] if sensitivity else "not testable"
         word = results.worded(other, claim.kind)
         sensitivity_text = (f"on the units that meet the premises: {word}"
                             + (" (differs from all units)" if other != verdict else " (the same)")
-                            + (": " + "; ".join(p.text() for p in sensitivity) if sensitivity else ""))
+                            + (": " + "; ".join(p.text(claim.kind) for p in sensitivity) if sensitivity else ""))
     entry = results.glance_row(
         claim.order, claim.finding, claim.statement, claim.paper,
         ours or f"{decisive.estimate:.4g}", verdict, claim.rule, chapter or claim.chapter,

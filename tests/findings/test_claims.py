@@ -86,6 +86,7 @@ def test_a_row_carries_the_structured_columns_and_its_caveats():
     assert "differs" in row["sensitivity"] and "retrieves at L0" in row["caveats"]
     control = claims.row(claims.claim(1.25), _parts((0.1, 0.3)), "organism")
     assert control["verdict"] == "supported"
+    assert ": supported (" in control["parts"] and "replicated" not in control["parts"]  # its parts in its words
 
 
 def test_bootstrap_of_identical_differences_collapses_and_is_not_a_ci():

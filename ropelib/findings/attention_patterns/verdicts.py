@@ -212,7 +212,7 @@ def glance_rows(ratios: pd.DataFrame, where: str, model: str, chapter: str,
         if shown:
             word = results.worded(claims.combine(claim, shown)[0], claim.kind)
             details.append(f"JS without the attention sink, same rule (shown, not part of the verdict): {word}: "
-                           + "; ".join(p.text() for p in shown))
+                           + "; ".join(p.text(claim.kind) for p in shown))
         decisive = claims.combine(claim, parts)[1]
         rows.append(claims.row(claim, parts, model, ours=f"{decisive.estimate:.4g} ({decisive.name})",
                                details="; ".join(details), chapter=chapter))
