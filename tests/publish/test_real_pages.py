@@ -78,3 +78,19 @@ def test_pages_globs_select_and_leave_out():
     assert _selected("glance.ipynb", "!smollm2-*") and not _selected("smollm2-perplexity.ipynb", "!smollm2-*")
     assert _selected("perplexity-cpt.ipynb", "perplexity-*,!*-training-free*")
     assert not _selected("perplexity-training-free.ipynb", "perplexity-*,!*-training-free*")
+
+
+def test_queued_pages_are_valid_entries_of_the_real_model_waiting_to_run():
+    """book/queued.yml: pages planned but not yet executed; each would pass the plan's checks when moved."""
+    import yaml
+
+    from ropelib.publish import params
+
+    entries = yaml.safe_load((LAYOUT.book / "queued.yml").read_text()) or []
+    outputs = {r.output for r in RUNS}
+    for entry in entries:
+        assert entry["output"] not in outputs, f"{entry['output']} is both queued and in the run plan"
+        assert entry["output"].startswith(PREFIX)
+        parameters = params.validate(params.declared(LAYOUT.template(entry["chapter"])), entry["parameters"],
+                                     entry["output"])
+        assert runner.is_real_model_page(parameters)
