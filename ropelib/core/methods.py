@@ -19,9 +19,9 @@ Not here: the frequencies themselves and the switch of a model (``extensions``).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
+from unittest import mock
 
 # Code Llama's NTK (the paper's): the base raised 100x (10,000 -> 1,000,000), whatever s is
 CODE_LLAMA_BASE_RATIO = 100.0
@@ -116,14 +116,9 @@ def named(**flags) -> tuple[str, ...]:
     return tuple(m.name for m in REGISTRY.values() if all(getattr(m, k) == v for k, v in flags.items()))
 
 
-@contextlib.contextmanager
 def registered(method: Method):
-    """Within the block, ``method`` is one more entry of the registry (a test's toy method)."""
-    REGISTRY[method.name] = method
-    try:
-        yield method
-    finally:
-        del REGISTRY[method.name]
+    """A context manager: within its block, ``method`` is one more entry of the registry (a test's toy method)."""
+    return mock.patch.dict(REGISTRY, {method.name: method})
 
 
 # RoPE extensions, in the order the book shows them

@@ -18,10 +18,10 @@ Not here: checking a parameter's source (``sources``), loading (``load``).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from unittest import mock
 
 from ropelib.models import smollm2
 
@@ -31,7 +31,7 @@ class RealModel:
     name: str  # the source name chapters accept
     label: str  # short: "SmolLM2-135M" (the glance counts' model column)
     about: str  # what a page says about the model before any of its numbers
-    identity: str  # its weights' identity outside the repository (a page's cache key)
+    identity: Callable[[], str]  # its weights' identity outside the repository (a page's cache key)
     find: Callable[[], Path]  # the weights, located without reading them; raises ``error``
     verify: Callable[[], Path]  # the weights, verified; raises ``error``
     directory: Callable[[], Path]  # its Hugging Face directory (maybe not prepared yet)
@@ -45,7 +45,8 @@ class RealModel:
 
 
 MODELS: dict[str, RealModel] = {m.name: m for m in (
-    RealModel(smollm2.NAME, "SmolLM2-135M", smollm2.ABOUT, f"{smollm2.GGUF_NAME} sha256 {smollm2.GGUF_SHA256}",
+    RealModel(smollm2.NAME, "SmolLM2-135M", smollm2.ABOUT,
+              identity=lambda: f"{smollm2.GGUF_NAME} sha256 {smollm2.GGUF_SHA256}",
               find=lambda: smollm2.gguf_path(), verify=lambda: smollm2.check(),
               directory=lambda: smollm2.directory(), prepare=lambda: smollm2.hf_directory(),
               error=smollm2.SmolLM2Error),
@@ -61,11 +62,6 @@ def names() -> list[str]:
     return list(MODELS)
 
 
-@contextlib.contextmanager
 def registered(model: RealModel):
-    """Within the block, ``model`` is one more real model (a test's fake one)."""
-    MODELS[model.name] = model
-    try:
-        yield model
-    finally:
-        del MODELS[model.name]
+    """A context manager: within its block, ``model`` is one more real model (a test's fake one)."""
+    return mock.patch.dict(MODELS, {model.name: model})

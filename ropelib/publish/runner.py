@@ -120,7 +120,7 @@ def model_files(job: "Job") -> tuple[str, ...]:
     """Identities of the model files outside the repository that ``job`` reads (a real model's, e.g. a GGUF's
     sha256): the model it measures (``sources.measured_model``)."""
     model = real.get(sources.measured_model(job.parameters))
-    return (model.identity,) if model is not None else ()
+    return (model.identity(),) if model is not None else ()
 
 
 def job_key(job: "Job", layout: Layout) -> str:
