@@ -3,6 +3,8 @@
 ``built_book``: the book built once per test session, with jupyter-book and warnings as
 errors (``ropebook build --all``) into the standard ``_build/``. test_book_build checks
 what it produced; test_browser opens its pages.
+``forget_checked_sources`` (every test): ``sources.check_source`` remembers the sources that passed
+within a process; each test starts without that memory (tests patch what a source resolves to).
 """
 
 import subprocess
@@ -10,7 +12,15 @@ import sys
 
 import pytest
 
+from ropelib.models import sources
 from ropelib.paths import ROOT
+
+
+@pytest.fixture(autouse=True)
+def forget_checked_sources():
+    sources.forget()
+    yield
+    sources.forget()
 
 
 @pytest.fixture(scope="session")

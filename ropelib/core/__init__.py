@@ -3,9 +3,9 @@
 Everything here works on any LLaMA-architecture ``transformers`` model and imports nothing
 else of ropelib (a test walks the imports). Modules, independent first:
 
-  methods        the RoPE extensions' names and display names (the table every other module reads)
+  methods        the RoPE extensions' registry: one entry per method (rescaling, rope type, options, flags)
   geometry       RoPE wavelengths: which rotary pairs complete a turn within L0
-  extensions     one same-signature function per extension, in a table, onto transformers' rope registry
+  extensions     a registry entry onto transformers' rope registry: frequencies, the switch of a model
   metrics        entropy, distance-binned attention mass, Jensen-Shannon divergence
   stats          AUROC, Wilson and bootstrap intervals, permutation tests, confound controls
   memory         will a forward pass fit: memory and time from the config alone

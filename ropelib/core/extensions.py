@@ -28,48 +28,27 @@ import torch
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from ropelib.core.methods import METHODS
-# Code Llama's NTK (the paper's): the base raised 100x (10,000 -> 1,000,000), whatever s is
-CODE_LLAMA_BASE_RATIO = 100.0
-
-# our name -> transformers' rope_type
-_ROPE_TYPE = {
-    "rope": "default",
-    "pi": "linear",
-    "ntk": "default",  # a fixed, larger base: transformers' default RoPE at that base
-    "ntk100": "default",
-    "yarn": "yarn",
-    "dynamic_ntk": "dynamic",
-    "llama3": "llama3",
-}
-_NEEDS_ORIGINAL_LENGTH = {"yarn", "dynamic_ntk", "llama3"}
-_LENGTH_DEPENDENT = {"dynamic_ntk"}  # frequencies recomputed from the current sequence length
+from ropelib.core import methods
+from ropelib.core.methods import CODE_LLAMA_BASE_RATIO, METHODS, ntk_aware_base  # noqa: F401 (the public API)
 
 
 def length_dependent(method: str) -> bool:
     """Do ``method``'s rotations depend on the sequence length (so a prefix's logits change with it)?"""
-    return method in _LENGTH_DEPENDENT
+    return methods.get(method).dynamic
+
+
 _STATE_ATTR = "_ropebook_state"
 
 
-def ntk_aware_base(base: float, factor: float, head_dim: int) -> float:
-    """NTK-aware base for a context ``factor`` times longer: b' = b * s^(d / (d - 2)).
-
-    With this base the lowest frequency pair is interpolated by exactly s while the
-    highest is (almost) unchanged.
-    """
-    return base * factor ** (head_dim / (head_dim - 2))
-
-
-def _check(method: str, factor: float, original_max_position: int | None) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not a RoPE extension; expected one of {', '.join(METHODS)}")
+def _check(method: str, factor: float, original_max_position: int | None) -> methods.Method:
+    entry = methods.get(method)
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor >= 1:
         raise ValueError(f"factor={factor!r} must be a number >= 1 (the context extension ratio s)")
-    if method in _NEEDS_ORIGINAL_LENGTH and not original_max_position:
+    if entry.needs_original_length and not original_max_position:
         raise ValueError(f"method={method!r} needs original_max_position (the pretrained context length)")
     if original_max_position is not None and original_max_position < 1:
         raise ValueError(f"original_max_position={original_max_position!r} must be a positive int")
+    return entry
 
 
 def rope_parameters(
@@ -80,44 +59,20 @@ def rope_parameters(
     head_dim: int | None = None,
     **extra,
 ) -> dict:
-    """The transformers ``rope_parameters`` dict that realises ``method``.
+    """The transformers ``rope_parameters`` dict that realises ``method`` (its registry entry's ``rescale``).
 
-    ``ntk`` takes either ``ntk_base=`` (the paper's explicit sweep, e.g. 1e6) or derives
-    the base from ``factor`` by :func:`ntk_aware_base` (needs ``head_dim``).
-    ``yarn`` accepts ``beta_fast`` (default 32) and ``beta_slow`` (default 1);
-    ``llama3`` accepts ``low_freq_factor`` (1) and ``high_freq_factor`` (4).
+    ``extra``: the method's options (``methods.REGISTRY[method].options``, defaults filled in), e.g.
+    ``ntk`` takes ``ntk_base=`` (the paper's explicit sweep, e.g. 1e6) or derives the base from
+    ``factor`` by :func:`ntk_aware_base` (needs ``head_dim``); ``yarn`` accepts ``beta_fast``
+    (default 32) and ``beta_slow`` (default 1); ``llama3`` accepts ``low_freq_factor`` (1) and
+    ``high_freq_factor`` (4).
     """
-    _check(method, factor, original_max_position)
-    params: dict = {"rope_type": _ROPE_TYPE[method], "rope_theta": float(base)}
-    if method == "ntk":
-        ntk_base = extra.pop("ntk_base", None)
-        if ntk_base is None:
-            if head_dim is None:
-                raise ValueError("method='ntk' needs ntk_base, or head_dim to derive it from factor")
-            ntk_base = ntk_aware_base(base, factor, head_dim)
-        if ntk_base < base:
-            raise ValueError(f"ntk_base={ntk_base!r} must be >= the pretrained base {base}")
-        params["rope_theta"] = float(ntk_base)
-    elif method == "ntk100":
-        params["rope_theta"] = float(base) * CODE_LLAMA_BASE_RATIO
-    elif method in ("pi", "dynamic_ntk"):
-        params["factor"] = float(factor)
-    elif method == "yarn":
-        params.update(
-            factor=float(factor),
-            original_max_position_embeddings=int(original_max_position),
-            beta_fast=float(extra.pop("beta_fast", 32.0)),
-            beta_slow=float(extra.pop("beta_slow", 1.0)),
-        )
-    elif method == "llama3":
-        params.update(
-            factor=float(factor),
-            original_max_position_embeddings=int(original_max_position),
-            low_freq_factor=float(extra.pop("low_freq_factor", 1.0)),
-            high_freq_factor=float(extra.pop("high_freq_factor", 4.0)),
-        )
-    if extra:
-        raise ValueError(f"unexpected parameter(s) for method={method!r}: {', '.join(sorted(extra))}")
+    entry = _check(method, factor, original_max_position)
+    unknown = set(extra) - set(entry.options)
+    if unknown:
+        raise ValueError(f"unexpected parameter(s) for method={method!r}: {', '.join(sorted(unknown))}")
+    params: dict = {"rope_type": entry.rope_type, "rope_theta": float(base)}
+    params.update(entry.rescale(base, factor, original_max_position, head_dim, {**entry.options, **extra}))
     return params
 
 
@@ -132,7 +87,7 @@ def _compute(config) -> tuple[torch.Tensor, float]:
 
 def _max_positions(method: str, length: int, factor: float) -> int:
     """config.max_position_embeddings for ``method``: dynamic NTK reads the pretrained length from it."""
-    return length if method == "dynamic_ntk" else max(length, int(length * factor))
+    return length if methods.get(method).dynamic else max(length, int(length * factor))
 
 
 def frequencies(
@@ -247,7 +202,7 @@ def apply(model, method: str, factor: float = 1.0, *, original_max_position: int
     config.max_position_embeddings = _max_positions(method, length, factor)
     device = rotary.inv_freq.device
     new_rotary = type(rotary)(config).to(device)
-    if method == "dynamic_ntk":
+    if methods.get(method).dynamic:
         new_rotary.register_forward_pre_hook(_reset_dynamic_cache)
     getattr(model, "model", model).rotary_emb = new_rotary
     state.update(method=method, factor=float(factor), extra=dict(extra), applied_length=length)
@@ -286,8 +241,8 @@ def frozen_pairs(model, min_wavelength: float):
     extrapolation failure). Yields how many pairs are frozen; restores them on exit.
     """
     rotary = _rotary_module(model)
-    if _pretrained(model)["method"] == "dynamic_ntk":
-        raise ValueError("frozen_pairs: dynamic_ntk recomputes its frequencies at every call; use another method")
+    if methods.get(_pretrained(model)["method"]).dynamic:
+        raise ValueError(f"frozen_pairs: {_pretrained(model)['method']} recomputes its frequencies at every call; use another method")
     saved = rotary.inv_freq.clone()
     frozen = wavelengths(saved) > min_wavelength
     rotary.inv_freq = torch.where(frozen, torch.zeros_like(saved), saved)

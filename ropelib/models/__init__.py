@@ -2,7 +2,9 @@
 
 Modules, independent first:
 
-  sources    a parameter's model source (organism name or local Hugging Face directory), checked without torch
+  real       the real pretrained models' registry (one entry each: find, verify, prepare, caveats)
+  sources    a parameter's model source (organism name, real model or local Hugging Face directory), checked
+             without torch; which model a page measures
   manifest   the one reader of an organism checkpoint's ``manifest.json``, and the judge of its retrieval gate
   organism   the tiny LLaMA configs of the model organism
   load       saving and loading checkpoints (organism and Hugging Face), onto a device

@@ -23,9 +23,10 @@ import json
 from dataclasses import dataclass
 
 from ropelib import results
-from ropelib.models import load, manifest as manifests, smollm2, sources
+from ropelib.core import methods
+from ropelib.models import load, manifest as manifests, real, sources
 
-TRAINING_FREE = ("rope", "pi", "ntk", "ntk100", "yarn", "dynamic_ntk")
+TRAINING_FREE = methods.named(training_free=True)
 DEFAULT_RATIOS = (0.5, 1, 2, 4, 8, 16, 32)  # evaluation lengths as multiples of L0
 
 
@@ -68,14 +69,15 @@ class Lineup:
 
 
 def measured(lineup: Lineup) -> str:
-    """The model a line-up's results describe: the real model's name when it names one, else the organism."""
-    named = {v.partition(":")[2] for v in [*lineup.variants, lineup.reference, lineup.long_reference]}
-    return smollm2.NAME if smollm2.NAME in named else results.ORGANISM
+    """The model a line-up's results describe (``sources.measured_model`` of its variants)."""
+    return sources.measured_model({"variants": [*lineup.variants, lineup.reference, lineup.long_reference]})
 
 
 def about(lineup: Lineup) -> str:
-    """What a real model in the line-up is and what follows for its comparisons; "" for the organism."""
-    return smollm2.ABOUT if measured(lineup) == smollm2.NAME else ""
+    """What a real model in the line-up is and what follows for its comparisons (its registry entry's
+    ``about``); "" for the organism."""
+    model = real.get(measured(lineup))
+    return model.about if model is not None else ""
 
 
 def resolve(model: str = "", variants=(), reference: str = "", long_reference: str = "",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ropelib.core import extensions
 from ropelib import paths, progress
-from ropelib.models import manifest as manifests, smollm2, sources
+from ropelib.models import manifest as manifests, real, sources
 from ropelib.paths import sha256_file, write_json_atomic
 from ropelib.models.organism import OrganismConfig
 from ropelib.text.tokenizer import ByteTokenizer
@@ -70,8 +70,9 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         directory = sources.check_source(str(name_or_path), f"model {name_or_path!r}", verify_weights=False)
     except sources.SourceError as error:
         raise FileNotFoundError(str(error)) from None
-    if name_or_path == smollm2.NAME:
-        directory = smollm2.hf_directory()  # the GGUF converted once to safetensors (verified before converting)
+    model = real.get(str(name_or_path))
+    if model is not None:
+        directory = model.prepare()  # e.g. the GGUF converted once to safetensors (verified before converting)
     return ("organism" if (directory / MANIFEST).exists() else "huggingface"), directory
 
 

@@ -63,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="where to write the one-off notebook (default book/CHAPTER-<hash>.ipynb)")
     run.add_argument("--force", action="store_true", help="execute even when the cached output is current")
     run.add_argument("--pages", metavar="GLOB",
-                     help="only the plan's pages whose output name matches, e.g. 'smollm2-*' (the real-model part); "
-                          "comma-separated globs, !GLOB leaves pages out: '!smollm2-*' is the organism's pages")
+                     help="only the plan's pages whose output name matches, e.g. '<model>-*' (a real model's part); "
+                          "comma-separated globs, !GLOB leaves pages out: '!<model>-*' leaves its pages out")
     run.add_argument("--scheduler", metavar="SCHEDULER",
                      help="run the pages as Dask tasks: local[:N] (N worker processes, default 2), "
                           "tcp://HOST:PORT (an existing scheduler) or slurm (see ropelib/publish/cluster.py)")

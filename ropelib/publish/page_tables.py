@@ -25,7 +25,9 @@ import csv
 import json
 from pathlib import Path
 
-from ropelib.publish.plan import chapter_page, measured_model
+from ropelib import results
+from ropelib.models import sources
+from ropelib.publish.plan import chapter_page
 
 GLANCE_PREFIX = "glance-"
 RESULTS = "data/results"  # relative to the book's root
@@ -54,8 +56,8 @@ def _named_in(code: str, name: str) -> bool:
 def _as_named(name: str, run) -> str:
     """``name`` as the page's code names it: a page on a real model writes only names holding that
     model (``results.named``), which its code names without the ``-<model>``; "" when it cannot be its."""
-    model = measured_model(run)
-    if model == "organism":
+    model = sources.measured_model(run.parameters)
+    if model == results.ORGANISM:
         return name
     return name.removesuffix(f"-{model}") if model in name.split("-") else ""
 

@@ -213,16 +213,11 @@ def _parameter_numbers(parameters: dict) -> set[float]:
     return numbers
 
 
-def measured_model(run) -> str:
-    """The model ``run`` measures: the real model its parameters name, else "organism" (``results.ORGANISM``)."""
-    from ropelib.models import smollm2, sources  # lazy: plan is read by tools that never load a model
-
-    return smollm2.NAME if smollm2.NAME in sources.named_sources(run.parameters) else "organism"
-
-
 def measures(run, model: str) -> bool:
-    """Does ``run`` measure ``model`` (:func:`measured_model`)?"""
-    return measured_model(run) == model
+    """Does ``run`` measure ``model`` (``sources.measured_model`` of its parameters)?"""
+    from ropelib.models import sources  # lazy: plan is read by tools that never load a model
+
+    return sources.measured_model(run.parameters) == model
 
 
 def chapter_page(label: str, runs, model: str | None = None) -> object | None:
@@ -243,7 +238,7 @@ def chapter_page(label: str, runs, model: str | None = None) -> object | None:
     candidates = [r for r in runs if Path(r.output).stem == label]
     candidates = candidates or [r for r in runs if r.chapter == label]
     candidates = candidates or [r for r in runs if base and re.match(re.escape(base) + r"(?!\w)", r.title.lower())]
-    if not candidates and model is not None:  # a title of another model's page names the template ("SmolLM2: ...")
+    if not candidates and model is not None:  # a title of another model's page names the template
         named = chapter_page(label, every)
         candidates = [r for r in runs if named is not None and r.chapter == named.chapter]
     candidates = [r for r in candidates if r.parameters.get("glance") is not False] or candidates

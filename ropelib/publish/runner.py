@@ -5,8 +5,8 @@ For each run (template + parameters -> output notebook):
 1. The cache key is sha256 of (template bytes, canonical JSON of the full parameters,
    ``ropelib.__version__``, the data files the page reads: every checkpoint manifest,
    which holds its weights' sha256, plus the run's ``reads`` globs; a real-model page, whose
-   model parameters name only ``smollm2``, has the pinned sha256 of its GGUF file instead of
-   the organism's manifests, so retraining the organism leaves it current). It is stored in the
+   model parameters name only a real model (``ropelib.models.real``, e.g. ``smollm2``), has its
+   weights' identity (the pinned sha256 of the GGUF file) instead of the organism's manifests, so retraining the organism leaves it current). It is stored in the
    output's ``metadata.ropebook``; when the existing output carries the same key, the
    run is skipped (``force`` re-runs). Retraining a checkpoint, or a results table that
    a summary page reads changing, therefore re-executes the pages that depend on it.
@@ -44,7 +44,7 @@ from pathlib import Path
 import nbformat
 
 import ropelib
-from ropelib.models import smollm2, sources
+from ropelib.models import real, sources
 from ropelib.publish import params as _params
 from ropelib.publish.plan import Layout
 
@@ -102,8 +102,8 @@ def cache_key(template: Path, parameters: dict, version: str | None = None,
 
 
 def is_real_model_page(parameters: dict) -> bool:
-    """Its model parameters name the real model and nothing else (no organism checkpoint)."""
-    return sources.named_sources(parameters) == {smollm2.NAME}
+    """Its model parameters name a real model and nothing else (no organism checkpoint)."""
+    return sources.measures_only_real(parameters)
 
 
 def input_files(job: "Job", layout: Layout) -> tuple[Path, ...]:
@@ -117,9 +117,10 @@ def input_files(job: "Job", layout: Layout) -> tuple[Path, ...]:
 
 
 def model_files(job: "Job") -> tuple[str, ...]:
-    """Identities of the model files outside the repository that ``job`` reads: the GGUF's sha256."""
-    return (f"{smollm2.GGUF_NAME} sha256 {smollm2.GGUF_SHA256}",) if smollm2.NAME in sources.named_sources(job.parameters) \
-        else ()
+    """Identities of the model files outside the repository that ``job`` reads (a real model's, e.g. a GGUF's
+    sha256): the model it measures (``sources.measured_model``)."""
+    model = real.get(sources.measured_model(job.parameters))
+    return (model.identity(),) if model is not None else ()
 
 
 def job_key(job: "Job", layout: Layout) -> str:

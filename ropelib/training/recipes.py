@@ -39,7 +39,7 @@ import torch
 from dataclasses import dataclass, field, replace
 
 from ropelib.text import corpus
-from ropelib.core import extensions
+from ropelib.core import extensions, methods
 from ropelib.models import organism
 from ropelib.models.manifest import RETRIEVAL_GATE, gate_passed
 from ropelib.determinism import seed_everything
@@ -179,7 +179,7 @@ SPECS: dict[str, CheckpointSpec] = {s.name: s for s in [
                    pretrained_base=mirror_base(HEAD_DIM, 4 * L0), pretrained_length=4 * L0),
     _base("base-S", "S", "size S (MiniMA-2-3B analogue): the base recipe and tokens"),
     _cpt("cpt-pi-L", "pi", 4.0, CPT_4X, parent="base-L", size="L"),
-    *[_cpt(f"cpt-{m}", m, 4.0, CPT_4X) for m in ("rope", "pi", "ntk", "ntk100", "yarn")],
+    *[_cpt(f"cpt-{m}", m, 4.0, CPT_4X) for m in methods.named(paper=True)],
     _cpt("cpt-pi-S", "pi", 4.0, CPT_4X, parent="base-S", size="S"),
     _cpt("ntk8-short", "ntk", 8.0, SHORT_8X, purpose="finding 3: NTK (8x base) CPT at L0"),
     _cpt("ntk8-long", "ntk", 8.0, LONG_8X, purpose="finding 3: NTK (8x base) CPT at 8 L0, same tokens"),

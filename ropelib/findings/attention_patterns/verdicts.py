@@ -39,10 +39,11 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
+from ropelib.core import methods
 from ropelib.findings import claims
 from ropelib.findings.attention_patterns import analysis
 
-EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")
+EXTENSIONS = methods.PAPER_EXTENSIONS
 # The paper's Table 1, units as printed there (the paper does not say which).
 PAPER_TABLE1 = {
     "at L0": {"pi": 1.29, "yarn": 0.05, "ntk": 0.06, "rope": 0.00},  # at 2K, vs LLaMA-2 at 2K

@@ -49,9 +49,11 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Mapping
 
 import pandas as pd
 
+from ropelib.models import real
 from ropelib.publish.plan import chapter_page, chapter_pages
 from ropelib.publish.sections import chapter_sections
 from ropelib.results import (
@@ -90,8 +92,28 @@ COUNT_TABLES = ((("paper",), VERDICTS), (("control", "beyond"), OWN_VERDICTS))
 COLUMNS = ["order", "finding", "claim", "kind", "paper", "ours", "short", "verdict", "chapter", "rule", "details",
            "caveats", "sensitivity", "model"]
 # the table's model columns, in order: each claim's answer per model, side by side ("not run" until its rows exist)
-MODELS = {ORGANISM: "model organism", "smollm2": "real model (SmolLM2-135M)"}
-MODEL_NAMES = {ORGANISM: "organism", "smollm2": "SmolLM2-135M"}  # the same, short: the counts' model column
+class _Models(Mapping):
+    """model -> label, from the real-model registry (``ropelib.models.real``) each time it is read: the organism
+    first, then each real model, in the registry's order."""
+
+    def __init__(self, organism: str, label_of):
+        self.organism, self.label_of = organism, label_of
+
+    def _table(self) -> dict:
+        return {ORGANISM: self.organism, **{m.name: self.label_of(m) for m in real.MODELS.values()}}
+
+    def __getitem__(self, model):
+        return self._table()[model]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self):
+        return len(self._table())
+
+
+MODELS = _Models("model organism", lambda m: m.column)
+MODEL_NAMES = _Models("organism", lambda m: m.label)  # the same, short: the counts' model column
 NOT_RUN = "not run"
 BOOK_ADDS = "What the book adds: controls and results beyond the paper"  # the last group, after the paper's
 SIGNIFICANT = 3  # digits of the numbers the table shows
@@ -100,7 +122,6 @@ DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+(?:[eE][+-]?\d+)?)(?![\d.])")
 # What a real model cannot test here: it is run training-free (no continual pretraining), so a claim about
 # continually pretrained models says nothing about it. Declared per chapter template (every claim of the page)
 # and per claim order; "not testable" with the reason in that model's cell and counts (:func:`with_scope`).
-REAL_MODELS = tuple(m for m in MODELS if m != ORGANISM)
 NEEDS_CPT = "needs continual pretraining; the real model is run training-free"
 OUT_OF_SCOPE_CHAPTERS = {
     "cpt-length": NEEDS_CPT + " (finding 3 compares short- and long-context CPT)",
@@ -170,7 +191,7 @@ SCOPE_RULE = "out of the real model's scope"  # how a row added by with_scope st
 
 
 def out_of_scope(row, runs=()) -> str:
-    """Why a real model (:data:`REAL_MODELS`, run training-free) cannot test this claim here, or "": its page's template is in
+    """Why a real model (``real.MODELS``, run training-free) cannot test this claim here, or "": its page's template is in
     :data:`OUT_OF_SCOPE_CHAPTERS` (the row's ``chapter`` label as a template name, or the page it names in
     ``runs``), or its order in :data:`OUT_OF_SCOPE_CLAIMS`."""
     label = str(row["chapter"])
@@ -186,7 +207,7 @@ def with_scope(rows: pd.DataFrame, runs=()) -> pd.DataFrame:
     kept."""
     rows = normalise(rows)
     added = []
-    for model in REAL_MODELS:
+    for model in real.names():
         answered = set(rows.loc[rows["model"] == model, "order"].astype(float))
         for order, claim in rows.groupby("order", sort=False):
             reason = out_of_scope(claim.iloc[0], runs)
@@ -435,9 +456,9 @@ def claims_html(rows: pd.DataFrame, runs) -> str:
     # is linked in its cell, under its number
     pages = chapter_pages(table["chapter"], runs) | chapter_pages(table["chapter"], runs, ORGANISM)
     sections = chapter_sections(table["chapter"], runs) | chapter_sections(table["chapter"], runs, model=ORGANISM)
-    real = [m for m in MODELS if m != ORGANISM]
+    reals = [m for m in MODELS if m != ORGANISM]
     own = {m: (chapter_pages(table["chapter"], runs, m), chapter_sections(table["chapter"], runs, model=m))
-           for m in real}
+           for m in reals}
     models = "".join(f"<th>{html.escape(label)}</th>" for label in MODELS.values())
     width = 4 + len(MODELS)
     lines = ['<table class="glance-claims"><thead><tr><th>#</th><th>claim <small>(click for its criterion '

@@ -40,12 +40,13 @@ import numpy as np
 import pandas as pd
 
 from ropelib import results
+from ropelib.core import methods
 from ropelib.findings import claims
 from ropelib.prose import significant
 
 TOLERANCE = 1.2
 NOT_MEASURED = ("limit", "limit_low", "limit_high", "limit_x", "limit_low_x", "limit_high_x")
-EXTENSIONS = ("pi", "ntk", "ntk100", "yarn")  # the RoPE extensions the claims compare; ntk100 is the paper's NTK
+EXTENSIONS = methods.PAPER_EXTENSIONS  # the RoPE extensions the claims compare; ntk100 is the paper's NTK
 # The paper's Fig. 1 (LLaMA-2-7B, L0 = 4K): RoPE fails just past 4K, PI and YaRN reach about
 # 62K, NTK about 128K. In multiples of L0:
 PAPER_LIMITS = {"rope": 1.0, "pi": 62 / 4, "yarn": 62 / 4, "ntk": 128 / 4, "ntk100": 128 / 4}

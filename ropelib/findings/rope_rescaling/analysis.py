@@ -28,10 +28,10 @@ import seaborn as sns
 # the warning would print an install path into the page (different on every machine)
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from ropelib.core import extensions  # noqa: E402
+from ropelib.core import extensions, methods  # noqa: E402
 from ropelib.prose import DIGITS, significant
 
-SHOWN = ("rope", "pi", "ntk", "yarn", "dynamic_ntk", "llama3")
+SHOWN = methods.named(variant_of="")  # each rescaling once (ntk100 is NTK at a fixed base)
 
 
 def _dynamic_at(head_dim: int, base: float, factor: float, train_length: int, length: int):
