@@ -56,22 +56,10 @@ class Meter:
         return {"seconds": self.seconds, "peak_gib": self.peak / GIB, "extra_gib": self.extra / GIB}
 
 
-def matmul_gflops(threads: int = 2, size: int = 1024, seconds: float = 1.0) -> float:
-    """fp32 matmul rate of this machine in GFLOP/s on ``threads`` threads (2 n^3 FLOP per n x n product),
-    best of repeated products over about ``seconds``: the yardstick recorded beside every timing, since
-    machines of this class differ up to 2x (about 100-185 GFLOP/s on 2 threads)."""
-    import torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        torch.mm(a, b)  # warm-up
-        best, end = 0.0, time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            start = time.perf_counter()
-            torch.mm(a, b)
-            best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
-        return round(best, 1)
-    finally:
-        torch.set_num_threads(previous)
+def matmul_gflops(threads: int = 2, size: int = 1024, seconds: float = 1.0) -> float:
+    """fp32 matmul GFLOP/s on ``threads`` threads: ``ropelib.machine.matmul_gflops`` (one yardstick for the book
+    and the benchmarks)."""
+    from ropelib.machine import matmul_gflops as measure
+
+    return measure(threads, size, seconds)

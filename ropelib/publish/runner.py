@@ -44,6 +44,7 @@ from pathlib import Path
 import nbformat
 
 import ropelib
+from ropelib import machine
 from ropelib.models import real, sources
 from ropelib.publish import params as _params
 from ropelib.publish.plan import Layout
@@ -243,7 +244,8 @@ def _parameters_markdown(job: Job, declarations: dict) -> str:
 
 
 def _record_timing(layout: Layout, output: Path, seconds: float, key: str = "") -> None:
-    """Update ``book/timings.json`` atomically: per output, seconds, when (UTC), cache key, ropelib version."""
+    """Update ``book/timings.json`` atomically: per output, seconds, when (UTC), cache key, ropelib version and the
+    machine's fp32 matmul GFLOP/s on 2 threads (``ropelib.machine``: page times scale with it)."""
     path = layout.timings
     try:
         timings = json.loads(path.read_text())
@@ -252,7 +254,8 @@ def _record_timing(layout: Layout, output: Path, seconds: float, key: str = "") 
     name = output.resolve()
     name_key = str(name.relative_to(layout.root.resolve())) if name.is_relative_to(layout.root.resolve()) else str(name)
     timings[name_key] = {"seconds": round(seconds, 1), "ran_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "cache_key": key[:16], "ropelib": ropelib.__version__}
+                         "cache_key": key[:16], "ropelib": ropelib.__version__,
+                         "fp32_matmul_gflops_2_threads": machine.matmul_gflops()}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".timings.", suffix=".json")
     with os.fdopen(handle, "w") as file:

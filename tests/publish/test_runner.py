@@ -268,7 +268,8 @@ def test_executed_page_is_post_processed(book):
     assert nb.cells[-1].outputs[0]["text"] == "hihi 3.0 False 3 8\n"
     timings = json.loads(book.timings.read_text())
     assert timings["book/tiny-a.ipynb"]["seconds"] > 0
-    assert set(timings["book/tiny-a.ipynb"]) == {"seconds", "ran_at", "cache_key", "ropelib"}
+    assert set(timings["book/tiny-a.ipynb"]) == {"seconds", "ran_at", "cache_key", "ropelib", "fp32_matmul_gflops_2_threads"}
+    assert timings["book/tiny-a.ipynb"]["fp32_matmul_gflops_2_threads"] > 1  # the yardstick beside the time
     assert not list(book.book.glob("*.tmp.ipynb"))
 
 
