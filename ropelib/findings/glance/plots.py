@@ -34,8 +34,9 @@ REAL_MARKER = "s"
 MODEL_OFFSET = 0.18  # vertical offset between models on one claim's line
 LABEL_WIDTH = 72  # characters per line of a claim's label (wrapped, never cut)
 LINE_INCHES = 0.22
-X_LABEL = ("effect in units of the claim's smallest effect of interest: direction x (estimate - null) / sesoi; "
-           "the claimed side to the right")
+TICKS = (-100, -30, -10, -3, -1, 0, 1, 3, 10, 30, 100)  # in sesoi units; the axis is linear within +-2
+X_LABEL = ("effect in units of the claim's smallest effect of interest: direction x (estimate - null) / sesoi\n"
+           "(the claimed side to the right)")
 
 
 def standardised(rows: pd.DataFrame) -> pd.DataFrame:
@@ -72,9 +73,14 @@ def forest_plot(rows: pd.DataFrame):
                     markersize=6, linestyle="none")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("symlog", linthresh=2)
+    ax.set_xscale("symlog", linthresh=2, linscale=1.5)
+    reach = max(2.0, float(np.nanmax(np.abs(points[["z_low", "z_high"]].to_numpy()))))
+    ticks = [t for t in TICKS if abs(t) <= reach * 1.2]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlim(-reach * 1.3, reach * 1.3)
     ax.set_xlabel(X_LABEL, fontsize=9)
-    ax.set_title("Every graded claim with its 95% CI, on the registry's scale (grey band: null +- sesoi)", fontsize=10)
+    ax.set_title("Every graded claim with its 95% CI, on the registry's scale (grey band: null +- sesoi);\n"
+                 "a claim of several parts shows the part that decides it", fontsize=10)
     handles = [Line2D([], [], marker="o", color=VERDICT_COLOURS[v], label=v)
                for v in VERDICT_COLOURS if v in set(points["verdict"])]
     handles += [Line2D([], [], marker=MODEL_MARKERS.get(m, REAL_MARKER), linestyle="none", color="0.3",
