@@ -35,6 +35,23 @@ class Variant:
         return self.label
 
 
+# ---- what one forward may serve: the variant's and its model's property, not a chapter's
+
+def shares_forward(variant: Variant) -> bool:
+    """One forward at the longest length serves every shorter one: the RoPE does not depend on the sequence
+    length (every static scaling; ``methods``' ``dynamic`` flag), so a causal model's first L positions are
+    the same at any length >= L."""
+    return not extensions.length_dependent(variant.method)
+
+
+def shares_prefill(loaded, variant: Variant) -> bool:
+    """A needle's teacher-forced rows from its generation's cache (one prompt pass, not two): for a checkpoint
+    outside the organism (a real model: at 16K tokens a second pass costs minutes on a CPU) whose forward may be
+    shared (:func:`shares_forward`). The organism keeps the two-pass rows its committed pages were computed with
+    (equal within 1e-5)."""
+    return loaded.kind != "organism" and shares_forward(variant)
+
+
 def parse(specs: list[str], name: str = "variants") -> list[Variant]:
     """Validate "method:source" strings before any model is loaded (one-line errors)."""
     if not specs:

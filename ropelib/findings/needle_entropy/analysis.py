@@ -48,6 +48,7 @@ from ropelib.core import extensions, stats
 from ropelib.findings import claims
 from ropelib.findings.sweep import quiet_transformers
 from ropelib.tasks import needle
+from ropelib.models import variants as variant_specs
 from ropelib.models.variants import ModelCache, Variant
 
 POOLED = "pooled"
@@ -57,13 +58,6 @@ MEASURES = {"entropy_first": "first answer token", "entropy_teacher": "teacher-f
             "entropy": "all answer tokens (Appendix C)"}
 CAUSAL_MEASURES = ("entropy_first", "entropy_teacher")
 MIN_OUTCOME_TRIALS = 5  # trials of each outcome a (method, length) stratum needs to count (the registry's 2.1)
-
-
-def shares_prefill(loaded, variant: Variant) -> bool:
-    """One prompt pass per needle (``needle_grid``'s ``share_prefill``) for a checkpoint outside the
-    organism (a real model: at 16K tokens the second pass costs minutes on a CPU) whose RoPE does not
-    depend on the length. The organism keeps the two-pass rows its committed pages were computed with."""
-    return loaded.kind != "organism" and not extensions.length_dependent(variant.method)
 
 
 def collect_trials(variants: list[Variant], factor: float, lengths: list[int], depths: list[float],
@@ -80,7 +74,7 @@ def collect_trials(variants: list[Variant], factor: float, lengths: list[int], d
         with quiet_transformers():
             frame = needle.needle_grid(loaded.model, loaded.tokenizer, lengths, depths, needles_per_cell,
                                        seed=seed, method=variant.label, fmt=fmt, progress=progress,
-                                       share_prefill=shares_prefill(loaded, variant))
+                                       share_prefill=variant_specs.shares_prefill(loaded, variant))
         frames.append(frame.assign(pretrained_length=extensions.describe(loaded.model)["pretrained_length"]))
     trials = pd.concat(frames, ignore_index=True)
     trials["failed"] = ~trials["passed"].astype(bool)

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ropelib.core import extensions, metrics
+from ropelib.core import metrics
 from ropelib.tasks.perplexity import perplexity_by_length
+from ropelib.models import variants as variant_specs
 from ropelib.models.variants import ModelCache, Variant
 from ropelib.prose import significant
 
@@ -59,7 +60,7 @@ def evaluate(variants: list[Variant], factor: float, lengths: list[int], n_docum
         loaded = cache.get(variant, factor)
         frame = perplexity_by_length(loaded.model, loaded.tokenizer, lengths, n_documents, method=variant.label,
                                      documents=documents, progress=progress,
-                                     share_forward=not extensions.length_dependent(variant.method))
+                                     share_forward=variant_specs.shares_forward(variant))
         frames.append(frame.rename(columns={"method": "variant"}).assign(method=variant.method, source=variant.source))
     return pd.concat(frames, ignore_index=True)
 
