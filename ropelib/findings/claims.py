@@ -46,10 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
 import yaml
 
 from ropelib import paths, results
+from ropelib.core import stats
 
 REGISTRY = Path(paths.ROOT) / "chapters" / "claims.yml"
 LEVEL = 0.95
@@ -303,11 +303,8 @@ def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0, level: float = L
 
 
 def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float, float]:
-    """(k/n, low, high): the Wilson score interval of a rate (``scipy.stats.binomtest``)."""
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    ci = scipy.stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
-    return k / n, float(ci.low), float(ci.high)
+    """(k/n, low, high): the Wilson score interval of a rate (``ropelib.core.stats.proportion_interval``)."""
+    return tuple(stats.proportion_interval(k, n, level))
 
 
 def newcombe_paired(both: int, first_only: int, second_only: int, neither: int,

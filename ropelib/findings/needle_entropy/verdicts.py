@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from ropelib.findings import claims
-from ropelib.findings.needle_entropy.analysis import CAUSAL_MEASURES, MEASURES, POOLED, STATEMENTS, Tables
+from ropelib.findings.needle_entropy.analysis import (CAUSAL_MEASURES, MEASURES, POOLED, PREMISE_PASS_RATE, STATEMENTS,
+                                                     Tables)
 
 STATEMENT_OF = dict(zip((2.3, 2.4), STATEMENTS))  # claim -> topk_table's statement
 
@@ -195,7 +196,7 @@ def control_row(table: pd.DataFrame, pretrained_length: int, cpt_length: int, mo
 def premise_caveats(premise: pd.DataFrame) -> list[str]:
     """One line per model that misses "retrieves at L0" (``analysis.retrieves_at_l0``)."""
     return [f"{r['method']} misses the premise 'retrieves at L0': " + (
-        f"pass rate {r['pass_rate']:.2f} on {r['trials']} trials at L0 = {r['L0']}, under 0.8"
+        f"pass rate {r['pass_rate']:.2f} on {r['trials']} trials at L0 = {r['L0']}, under {PREMISE_PASS_RATE:g}"
         if r["trials"] else f"no trial at its L0 = {r['L0']} (unchecked)")
         for _, r in premise.iterrows() if not r["meets"]]
 
