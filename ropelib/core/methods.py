@@ -123,7 +123,6 @@ def registered(method: Method):
 
 # RoPE extensions, in the order the book shows them
 METHODS = named()
-DISPLAY = {m.name: m.display for m in REGISTRY.values()}
 # the extensions the paper compares with plain RoPE (ntk100 is the paper's NTK)
 PAPER_EXTENSIONS = tuple(m for m in named(paper=True) if m != BASELINE)
 
