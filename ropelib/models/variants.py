@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ropelib import trials
 from ropelib.core import extensions, memory, methods
-from ropelib.models import load as models, sources
+from ropelib.models import load as models, real, sources
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ def shares_prefill(loaded, variant: Variant) -> bool:
     shared (:func:`shares_forward`). The organism keeps the two-pass rows its committed pages were computed with
     (equal within 1e-5)."""
     return loaded.kind != "organism" and shares_forward(variant)
+
+
+def trial_store(loaded, variant: Variant, factor: float, dtype=None) -> "trials.Store | trials.Nothing":
+    """Where ``variant``'s trials are kept (``ropelib.trials``): a real model's store, keyed by its weights'
+    identity, the method, its options and factor, the dtype and the device; nothing for any other source
+    (the organism recomputes: milliseconds a forward; a checkpoint given by path has no pinned identity)."""
+    model = real.get(variant.source)
+    if model is None:
+        return trials.NOTHING
+    device = str(next(loaded.model.parameters()).device)
+    return trials.Store({"model": model.identity(), "method": variant.method, "options": list(variant.options),
+                         "factor": float(factor), "dtype": str(dtype), "device": device})
 
 
 def parse(specs: list[str], name: str = "variants") -> list[Variant]:

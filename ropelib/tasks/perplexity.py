@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ropelib import trials
 from ropelib.progress import progress as progress_bar
 from ropelib.text.corpus import Document, stdlib_documents
 from ropelib.tasks.common import check_lengths, check_memory
@@ -71,13 +72,14 @@ def _sliding_loss(model, ids: list[int], window: int, stride: int) -> float:
 
 def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method: str = "",
                          stride: int | None = None, documents=None, progress: bool = True,
-                         share_forward: bool = False) -> pd.DataFrame:
+                         share_forward: bool = False, store=trials.NOTHING) -> pd.DataFrame:
     """Tidy table: one row per (length, document): mean loss (nats/token) and perplexity over all
     positions, and ``loss_new``: the mean loss on the positions this length adds, [previous
     length, length) (all positions for the shortest), so a failure just past L0 is not
     averaged away by the positions below it. ``share_forward``: one pass at the longest length
     per document, sliced for the shorter ones (only for a model whose RoPE does not depend on
-    the sequence length; see the module docstring)."""
+    the sequence length; see the module docstring). ``store``: where each document's losses are kept
+    (``ropelib.trials``; a real model's page resumes from them)."""
     lengths = check_lengths(lengths)
     if n_documents < 1:
         raise ValueError(f"n_documents={n_documents} must be >= 1")
@@ -89,7 +91,12 @@ def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method
     ordered = sorted(set(lengths))
     previous = {length: (ordered[i - 1] if i else 0) for i, length in enumerate(ordered)}
     longest = max(lengths)
-    shared = {name: sequence_losses(model, ids[:longest]) for name, ids in
+    def losses_of(ids: list[int]) -> torch.Tensor:  # (len(ids) - 1,), kept per document and length
+        kept = store.arrays("losses", {"ids": trials.digest(ids), "n": len(ids)},
+                            lambda: {"losses": sequence_losses(model, ids).cpu().numpy()})
+        return torch.from_numpy(kept["losses"])
+
+    shared = {name: losses_of(ids[:longest]) for name, ids in
               progress_bar(docs, desc=f"perplexity {method}".strip(), disable=None if progress else True)} \
         if share_forward and stride is None else {}
     for length in progress_bar(lengths, desc=f"perplexity {method}".strip(),
@@ -97,7 +104,7 @@ def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method
         for name, ids in docs:
             if stride is None:
                 # (length - 1,): loss of predicting token i + 1
-                losses = shared[name][:length - 1] if shared else sequence_losses(model, ids[:length])
+                losses = shared[name][:length - 1] if shared else losses_of(ids[:length])
                 loss = float(losses.mean())
                 loss_new = float(losses[max(0, previous[length] - 1):].mean())
             else:

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ropelib import trials
 from ropelib.progress import progress as progress_bar
 from ropelib.core import metrics, probe
 from ropelib.models import variants as variants_lib
@@ -110,8 +111,10 @@ def query_positions(length: int, n_queries: int, seed: int | tuple[int, ...]) ->
 
 
 def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_bins: int, local_length: int,
-             seed: int, label: str = "", method: str = "", documents=None, progress: bool = True) -> Profiles:
-    """Capture one model's attention on the chapter's sequences and reduce it to profiles (module docstring)."""
+             seed: int, label: str = "", method: str = "", documents=None, progress: bool = True,
+             store=trials.NOTHING) -> Profiles:
+    """Capture one model's attention on the chapter's sequences and reduce it to profiles (module docstring).
+    ``store``: where each sequence's reduced profiles are kept (``ropelib.trials``: a real model's page resumes)."""
     # reduce() moves each layer's rows to the CPU at once: per query at most 4 x n_bins + 3 numbers are kept
     check_memory(model, length, probe_queries=n_queries, probe_mode="reduced", bins=4 * n_bins + 3, use_cache=False,
                  full_logits=False)
@@ -133,9 +136,14 @@ def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_
                               metrics.distance_profile(rows, positions, local_edges, density=True),
                               metrics.distance_profile(free, positions, edges, key_offset=1), per_head], dim=-1)
 
-        with torch.no_grad(), probe.capture(model, queries=positions.tolist(), reduce=reduce) as rec:
-            model(torch.tensor([ids[:length]], device=device), use_cache=False, logits_to_keep=1)
-        per_sequence.append(torch.stack(rec.attention).numpy())  # (layer, head, 2 * bins + local bins)
+        def run() -> dict:
+            with torch.no_grad(), probe.capture(model, queries=positions.tolist(), reduce=reduce) as rec:
+                model(torch.tensor([ids[:length]], device=device), use_cache=False, logits_to_keep=1)
+            return {"profiles": torch.stack(rec.attention).numpy()}  # (layer, head, 3 * bins + local bins + 3)
+
+        inputs = {"ids": trials.digest(ids[:length]), "queries": trials.digest(positions), "n_bins": n_bins,
+                  "local_length": local_length}
+        per_sequence.append(store.arrays("attention-profiles", inputs, run)["profiles"])
     stacked = np.stack(per_sequence, axis=1)  # (layer, sequence, head, 3 * bins + local bins + 3)
     n, k = len(edges) - 1, len(local_edges) - 1
     return Profiles(label, method, length, edges, local_edges, stacked[..., :n], stacked[..., n:2 * n],
@@ -160,13 +168,15 @@ def capture(variants: list[Variant], reference: Variant, long_reference: Variant
     for variant in dict.fromkeys(wanted):
         loaded = cache.get(variant, factor)
         at_length[variant.label] = profiles(loaded.model, loaded.tokenizer, length, label=variant.label,
-                                            method=variant.method, **settings)
+                                            method=variant.method, **settings,
+                                            store=variants_lib.trial_store(loaded, variant, factor, dtype))
     if length == pretrained_length:
         at_l0 = at_length[reference.label]
     else:
         loaded = cache.get(reference, factor)
         at_l0 = profiles(loaded.model, loaded.tokenizer, pretrained_length, label=reference.label,
-                         method=reference.method, **settings)
+                         method=reference.method, **settings,
+                         store=variants_lib.trial_store(loaded, reference, factor, dtype))
     shown = [v.label for v in variants] + [v.label for v in native]
     return Capture(length, {label: at_length[label] for label in dict.fromkeys(shown)}, at_l0)
 

@@ -60,7 +60,8 @@ def evaluate(variants: list[Variant], factor: float, lengths: list[int], n_docum
         loaded = cache.get(variant, factor)
         frame = perplexity_by_length(loaded.model, loaded.tokenizer, lengths, n_documents, method=variant.label,
                                      documents=documents, progress=progress,
-                                     share_forward=variant_specs.shares_forward(variant))
+                                     share_forward=variant_specs.shares_forward(variant),
+                                     store=variant_specs.trial_store(loaded, variant, factor, dtype))
         frames.append(frame.rename(columns={"method": "variant"}).assign(method=variant.method, source=variant.source))
     return pd.concat(frames, ignore_index=True)
 

@@ -1,0 +1,118 @@
+"""Trials kept on disk, so an interrupted real-model page resumes where it stopped.
+
+A *trial* is the unit of a page's work that costs a long-context forward: one document's
+per-position losses (perplexity), one sequence's attention profiles (attention patterns), one
+cell of needles (needle entropy). On a real model one such forward takes 35 s (8K tokens) to
+110 s (16K) on two CPU cores, so a page of 30-90 minutes keeps each trial as it finishes and
+a re-run (after an interruption, or after a template's prose changed) reads it back.
+
+A trial's file name is the sha256 of everything its numbers depend on:
+
+    key = sha256(canonical JSON of {kind, model identity (the weights' sha256), method, options,
+                 factor, dtype, device, torch threads, ropelib version, the trial's own inputs})
+
+where the trial's inputs include a sha256 of its token ids, so a different document, length,
+seed or query draw is a different file. Two stores write one format: arrays (``.npz``,
+exact float32/float64, no pickle) and records (``.json``, a list of flat rows). Writes are
+atomic (temp file, then rename): a killed page never leaves a half-written trial.
+
+Only real models keep trials (``models.variants.trial_store``): the organism's forwards take
+milliseconds, and its pages recompute so that nbval checks the computation itself.
+The folder is ``paths.CACHE / "trials"`` (``$ROPEBOOK_CACHE``; ignored by git).
+Not here: what a trial computes (``tasks``, ``findings``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+import ropelib
+from ropelib import paths
+
+
+def digest(values) -> str:
+    """sha256 (hex, 16 characters) of a sequence of integers (token ids, positions)."""
+    return hashlib.sha256(np.asarray(values, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+class Store:
+    """Trials of one model run one way (``identity``: the model, method, options, factor, dtype, device).
+
+    ``arrays(kind, inputs, compute)``: the dict of numpy arrays ``compute()`` returns, read back when
+    a trial with the same kind and inputs was kept; ``records(kind, inputs, compute)``: the same for a
+    list of flat dicts. ``hits`` and ``misses`` count this store's lookups (a page prints them).
+    """
+
+    def __init__(self, identity: dict, directory: Path | None = None):
+        self.identity = {**identity, "ropelib": ropelib.__version__, "threads": torch.get_num_threads()}
+        self.directory = Path(directory) if directory is not None else paths.CACHE / "trials"
+        self.hits = self.misses = 0
+
+    def path(self, kind: str, inputs: dict, suffix: str) -> Path:
+        text = json.dumps({"kind": kind, **self.identity, "inputs": inputs}, sort_keys=True, default=str)
+        return self.directory / kind / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}{suffix}"
+
+    def arrays(self, kind: str, inputs: dict, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
+        path = self.path(kind, inputs, ".npz")
+        if path.exists():
+            self.hits += 1
+            with np.load(path, allow_pickle=False) as kept:
+                return {name: kept[name] for name in kept.files}
+        self.misses += 1
+        values = {name: np.asarray(value) for name, value in compute().items()}
+        _write(path, lambda f: np.savez(f, **values))
+        return values
+
+    def records(self, kind: str, inputs: dict, compute: Callable[[], list[dict]]) -> list[dict]:
+        path = self.path(kind, inputs, ".json")
+        if path.exists():
+            self.hits += 1
+            return json.loads(path.read_text())
+        self.misses += 1
+        rows = compute()
+        _write(path, lambda f: f.write(json.dumps(rows, default=_plain).encode()))
+        return rows
+
+
+class Nothing:
+    """No store (the organism): every trial is computed."""
+
+    hits = misses = 0
+
+    def arrays(self, kind: str, inputs: dict, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
+        return {name: np.asarray(value) for name, value in compute().items()}
+
+    def records(self, kind: str, inputs: dict, compute: Callable[[], list[dict]]) -> list[dict]:
+        return compute()
+
+
+NOTHING = Nothing()
+
+
+# ---- helpers
+
+def _plain(value):
+    """numpy scalars as Python numbers in a kept record (json cannot write them)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a trial record holds {type(value).__name__}, not a number or a string")
+
+
+def _write(path: Path, write: Callable) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

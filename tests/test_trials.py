@@ -1,0 +1,103 @@
+"""Trials kept on disk (``ropelib.trials``): a real model's page resumes where it stopped.
+
+- a kept trial reads back equal (arrays bit for bit, records value for value); other inputs, another
+  method or factor are another file; a compute that fails leaves no file behind;
+- the perplexity and attention chapters on a (fake) real model: the second run computes nothing and
+  gives the same tables; an interrupted run resumes (only the missing trials are computed);
+- the organism keeps nothing (its pages recompute, so nbval checks the computation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ropelib import paths, trials
+from ropelib.findings.attention_patterns import analysis as attention
+from ropelib.findings.perplexity import analysis as perplexity
+from ropelib.models import real, variants
+from ropelib.text.corpus import Document, stdlib_documents
+
+import hf_checkpoints
+from manifest_fixtures import organisms
+
+
+def test_a_kept_trial_reads_back_equal(tmp_path):
+    store = trials.Store({"model": "m", "method": "rope"}, tmp_path)
+    values = {"losses": np.random.default_rng(0).random(7).astype(np.float32)}
+    first = store.arrays("losses", {"ids": trials.digest([1, 2, 3])}, lambda: values)
+    again = store.arrays("losses", {"ids": trials.digest([1, 2, 3])}, lambda: pytest.fail("recomputed"))
+    assert again["losses"].dtype == np.float32 and np.array_equal(first["losses"], again["losses"])
+    rows = [{"passed": True, "entropy": 0.1 + 0.2, "answer": "12345", "n": np.int64(3), "x": float("nan")}]
+    store.records("cell", {"depth": 10}, lambda: rows)
+    back = store.records("cell", {"depth": 10}, lambda: pytest.fail("recomputed"))
+    assert back[0]["entropy"] == 0.1 + 0.2 and back[0]["n"] == 3 and np.isnan(back[0]["x"])
+    assert (store.hits, store.misses) == (2, 2)
+    # other inputs, another method: other files
+    assert store.path("losses", {"ids": trials.digest([1, 2, 4])}, ".npz") != store.path(
+        "losses", {"ids": trials.digest([1, 2, 3])}, ".npz")
+    other = trials.Store({"model": "m", "method": "pi"}, tmp_path)
+    assert other.path("losses", {"ids": "a"}, ".npz") != store.path("losses", {"ids": "a"}, ".npz")
+
+
+def test_a_failed_trial_leaves_nothing(tmp_path):
+    store = trials.Store({"model": "m"}, tmp_path)
+
+    def broken():
+        raise KeyboardInterrupt  # the page was stopped mid-trial
+
+    with pytest.raises(KeyboardInterrupt):
+        store.arrays("losses", {"ids": "x"}, broken)
+    with pytest.raises(TypeError, match="holds object"):
+        store.records("cell", {"d": 1}, lambda: [{"bad": object()}])
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A (fake) real model's chapters resume from their kept trials
+
+
+@pytest.fixture
+def fake_real(tmp_path, monkeypatch):
+    directory = hf_checkpoints.build("llama", tmp_path / "hf")
+    organisms(monkeypatch, tmp_path)
+    monkeypatch.setattr(paths, "CACHE", tmp_path / "cache")
+    entry = real.RealModel("fake", "Fake", "A test's model.\n", lambda: "fake weights v1", find=lambda: directory,
+                           verify=lambda: directory, directory=lambda: directory, prepare=lambda: directory)
+    with real.registered(entry):
+        yield tmp_path / "cache" / "trials"
+
+
+def _documents():
+    return [Document(d.name, d.text) for d in stdlib_documents("test")[:40]]
+
+
+def test_perplexity_resumes_from_kept_documents(fake_real):
+    parsed = variants.parse(["rope:fake", "yarn:fake", "dynamic_ntk:fake"])
+    run = lambda: perplexity.evaluate(parsed, 2.0, [32, 64, 128], 3, documents=_documents(), progress=False)
+    first = run()
+    kept = sorted(fake_real.rglob("*.npz"))
+    assert len(kept) == 3 + 3 + 3 * 3  # one forward per document for static methods, per length for dynamic
+    kept[0].unlink()  # as if the page had been stopped before this trial
+    second = run()
+    pd.testing.assert_frame_equal(first, second)
+    assert len(sorted(fake_real.rglob("*.npz"))) == len(kept)
+
+
+def test_attention_resumes_from_kept_sequences(fake_real):
+    parsed, reference, _ = attention.parse_models(["rope:fake", "pi:fake"], "rope:fake", "")
+    run = lambda: attention.capture(parsed, reference, None, 2.0, 128, 64, n_sequences=2, n_queries=4, n_bins=6,
+                                    seed=0, documents=_documents(), progress=False)
+    first = run()
+    assert len(sorted(fake_real.rglob("*.npz"))) == 2 * 3  # rope and pi at 128, rope at L0
+    second = run()
+    for label, profiles in first.at_length.items():
+        assert np.array_equal(profiles.mass, second.at_length[label].mass)
+        assert np.array_equal(profiles.entropy, second.at_length[label].entropy)
+
+
+def test_the_organism_keeps_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE", tmp_path / "cache")
+    loaded = type("Loaded", (), {"source": "base"})()
+    assert variants.trial_store(loaded, variants.Variant("rope", "base", "RoPE (base)"), 4.0) is trials.NOTHING
