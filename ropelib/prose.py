@@ -54,3 +54,30 @@ def glue_verdicts(prefix: str, rows: list[dict]) -> dict[str, str]:
         values.update({f"{prefix}_{j}_verdict": row["verdict"], f"{prefix}_{j}_ours": row["ours"],
                        f"{prefix}_{j}_details": row["details"] or "no details"})
     return glue_numbers(**values)
+
+
+# ---- what a page says about the models it runs
+
+def model_text(chapter: str, section: str, label: str = "", pretrained_length: int = 0, path=None) -> str:
+    """The ``section`` paragraph of ``chapter`` for the model a page measures (``chapters/prose.yml``): the
+    organism's text when ``label`` is empty, else the real model's, with {label}, {L0} and {L0x2} filled in.
+    A missing chapter or section raises KeyError naming it (a template asking for text that is not there)."""
+    import yaml
+
+    from ropelib import paths
+
+    entries = yaml.safe_load(open(path or paths.ROOT / "chapters" / "prose.yml", encoding="utf-8"))
+    try:
+        texts = entries[chapter][section]
+    except KeyError:
+        raise KeyError(f"chapters/prose.yml has no section {section!r} for chapter {chapter!r}") from None
+    if not label:
+        return texts["organism"].strip()
+    return texts["real"].strip().format(label=label, L0=pretrained_length, L0x2=2 * pretrained_length)
+
+
+def model_paragraph(chapter: str, section: str, label: str = "", pretrained_length: int = 0):
+    """:func:`model_text` as Markdown, for a code cell whose input the book hides (tag ``remove-input``)."""
+    from IPython.display import Markdown
+
+    return Markdown(model_text(chapter, section, label, pretrained_length))

@@ -11,11 +11,12 @@ Two kinds of file, both CSV, both written atomically (temp file, then rename):
   - ``<name>.csv``: a chapter's own table (tidy, one row per measurement);
   - ``glance-<finding>.csv``: that chapter's rows for the "Results at a glance" page, with
     the columns of :data:`GLANCE_COLUMNS`.
-Which model a page measures is declared by its line-up (``models.lineup.resolve``, the first
-thing every model chapter does, calls :func:`measuring`): on a real model (e.g. ``smollm2``)
-its glance rows are that model's (``model`` column) and every file name gets ``-<model>``
-(``glance-finding2-smollm2.csv``, ``needle-trials-smollm2.csv``), so the real model's pages
-never overwrite the organism's tables. The verdict in each row is computed in the
+Which model a page measures is passed explicitly, never held here: a model chapter's line-up
+carries it (``models.lineup.resolve(...).model``) and the page hands it to :func:`write_csv`
+and :func:`write_glance` (``model=setup.model``; the organism when not given). On a real model
+(e.g. ``smollm2``) its glance rows are that model's (``model`` column) and every file name gets
+``-<model>`` (``glance-finding2-smollm2.csv``, ``needle-trials-smollm2.csv``), so the real
+model's pages never overwrite the organism's tables. The verdict in each row is computed in the
     chapter by a rule stated in the row's ``rule`` column; nothing is typed by hand. The
     paper's claims take :data:`VERDICTS`; controls and results beyond the paper take
     :data:`OWN_VERDICTS` ("supported", ...): the paper never made those claims.
@@ -73,32 +74,21 @@ def worded(verdict: str, kind: str) -> str:
     return word
 
 
-# ---- which model this execution's results describe
+# ---- file names
 
-_measured = {"model": ORGANISM}
-
-
-def measuring(model: str = ORGANISM) -> None:
-    """Declare the model this execution's results describe: :data:`ORGANISM` or a real model's name."""
-    _measured["model"] = model or ORGANISM
-
-
-def measured_model() -> str:
-    return _measured["model"]
-
-
-def named(name: str) -> str:
-    """A table's file stem for the measured model: ``name`` for the organism, else ``name-<model>``
-    (kept as it is when the model already is one of its dash-separated parts, e.g. ``smollm2-perplexity``)."""
-    model = measured_model()
+def named(name: str, model: str = ORGANISM) -> str:
+    """A table's file stem for ``model``: ``name`` for the organism, else ``name-<model>`` (kept as it is
+    when the model already is one of its dash-separated parts, e.g. ``smollm2-perplexity``)."""
+    model = model or ORGANISM
     return name if model == ORGANISM or model in name.split("-") else f"{name}-{model}"
 
 
 # ---- writing
 
-def write_csv(frame: pd.DataFrame, name: str, directory: Path | None = None) -> Path:
-    """Write ``frame`` to ``<results_dir()>/<named(name)>.csv`` atomically, floats at 4 significant digits."""
-    name = named(name)
+def write_csv(frame: pd.DataFrame, name: str, directory: Path | None = None, model: str = ORGANISM) -> Path:
+    """Write ``frame`` to ``<results_dir()>/<named(name, model)>.csv`` atomically, floats at 4 significant
+    digits; ``model``: the model the table measures (:data:`ORGANISM`, or a real model's name)."""
+    name = named(name, model)
     directory = Path(directory or results_dir())
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{name}.csv"
@@ -125,12 +115,13 @@ def glance_row(order: float, finding: str, claim: str, paper: str, ours: float |
                 sensitivity="")
 
 
-def write_glance(rows: list[dict], finding: str, directory: Path | None = None) -> Path:
+def write_glance(rows: list[dict], finding: str, directory: Path | None = None, model: str = ORGANISM) -> Path:
     """A chapter's rows for the glance page (``glance-<finding>.csv``, ``-<model>`` for a real model: :func:`named`);
-    rows that do not name their model are the measured model's."""
+    rows that do not name their model are ``model``'s (the model the page measures)."""
+    model = model or ORGANISM
     frame = pd.DataFrame(rows, columns=GLANCE_COLUMNS)
-    frame["model"] = frame["model"].where(frame["model"].notna() & (frame["model"] != ORGANISM), measured_model())
-    return write_csv(frame, f"glance-{finding}", directory)
+    frame["model"] = frame["model"].where(frame["model"].notna() & (frame["model"] != ORGANISM), model)
+    return write_csv(frame, f"glance-{finding}", directory, model)
 
 
 PREMISES = "organism-premises"  # chapter 0's premises: premise, holds, numbers, claims (glance orders), chapter

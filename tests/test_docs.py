@@ -63,3 +63,38 @@ def test_a_named_ropelib_object_exists(where, name):
 @pytest.mark.parametrize("where,name", FILES, ids=[f"{w}->{n}" for w, n in FILES])
 def test_a_named_file_exists(where, name):
     assert (ROOT / name).exists(), f"{where} names `{name}`, which does not exist"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a page says about its model (chapters/prose.yml): each model its own text
+
+
+def _prose_calls():
+    """(template, chapter, section) of every ``prose.model_paragraph("chapter", "section", ...)`` in a template."""
+    import nbformat
+
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for chapter, section in re.findall(r'model_paragraph\("([\w-]+)", "(\w+)"', cell.source):
+                yield path.stem, chapter, section
+
+
+def test_every_page_paragraph_exists_for_both_models_and_each_speaks_of_its_own():
+    import yaml
+
+    from ropelib import prose
+
+    entries = yaml.safe_load((ROOT / "chapters" / "prose.yml").read_text())
+    calls = list(_prose_calls())
+    assert {(c, s) for _, c, s in calls} == {(c, s) for c, sections in entries.items() for s in sections}
+    assert all(template == chapter for template, chapter, _ in calls)  # a page speaks of its own chapter
+    for chapter, sections in entries.items():
+        for section in sections:
+            organism = prose.model_text(chapter, section)
+            real = prose.model_text(chapter, section, "Real-1B", 4096)
+            assert "Real-1B" in real and "4096" in real and "{" not in organism + real
+            assert "Real-1B" not in organism
+            # the real model's text names the organism only to point at what only the organism can test
+            assert real.lower().count("organism") <= 1, (chapter, section)
+    with pytest.raises(KeyError, match="no section 'nope' for chapter 'perplexity'"):
+        prose.model_text("perplexity", "nope")

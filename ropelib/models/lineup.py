@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ropelib import results
 from ropelib.core import methods
 from ropelib.models import load, manifest as manifests, real, sources
 
@@ -62,6 +61,9 @@ class Lineup:
     long_reference: str  # "" when none was given
     pretrained_length: int
     cpt_length: int  # longest continual-pretraining length among the variants; 0 when none
+    # the model its results describe: ``results.ORGANISM`` or a real model's name (:func:`measured`); the page
+    # passes it to ``results.write_csv`` / ``write_glance`` (``model=setup.model``)
+    model: str
 
     def lengths(self, lengths: list[int], ratios=DEFAULT_RATIOS) -> list[int]:
         """``lengths`` as given, or multiples of L0 when empty."""
@@ -69,21 +71,37 @@ class Lineup:
 
 
 def measured(lineup: Lineup) -> str:
-    """The model a line-up's results describe (``sources.measured_model`` of its variants)."""
-    return sources.measured_model({"variants": [*lineup.variants, lineup.reference, lineup.long_reference]})
+    """The model a line-up's results describe (``sources.measured_model`` of its variants); ``resolve`` stores
+    it as :attr:`Lineup.model`."""
+    return _measured(lineup.variants, lineup.reference, lineup.long_reference)
+
+
+def _measured(variants, reference: str, long_reference: str) -> str:
+    return sources.measured_model({"variants": [*variants, reference, long_reference]})
+
+
+def label(lineup: Lineup) -> str:
+    """The name a page's prose gives the model it measures (``prose.model_text``): a real model's registry
+    ``label``, a Hugging Face checkpoint's folder name; "" for the organism's checkpoints."""
+    model = real.get(lineup.model)
+    if model is not None:
+        return model.label
+    source = lineup.reference.partition(":")[2]
+    return "" if load.resolve(source)[0] == "organism" else source.rstrip("/").split("/")[-1]
 
 
 def about(lineup: Lineup) -> str:
     """What a real model in the line-up is and what follows for its comparisons (its registry entry's
     ``about``); "" for the organism."""
-    model = real.get(measured(lineup))
+    model = real.get(lineup.model)
     return model.about if model is not None else ""
 
 
 def resolve(model: str = "", variants=(), reference: str = "", long_reference: str = "",
             long_model: str = "", methods=TRAINING_FREE) -> Lineup:
-    """The line-up of a page: from ``model`` when given, else from the explicit variants. Declares the
-    model its results describe (``results.measuring``): a real model's pages write tables of their own."""
+    """The line-up of a page: from ``model`` when given, else from the explicit variants. It carries the
+    model its results describe (:attr:`Lineup.model`), which the page passes to the result writers: a real
+    model's pages write tables of their own. Nothing global is set."""
     if model:
         variants = [f"{m}:{model}" for m in methods]
         reference = f"rope:{model}"
@@ -97,6 +115,5 @@ def resolve(model: str = "", variants=(), reference: str = "", long_reference: s
     pretrained = geometry(reference.partition(":")[2])
     trained = [geometry(v.partition(":")[2]).trained_length for v in variants]
     cpt = max((t for t in trained if t > pretrained.pretrained_length), default=0)
-    lineup = Lineup(variants, reference, long_reference, pretrained.pretrained_length, cpt)
-    results.measuring(measured(lineup))
-    return lineup
+    return Lineup(variants, reference, long_reference, pretrained.pretrained_length, cpt,
+                  _measured(variants, reference, long_reference))

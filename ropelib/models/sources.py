@@ -172,7 +172,7 @@ def named_sources(parameters: dict) -> set[str]:
 def measured_model(parameters: dict) -> str:
     """The model a page with ``parameters`` measures: the first real model its parameters name (in
     ``real.MODELS``' order), else ``results.ORGANISM``. The one answer for the run plan, the cache key, the
-    pages' tables and the kernel's ``results.measuring`` (``lineup.resolve``)."""
+    pages' tables and the line-up's ``model`` (``lineup.resolve``), which the page passes to ``results``' writers."""
     named = named_sources(parameters)
     return next((name for name in real.names() if name in named), results.ORGANISM)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ropelib import trials
+from ropelib.tasks import trials
 from ropelib.core import extensions, memory, methods
 from ropelib.models import load as models, real, sources
 
@@ -54,7 +54,7 @@ def shares_prefill(loaded, variant: Variant) -> bool:
 
 
 def trial_store(loaded, variant: Variant, factor: float, dtype=None) -> "trials.Store | trials.Nothing":
-    """Where ``variant``'s trials are kept (``ropelib.trials``): a real model's store, keyed by its weights'
+    """Where ``variant``'s trials are kept (``ropelib.tasks.trials``): a real model's store, keyed by its weights'
     identity, the method, its options and factor, the dtype and the device; nothing for any other source
     (the organism recomputes: milliseconds a forward; a checkpoint given by path has no pinned identity)."""
     model = real.get(variant.source)

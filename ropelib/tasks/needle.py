@@ -39,7 +39,8 @@ import torch
 from ropelib.progress import progress as progress_bar
 from ropelib.core import metrics, probe
 from ropelib.text.corpus import stdlib_documents
-from ropelib.text.haystack import FORMATS, NeedleFormat, cell_prompts
+from ropelib.tasks import trials
+from ropelib.text.haystack import FORMATS, NeedleFormat, cell_prompts, shared_prompts
 from ropelib.tasks.common import check_lengths, check_memory
 
 BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as borrowed
@@ -182,16 +183,67 @@ def _teacher_rows_from_cache(model, tokenizer, prompts, first_rows: torch.Tensor
     return _nan_rows_to(torch.cat(rows, dim=3)[:, :, :, :answer_len], answer_len)  # (layers, b, heads, answer_len, width)
 
 
+def common_prefix(prompts) -> int:
+    """Tokens every prompt of a cell starts with, at most up to the first value (0 for one prompt: nothing to share)."""
+    if len(prompts) < 2:
+        return 0
+    first, limit = prompts[0].input_ids, min(p.value_start for p in prompts)
+    return next((i for i in range(limit) if any(p.input_ids[i] != first[i] for p in prompts[1:])), limit)
+
+
+def _prefix_cache(model, ids: list[int], batch: int):
+    """The KV cache of ``ids`` (the text before a cell's needle values), one copy per prompt: (batch, ...)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    model(torch.tensor([ids], device=next(model.parameters()).device), past_key_values=cache, use_cache=True,
+          logits_to_keep=1)
+    cache.batch_repeat_interleave(batch)
+    return cache
+
+
+def run_cell(model, tokenizer, prompts, controls, length: int, answer_len: int, share_prefill: bool = False,
+             prefix: int = 0) -> list[dict]:
+    """One record per prompt of a cell (:func:`_trial_record`), the prompts run as one batch.
+
+    ``controls[b]``: the prompt whose text decides whether prompt b's wrong answer occurs by chance.
+    ``prefix`` > 0: the first ``prefix`` tokens, the same in every prompt, run once into a KV cache
+    that generation continues from (only the rest of each prompt is computed); only for a model
+    whose RoPE does not depend on the sequence length. Equal to the full pass within float rounding.
+    """
+    input_ids = torch.tensor([p.input_ids for p in prompts], device=next(model.parameters()).device)
+    cached = _prefix_cache(model, prompts[0].input_ids[:prefix], len(prompts)) if prefix else None
+    with probe.capture_generation(model, prompt_length=length) as rec:
+        generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
+                                   max_new_tokens=answer_len + 1, return_dict_in_generate=True,
+                                   past_key_values=cached, pad_token_id=getattr(tokenizer, "pad_token_id", None))
+    out = generated.sequences  # (batch, length + new tokens)
+    attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
+    teacher = _teacher_rows_from_cache(model, tokenizer, prompts, attention[:, :, :, :1], generated.past_key_values,
+                                       length, answer_len) if share_prefill else None
+    if teacher is None:
+        teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
+    return [_trial_record(tokenizer, prompt, out[b, length:].tolist(), attention[:, b], answer_len, controls[b],
+                          teacher[:, b]) for b, prompt in enumerate(prompts)]
+
+
 @torch.no_grad()
 def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), needles_per_cell: int = 5,
                 seed: int = 0, method: str = "", fmt: NeedleFormat | str = "compact", documents=None,
-                progress: bool = True, share_prefill: bool = False) -> pd.DataFrame:
-    """Tidy table, one row per trial: length, depth, passed, entropy, needle/borrowed mass.
+                progress: bool = True, share_prefill: bool = False, shared_haystack: bool = False,
+                store=trials.NOTHING) -> pd.DataFrame:
+    """Tidy table, one row per trial: length, depth, passed, entropy, needle/borrowed mass (and, with
+    ``shared_haystack``, ``haystack``: the cell whose haystack the trial shares).
 
     ``share_prefill``: the teacher-forced rows from the generation's KV cache
     (:func:`_teacher_rows_from_cache`), one prompt-length pass per trial instead of two; for a
     model whose RoPE does not depend on the length. Off by default: the organism's pages were
     computed with the second pass and re-execute bit for bit.
+    ``shared_haystack``: a cell's needles sit at the same place of one haystack
+    (``haystack.shared_prompts``; the control text is another haystack); with ``share_prefill`` the
+    text before the value is then computed once per cell (:func:`run_cell`'s ``prefix``).
+    Otherwise each needle has its own haystack (``haystack.cell_prompts``; the control text is the
+    cell's next prompt). ``store``: where each cell's records are kept (``ropelib.tasks.trials``).
     """
     fmt = FORMATS[fmt] if isinstance(fmt, str) else fmt
     lengths = check_lengths(lengths)
@@ -207,28 +259,25 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
     check_memory(model, max(lengths) + answer_len - 1, batch=needles_per_cell, probe_queries=2 * answer_len + 1,
                  use_cache=False, full_logits=False)
     hay = haystack_tokens(tokenizer, documents)
-    device = next(model.parameters()).device
     rows_out = []
     cells = [(length, depth) for length in lengths for depth in depths]
     for length, depth in progress_bar(cells, desc=f"needles {method}".strip(), disable=None if progress else True):
-        prompts = cell_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt)
-        input_ids = torch.tensor([p.input_ids for p in prompts], device=device)
-        with probe.capture_generation(model, prompt_length=length) as rec:
-            generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                                       max_new_tokens=answer_len + 1, return_dict_in_generate=True,
-                                       pad_token_id=getattr(tokenizer, "pad_token_id", None))
-        out = generated.sequences  # (batch, length + new tokens)
-        attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
-        teacher = _teacher_rows_from_cache(model, tokenizer, prompts, attention[:, :, :, :1], generated.past_key_values,
-                                           length, answer_len) if share_prefill else None
-        if teacher is None:
-            teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
-        for b, prompt in enumerate(prompts):
-            generated = out[b, length:].tolist()
-            control = prompts[(b + 1) % len(prompts)] if len(prompts) > 1 else None
-            record = _trial_record(tokenizer, prompt, generated, attention[:, b], answer_len, control, teacher[:, b])
+        if shared_haystack:
+            prompts, control = shared_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt)
+            controls, prefix = [control] * len(prompts), common_prefix(prompts) if share_prefill else 0
+        else:
+            prompts, prefix = cell_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt), 0
+            controls = [prompts[(b + 1) % len(prompts)] if len(prompts) > 1 else None for b in range(len(prompts))]
+        inputs = {"prompts": [trials.digest(p.input_ids) for p in prompts], "answer_len": answer_len, "prefix": prefix,
+                  "controls": [trials.digest(c.input_ids) if c is not None else "" for c in controls],
+                  "share_prefill": share_prefill}
+        records = store.records("needle-cell", inputs, lambda: run_cell(model, tokenizer, prompts, controls, length,
+                                                                        answer_len, share_prefill, prefix))
+        for b, record in enumerate(records):
+            prompt_id = f"{length}-{depth:g}-{b}"  # the same prompt for every model
+            shared = {"haystack": f"{length}-{depth:g}"} if shared_haystack else {}  # the cell's one haystack
             rows_out.append({"method": method, "length": length, "depth": depth, "trial": len(rows_out),
-                             "prompt": f"{length}-{depth:g}-{b}", **record})  # same prompt id for every model
+                             "prompt": prompt_id, **shared, **record})
     return pd.DataFrame(rows_out)
 
 

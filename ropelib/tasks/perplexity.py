@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ropelib import trials
+from ropelib.tasks import trials
 from ropelib.progress import progress as progress_bar
 from ropelib.text.corpus import Document, stdlib_documents
 from ropelib.tasks.common import check_lengths, check_memory
@@ -79,7 +79,7 @@ def perplexity_by_length(model, tokenizer, lengths, n_documents: int = 8, method
     averaged away by the positions below it. ``share_forward``: one pass at the longest length
     per document, sliced for the shorter ones (only for a model whose RoPE does not depend on
     the sequence length; see the module docstring). ``store``: where each document's losses are kept
-    (``ropelib.trials``; a real model's page resumes from them)."""
+    (``ropelib.tasks.trials``; a real model's page resumes from them)."""
     lengths = check_lengths(lengths)
     if n_documents < 1:
         raise ValueError(f"n_documents={n_documents} must be >= 1")

@@ -124,5 +124,23 @@ def cell_prompts(tokenizer, haystack_ids: list[int], length: int, depth: float, 
     return prompts
 
 
+def shared_prompts(tokenizer, haystack_ids: list[int], length: int, depth: float, n: int, seed: int,
+                   fmt: NeedleFormat = NeedleFormat()) -> tuple[list[NeedlePrompt], NeedlePrompt]:
+    """The ``n`` prompts of one cell on ONE haystack (one offset), each with its own random value, and
+    a control prompt on another offset (never run: the "found in the context by chance" text).
+
+    Unlike :func:`cell_prompts`: the prompts differ only from the needle's value on, so the text
+    before it is computed once per cell (``tasks.needle``'s shared prefix). The cost: a cell's
+    trials share their haystack, so haystacks, not trials, are the independent draws of text.
+    Seeded by (seed, length, depth), apart from :func:`cell_prompts`' draws.
+    """
+    rng = random.Random(f"{seed}-{length}-{depth}-shared")
+    start, other = (rng.randrange(0, len(haystack_ids) - length) for _ in range(2))
+    prompts = [build_prompt(tokenizer, haystack_ids[start:start + length], length, depth, fmt.value(rng), fmt)
+               for _ in range(n)]
+    control = build_prompt(tokenizer, haystack_ids[other:other + length], length, depth, fmt.value(rng), fmt)
+    return prompts, control
+
+
 def answer_ids(tokenizer, value: str) -> list[int]:
     return list(tokenizer.encode(value, add_special_tokens=False))

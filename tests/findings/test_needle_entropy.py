@@ -74,11 +74,11 @@ def test_a_real_within_length_effect_replicates(signal):
     pooled = tables.association[(tables.association["method"] == na.POOLED)
                                 & (tables.association["measure"] == "entropy_first")].iloc[0]
     assert pooled["n"] == len(trials) and pooled["within_low"] > 0.6 and pooled["within_p"] < 0.01
-    assert pooled["prompts"] == trials.loc[trials["length"] > 128, "prompt"].nunique()  # 128 has < 5 failures
+    assert pooled["haystacks"] == trials.loc[trials["length"] > 128, "prompt"].nunique()  # 128 has < 5 failures
     rows = rows_of(trials)
     assert sorted(rows) == [2.1, 2.3, 2.4, 2.5]  # one row per claim
     assert rows[2.1]["verdict"] == "replicated" and rows[2.5]["verdict"] == "replicated"
-    assert rows[2.1]["n_units"] == pooled["prompts"] and rows[2.1]["unit"] == "prompt"
+    assert rows[2.1]["n_units"] == pooled["haystacks"] and rows[2.1]["unit"] == "haystack"
     assert rows[2.1]["parts"].count(": replicated") == 2  # one part per causal measure
     assert rows[2.1]["caveats"] == "" and rows[2.1]["sensitivity"] == ""  # every model meets the premise
     assert all(r["verdict"] in results.VERDICTS and r["rule"] and r["details"] for r in rows.values())
@@ -163,9 +163,9 @@ def test_tiny_strata_are_inconclusive_and_strata_of_one_outcome_not_testable():
     trials = synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.3, 1.0))  # no stratum with 5 of each outcome
     pooled = analyse(trials, n=50).association
     pooled = pooled[pooled["method"] == na.POOLED]
-    assert pooled["strata"].eq(0).all() and pooled["mixed_strata"].gt(0).all() and pooled["prompts"].eq(0).all()
+    assert pooled["strata"].eq(0).all() and pooled["mixed_strata"].gt(0).all() and pooled["haystacks"].eq(0).all()
     row = rows_of(trials, n=50)[2.1]
-    assert row["verdict"] == "inconclusive" and "too few units: 0 prompts" in row["parts"]
+    assert row["verdict"] == "inconclusive" and "too few units: 0 haystacks" in row["parts"]
     # every stratum is all-pass or all-fail: no within-length AUROC exists at all
     rows = rows_of(synthetic_trials(per_cell=1, p_fail=(0.0, 0.0, 0.0, 1.0)), n=50)
     assert rows[2.1]["verdict"] == "not testable" and rows[2.4]["verdict"] == "not testable"  # columns: one outcome
@@ -197,8 +197,20 @@ def test_pooled_intervals_resample_prompts_not_trials(signal):
     clustered = na.association_table(twice, "entropy_first", n_boot=400, n_perm=20).iloc[-1]
     by_trial = na.association_table(twice.drop(columns=["prompt"]), "entropy_first", n_boot=400, n_perm=20).iloc[-1]
     width = lambda row: row["within_high"] - row["within_low"]  # noqa: E731
-    assert clustered["prompts"] == by_trial["prompts"] / 2  # a prompt read by two models is one unit
+    assert clustered["haystacks"] == by_trial["haystacks"] / 2  # a prompt read by two models is one unit
     assert width(clustered) > width(by_trial) * 1.2  # shared prompts are not independent
+
+
+def test_needles_sharing_a_haystack_are_one_unit(signal):
+    # a real model's page puts a cell's needles on one haystack: those trials are resampled together
+    trials, _ = signal
+    one = trials[trials["method"] == "A"].reset_index(drop=True)
+    shared = one.assign(haystack=one["length"].astype(str) + "-" + (one.index // 4).astype(str))
+    by_haystack = na.association_table(shared, "entropy_first", n_boot=400, n_perm=20).iloc[-1]
+    by_prompt = na.association_table(one, "entropy_first", n_boot=400, n_perm=20).iloc[-1]
+    assert by_prompt["haystacks"] == one.loc[one["length"] > 128, "prompt"].nunique()
+    assert by_haystack["haystacks"] == shared.loc[shared["length"] > 128, "haystack"].nunique() < by_prompt["haystacks"]
+    assert by_haystack["within"] == by_prompt["within"]  # the estimate is the same; only its units change
 
 
 def test_no_failures_is_not_testable():

@@ -117,15 +117,14 @@ def test_a_fake_real_model_is_one_registry_entry(tmp_path, monkeypatch):
         assert runner.is_real_model_page(parameters) and runner.model_files(job) == ("fake weights v1",)
 
         setup = lineup.resolve(model="fake")  # as every model chapter starts
-        try:
-            assert setup.pretrained_length == 128  # L0 from its config
-            assert lineup.about(setup) == "The fake model: a test's.\n"
-            assert results.measured_model() == "fake"
-            assert results.named("needle-trials") == "needle-trials-fake"
-            row = results.glance_row(2.1, "finding2", "a claim", "paper", 1.0, "replicated", "a rule", "needle-entropy")
-            written = results.write_glance([row], "finding2")
-        finally:
-            results.measuring()
+        assert setup.pretrained_length == 128  # L0 from its config
+        assert lineup.about(setup) == "The fake model: a test's.\n"
+        assert setup.model == "fake"  # the line-up carries the model; the page passes it to the writers
+        assert results.named("needle-trials", setup.model) == "needle-trials-fake"
+        assert results.write_csv(pd.DataFrame({"a": [1]}), "needle-trials", model=setup.model).name == \
+            "needle-trials-fake.csv"
+        row = results.glance_row(2.1, "finding2", "a claim", "paper", 1.0, "replicated", "a rule", "needle-entropy")
+        written = results.write_glance([row], "finding2", model=setup.model)
         assert written.name == "glance-finding2-fake.csv"
         assert list(pd.read_csv(written)["model"]) == ["fake"]
 

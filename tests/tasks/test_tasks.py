@@ -11,6 +11,7 @@ import torch
 from ropelib.core import extensions
 from ropelib.models import organism
 from ropelib.text.corpus import Document
+from ropelib.text import haystack
 from ropelib.text.haystack import FORMATS, NeedleFormat, build_prompt
 from ropelib.models.organism import OrganismConfig
 from ropelib.tasks import needle
@@ -242,6 +243,25 @@ def test_one_prefill_per_trial_gives_the_two_pass_rows(tiny):
     assert one.drop(columns="entropy_teacher").equals(two.drop(columns="entropy_teacher"))
     assert np.allclose(one["entropy_teacher"], two["entropy_teacher"], rtol=0, atol=1e-5)
     assert not one["entropy_teacher"].isna().any()
+
+
+def test_a_shared_prefix_gives_the_full_pass_rows(tiny):
+    # issue 35: a cell's needles on one haystack; the text before the value computed once (KV cache)
+    docs = [HAYSTACK, HAYSTACK[::-1]]
+    settings = dict(depths=[10, 50, 90], needles_per_cell=3, seed=1, method="rope", documents=docs, progress=False,
+                    shared_haystack=True)
+    full = needle.needle_grid(tiny, TOK, [64, 96], **settings)
+    shared = needle.needle_grid(tiny, TOK, [64, 96], share_prefill=True, **settings)
+    assert full["haystack"].nunique() == 6 and full.groupby("haystack")["value"].nunique().eq(3).all()
+    numbers = ["entropy", "entropy_first", "entropy_teacher", "needle_mass", "borrowed_mass"]
+    assert shared.drop(columns=numbers).equals(full.drop(columns=numbers))
+    assert np.allclose(shared[numbers], full[numbers], rtol=0, atol=1e-5)
+    prompts, control = haystack.shared_prompts(TOK, needle.haystack_tokens(TOK, docs), 96, 50, 3, 1,
+                                               FORMATS["compact"])
+    prefix = needle.common_prefix(prompts)
+    assert 0 < prefix == min(p.value_start for p in prompts)  # everything before the value is shared
+    assert control.input_ids[1:prefix] != prompts[0].input_ids[1:prefix]  # the by-chance text is another haystack
+    assert needle.common_prefix(prompts[:1]) == 0
 
 
 def test_needle_grid_refuses_bad_input(tiny):

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ropelib import trials
+from ropelib.tasks import trials
 from ropelib.progress import progress as progress_bar
 from ropelib.core import metrics, probe
 from ropelib.models import variants as variants_lib
@@ -114,7 +114,7 @@ def profiles(model, tokenizer, length: int, n_sequences: int, n_queries: int, n_
              seed: int, label: str = "", method: str = "", documents=None, progress: bool = True,
              store=trials.NOTHING) -> Profiles:
     """Capture one model's attention on the chapter's sequences and reduce it to profiles (module docstring).
-    ``store``: where each sequence's reduced profiles are kept (``ropelib.trials``: a real model's page resumes)."""
+    ``store``: where each sequence's reduced profiles are kept (``ropelib.tasks.trials``: a real model's page resumes)."""
     # reduce() moves each layer's rows to the CPU at once: per query at most 4 x n_bins + 3 numbers are kept
     check_memory(model, length, probe_queries=n_queries, probe_mode="reduced", bins=4 * n_bins + 3, use_cache=False,
                  full_logits=False)

@@ -218,9 +218,9 @@ def _entropy_row(claim: claims.Claim, c: dict, model: str) -> dict:
 ORDERS = (3.1, 3.2, 3.25, 3.3)
 
 
-def glance_rows(judgement: Judgement, model: str | None = None) -> list[dict]:
+def glance_rows(judgement: Judgement, model: str = results.ORGANISM) -> list[dict]:
     """Finding 3's four rows (:data:`ORDERS`), graded by ``claims.row``; "not testable" only without a pair."""
-    model = model or results.measured_model()
+    model = model or results.ORGANISM
     if judgement.table is None:
         return [claims.not_testable(claims.claim(order), NO_PAIR, model, chapter=CHAPTER) for order in ORDERS]
     by = judgement.table.set_index("comparison")
@@ -261,11 +261,12 @@ def tables_text(judgement: Judgement) -> str:
             f"entropy)\n{shown.map(_significant).to_string()}")
 
 
-def write_results(sweep, judgement: Judgement, rows: list[dict]) -> None:
-    """finding3-needles, -perplexity, -comparisons and -slopes tables (those computed), and glance-finding3."""
-    results.write_csv(sweep.trials.drop(columns=["trial"]), "finding3-needles")
-    results.write_csv(sweep.perplexity, "finding3-perplexity")
+def write_results(sweep, judgement: Judgement, rows: list[dict], model: str = results.ORGANISM) -> None:
+    """finding3-needles, -perplexity, -comparisons and -slopes tables (those computed), and glance-finding3,
+    named for ``model`` (``results.named``)."""
+    results.write_csv(sweep.trials.drop(columns=["trial"]), "finding3-needles", model=model)
+    results.write_csv(sweep.perplexity, "finding3-perplexity", model=model)
     if judgement.table is not None:
-        results.write_csv(judgement.table, "finding3-comparisons")
-        results.write_csv(pd.DataFrame([judgement.slopes, judgement.all_token]), "finding3-slopes")
-    results.write_glance(rows, "finding3")
+        results.write_csv(judgement.table, "finding3-comparisons", model=model)
+        results.write_csv(pd.DataFrame([judgement.slopes, judgement.all_token]), "finding3-slopes", model=model)
+    results.write_glance(rows, "finding3", model=model)

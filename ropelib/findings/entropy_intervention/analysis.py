@@ -43,7 +43,9 @@ from ropelib.text.haystack import FORMATS, answer_ids, build_prompt
 from ropelib.progress import progress
 from ropelib.tasks.needle import haystack_tokens
 from ropelib.tasks.perplexity import perplexity_by_length
+from ropelib.models import variants as variant_specs
 from ropelib.models.variants import ModelCache, Variant
+from ropelib.tasks import trials as trials_lib
 
 CONDITIONS = ("none", "log_scale", "temperature")
 LABELS = {"none": "none", "log_scale": "log-length scaling", "temperature": "entropy-matched temperature"}
@@ -122,18 +124,33 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
         dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
                                                                -(-dev_prompts // 3), seed, "dev", fmt)][:dev_prompts]
                for length in fit_lengths}
-        with quiet_transformers():
-            taus = interventions.fit_entropy_matched_temperature(model, dev, trained, xtol=1e-2)
+        store = variant_specs.trial_store(loaded, variant, factor, dtype)  # a real model's page resumes
+
+        def fit() -> list[dict]:
+            with quiet_transformers():
+                fitted = interventions.fit_entropy_matched_temperature(model, dev, trained, xtol=1e-2)
+            return [{"length": length, "tau": tau} for length, tau in fitted.items()]
+
+        fitted = store.records("intervention-temperatures", {"dev": {length: [trials_lib.digest(ids) for ids in group]
+                                                                     for length, group in dev.items()},
+                                                             "trained": trained}, fit)
+        taus = {int(r["length"]): float(r["tau"]) for r in fitted}
         temperatures += [{"method": variant.label, "length": length, "tau": tau} for length, tau in taus.items()]
         for condition in progress(CONDITIONS, desc=f"interventions {variant.label}"):
             for length in lengths:
                 prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test", fmt)
-                with _condition(model, condition, length, trained, scale, taus), quiet_transformers():
-                    rows = teacher_forced(model, tokenizer, [(i, p) for i, p in prompts])
-                    ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)
+                setting = {"condition": condition, "length": length, "scale": float(scale), "tau": taus.get(length)}
+
+                def score() -> list[dict]:
+                    with _condition(model, condition, length, trained, scale, taus), quiet_transformers():
+                        rows = teacher_forced(model, tokenizer, [(i, p) for i, p in prompts])
+                        ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)
+                    return [*rows, {"ppl_new": float(np.exp(ppl["loss_new"].mean()))}]
+
+                *rows, ppl = store.records("intervention-trials", {**setting, "documents": n_documents, "prompts": [
+                    trials_lib.digest(p.input_ids) for _, p in prompts]}, score)
                 trials += [{"method": variant.label, "condition": condition, "length": length, **r} for r in rows]
-                perplexity.append({"method": variant.label, "condition": condition, "length": length,
-                                   "ppl_new": float(np.exp(ppl["loss_new"].mean()))})
+                perplexity.append({"method": variant.label, "condition": condition, "length": length, **ppl})
     return pd.DataFrame(trials), pd.DataFrame(perplexity), pd.DataFrame(temperatures)
 
 
@@ -223,7 +240,7 @@ def beside(trials: pd.DataFrame, per_model: pd.DataFrame, cpt_length: int) -> st
 
 
 def glance_rows(trials: pd.DataFrame, cpt_length: int, pretrained_length: int, chapter: str,
-                caveats=(), model: str | None = None) -> list[dict]:
+                caveats=(), model: str = results.ORGANISM) -> list[dict]:
     """The "beyond the paper" row 4.1 (``rules.row``: one part per model and arm, graded by the
     registry's rule), with rescues, shared rescues and dose-response in its details. ``caveats``: the
     page's own lines (checkpoint gate misses), carried onto the row."""
@@ -231,5 +248,5 @@ def glance_rows(trials: pd.DataFrame, cpt_length: int, pretrained_length: int, c
     ours = ("" if per_model.empty else
             "per model and arm, pass-rate change: " + ", ".join(f"{rules.part_name(r)} {r['pass_change']:+.3f}"
                                                                for _, r in per_model.iterrows()))
-    return [rules.row(trials, cpt_length, pretrained_length, model or results.measured_model(),
+    return [rules.row(trials, cpt_length, pretrained_length, model or results.ORGANISM,
                       details=beside(trials, per_model, cpt_length), ours=ours, caveats=caveats, chapter=chapter)]

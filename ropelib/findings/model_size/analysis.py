@@ -248,10 +248,10 @@ def _sensitivity(claim, trials, ppl, pairs, rates, beyond, seed) -> list[claims.
 
 
 def glance_rows(trials: pd.DataFrame, ppl: pd.DataFrame, pairs: dict[str, tuple[str, str]], pretrained_length: int,
-                model: str | None = None, seed: int = 0) -> list[dict]:
+                model: str = results.ORGANISM, seed: int = 0) -> list[dict]:
     """One row per claim (:data:`CLAIMS`: 9.1 needles, the paper's; 9.2 loss saved, beyond it), per-size gains
     and monotonicity in ``details``; "not testable" only with fewer than two sizes."""
-    model = model or results.measured_model()
+    model = model or results.ORGANISM
     why = missing_sizes(pairs)
     if why:
         return [claims.not_testable(claims.claim(order), why, model, chapter=CHAPTER) for order in CLAIMS.values()]

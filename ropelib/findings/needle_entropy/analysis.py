@@ -62,19 +62,28 @@ MIN_OUTCOME_TRIALS = 5  # trials of each outcome a (method, length) stratum need
 
 def collect_trials(variants: list[Variant], factor: float, lengths: list[int], depths: list[float],
                    needles_per_cell: int, seed: int = 0, device: str = "cpu", fmt: str = "compact",
-                   progress: bool = True, dtype: str = "auto") -> pd.DataFrame:
+                   progress: bool = True, dtype: str = "auto", shared_haystack: bool = False,
+                   lengths_of: dict[str, list[int]] | None = None) -> pd.DataFrame:
     """``needle_grid`` for every variant on the same prompts (each checkpoint loaded once).
 
+    ``lengths_of``: a variant label's own lengths (the calibration's choice), else ``lengths``; at a length
+    two variants share, they read the same prompts. ``shared_haystack``: ``needle_grid``'s (a cell's
+    needles on one haystack; its prefix computed once where the variant's forward may be shared).
+    A real model's cells are kept on disk as they finish (``ropelib.tasks.trials``): a stopped page resumes.
     Adds ``failed`` (= not passed) and ``pretrained_length`` (the checkpoint's L0) columns.
     """
-    cache = ModelCache(device, dtype, max(lengths), batch=needles_per_cell, generate_tokens=8)
+    lengths_of = lengths_of or {}
+    longest = max(max(lengths_of.get(v.label, lengths)) for v in variants)
+    cache = ModelCache(device, dtype, longest, batch=needles_per_cell, generate_tokens=8)
     frames = []
     for variant in variants:
         loaded = cache.get(variant, factor)
         with quiet_transformers():
-            frame = needle.needle_grid(loaded.model, loaded.tokenizer, lengths, depths, needles_per_cell,
-                                       seed=seed, method=variant.label, fmt=fmt, progress=progress,
-                                       share_prefill=variant_specs.shares_prefill(loaded, variant))
+            frame = needle.needle_grid(loaded.model, loaded.tokenizer, lengths_of.get(variant.label, lengths), depths,
+                                       needles_per_cell, seed=seed, method=variant.label, fmt=fmt, progress=progress,
+                                       share_prefill=variant_specs.shares_prefill(loaded, variant),
+                                       shared_haystack=shared_haystack,
+                                       store=variant_specs.trial_store(loaded, variant, factor, dtype))
         frames.append(frame.assign(pretrained_length=extensions.describe(loaded.model)["pretrained_length"]))
     trials = pd.concat(frames, ignore_index=True)
     trials["failed"] = ~trials["passed"].astype(bool)
@@ -117,6 +126,15 @@ def qualifying(failed: np.ndarray, strata: np.ndarray, minimum: int = MIN_OUTCOM
     return frame["stratum"].isin(ok).to_numpy()
 
 
+def _clusters(frame: pd.DataFrame) -> np.ndarray:
+    """The independent units of a trial table: its ``haystack`` (a cell's needles sharing one), else its
+    ``prompt`` (each needle on its own haystack; the same prompt is read by every model), else each row."""
+    for column in ("haystack", "prompt"):
+        if column in frame:
+            return frame[column].to_numpy()
+    return np.arange(len(frame))
+
+
 def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boot: int = 1000, n_perm: int = 1000,
                       seed: int = 0) -> pd.DataFrame:
     """AUROC of ``measure`` for ``failed``, per method and pooled; rows are trials or cells.
@@ -124,22 +142,22 @@ def association_table(frame: pd.DataFrame, measure: str = "entropy_first", n_boo
     auroc: all rows (length left free to act as a confounder); within: stratified AUROC,
     pairs only within one length (and method), over the strata with >= MIN_OUTCOME_TRIALS
     of each outcome ("strata" counts them; "mixed_strata" the strata with both outcomes at
-    all, which the AUROC could be computed on but not judged; "prompts" the distinct prompts in
-    the qualifying strata, the units of ``within``'s interval). Intervals: cluster bootstrap over prompts
-    (column ``prompt``; rows are their own cluster without it); p: one-sided permutation
-    test, labels shuffled within the strata for ``within``.
+    all, which the AUROC could be computed on but not judged; "haystacks" the distinct haystacks in
+    the qualifying strata, the units of ``within``'s interval). Intervals: cluster bootstrap over
+    haystacks (:func:`_clusters`); p: one-sided permutation test, labels shuffled within the strata
+    for ``within``.
     """
     rows = []
     for label, group, strata in _groups(frame):
         scores, failed = group[measure].to_numpy(float), group["failed"].to_numpy(bool)
-        clusters = group["prompt"].to_numpy() if "prompt" in group else np.arange(len(group))
+        clusters = _clusters(group)
         raw = stats.cluster_auroc_interval(scores, failed, None, clusters, n_boot, seed)
         keep = qualifying(failed, strata)
         row = {"method": label, "measure": measure, "n": len(group), "failed": int(failed.sum()),
                "auroc": raw.value, "auroc_low": raw.low, "auroc_high": raw.high,
                "auroc_p": stats.permutation_pvalue(scores, failed, None, n_perm, seed),
                "within": np.nan, "within_low": np.nan, "within_high": np.nan, "within_p": np.nan,
-               "strata": int(len(np.unique(strata[keep]))), "prompts": int(len(np.unique(clusters[keep]))),
+               "strata": int(len(np.unique(strata[keep]))), "haystacks": int(len(np.unique(clusters[keep]))),
                "mixed_strata": int(len(np.unique(strata[_informative(failed, strata)])))}
         if keep.any():
             within = stats.cluster_auroc_interval(scores[keep], failed[keep], strata[keep], clusters[keep], n_boot, seed)

@@ -44,14 +44,22 @@ def _mark_lengths(ax, lengths: list[int], pretrained_length: int | None, cpt_len
                    label=f"CPT length = {cpt_length}")
 
 
-def plot_heatmaps(cell_frame: pd.DataFrame, cpt_length: int | None, pretrained_length: int | None = None):
-    """Fig. 4a-d: pass-rate heatmap per method, annotated with mean entropy (nats)."""
+ENTROPY_NAMES = {"entropy": "mean attention entropy of the answer",
+                 "entropy_first": "mean attention entropy of the first answer token",
+                 "entropy_teacher": "mean teacher-forced attention entropy"}
+
+
+def plot_heatmaps(cell_frame: pd.DataFrame, cpt_length: int | None, pretrained_length: int | None = None,
+                  measure: str = "entropy"):
+    """Fig. 4a-d: pass-rate heatmap per method over its own (length, depth) cells, annotated with the cells'
+    mean ``measure`` (nats): the paper's all-token answer entropy by default, or ``entropy_first`` (before
+    anything is generated). A method without a cell at some length of another leaves it blank."""
     methods = list(dict.fromkeys(cell_frame["method"]))
     figure, axes = _panels(len(methods), 6.5, 5.0)
     for i, (ax, method) in enumerate(zip(axes, methods)):
         rows = cell_frame[cell_frame["method"] == method]
         passed = rows.pivot(index="depth", columns="length", values="pass_rate")  # (depths, lengths)
-        entropy = rows.pivot(index="depth", columns="length", values="entropy")
+        entropy = rows.pivot(index="depth", columns="length", values=measure)
         lengths = [int(x) for x in passed.columns]
         sns.heatmap(passed, ax=ax, vmin=0, vmax=1, cmap="RdYlGn", annot=entropy.to_numpy(), fmt=".1f",
                     annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
@@ -63,7 +71,7 @@ def plot_heatmaps(cell_frame: pd.DataFrame, cpt_length: int | None, pretrained_l
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=9)
-    figure.suptitle("Fig. 4a-d: needle pass rate (colour) and mean attention entropy of the answer (nats, numbers)")
+    figure.suptitle(f"Fig. 4a-d: needle pass rate (colour) and {ENTROPY_NAMES[measure]} (nats, numbers)")
     return figure
 
 

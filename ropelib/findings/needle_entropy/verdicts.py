@@ -12,7 +12,7 @@ teacher-forced entropy; the all-token mean (Appendix C) is shown, never graded.
 
 - 2.1  per causal measure: the pooled within-length AUROC of entropy for a failed needle
        (strata (method, length) with >= 5 trials of each outcome), its cluster-bootstrap CI
-       over prompts; n_units = distinct prompts in those strata. Not testable only when no
+       over haystacks; n_units = distinct haystacks in those strata (= prompts where each needle has its own). Not testable only when no
        stratum has both outcomes at all; none with 5 of each: n_units 0, inconclusive.
 - 2.3  per causal measure and reference, over the failing cells of the groups (heatmap rows
        at a fixed depth) with both outcomes: hit rate (share in their row's top k) minus the
@@ -59,13 +59,14 @@ def _pooled(table: pd.DataFrame, **where) -> pd.Series | None:
 # ---- 2.1: within-length AUROC
 
 def association_parts(association: pd.DataFrame) -> list[claims.Part] | None:
-    """2.1's parts, one per causal measure: within-length AUROC [cluster bootstrap CI], n = prompts of
-    the qualifying strata. None when no (method, length) stratum has both outcomes (not measurable)."""
+    """2.1's parts, one per causal measure: within-length AUROC [cluster bootstrap CI], n = haystacks of
+    the qualifying strata (= prompts where every needle has its own). None when no (method, length)
+    stratum has both outcomes (not measurable)."""
     claim = claims.claim(2.1)
     rows = {m: _pooled(association, measure=m) for m in CAUSAL_MEASURES}
     if any(r is None for r in rows.values()) or all(int(r["mixed_strata"]) == 0 for r in rows.values()):
         return None
-    return [claims.part(claim, MEASURES[m], r["within"], r["within_low"], r["within_high"], int(r["prompts"]))
+    return [claims.part(claim, MEASURES[m], r["within"], r["within_low"], r["within_high"], int(r["haystacks"]))
             for m, r in rows.items()]
 
 
@@ -78,7 +79,7 @@ def association_details(association: pd.DataFrame) -> str:
             out.append(f"{name}: within-length AUROC {r['within']:.3f} "
                        f"[{r['within_low']:.3f}, {r['within_high']:.3f}], "
                        f"permutation p = {r['within_p']:.3g}, {r['strata']} strata with >= 5 of each outcome "
-                       f"({r['mixed_strata']} with both), {r['prompts']} prompts; all trials {r['auroc']:.3f}"
+                       f"({r['mixed_strata']} with both), {r['haystacks']} haystacks; all trials {r['auroc']:.3f}"
                        + ("" if measure in CAUSAL_MEASURES else " (not graded: conditioned on the error)"))
     return "; ".join(out)
 

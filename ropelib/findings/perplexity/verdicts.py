@@ -290,11 +290,10 @@ def training_free_pi(table, reference, pretrained_length, chapter, model, seed) 
 
 
 def glance_rows(table: pd.DataFrame, reference: str, pretrained_length: int, cpt_length: int | None,
-                chapter: str | None = None, seed: int = 0, model: str | None = None) -> list[dict]:
+                chapter: str | None = None, seed: int = 0, model: str = results.ORGANISM) -> list[dict]:
     """Rows 1.1, 1.2, the control 1.25 and, on a training-free line-up (``cpt_length`` 0 or None), 1.5,
     from the per-document ``table`` of ``analysis.evaluate`` (module docstring)."""
-    model = model or results.measured_model()
-    common = dict(chapter=chapter, model=model, seed=seed)
+    common = dict(chapter=chapter, model=model or results.ORGANISM, seed=seed)
     rows = [explodes(table, reference, pretrained_length, **common),
             extrapolate(table, reference, pretrained_length, cpt_length, **common),
             control(table, reference, pretrained_length, cpt_length, **common)]

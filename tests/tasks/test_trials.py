@@ -1,4 +1,4 @@
-"""Trials kept on disk (``ropelib.trials``): a real model's page resumes where it stopped.
+"""Trials kept on disk (``ropelib.tasks.trials``): a real model's page resumes where it stopped.
 
 - a kept trial reads back equal (arrays bit for bit, records value for value); other inputs, another
   method or factor are another file; a compute that fails leaves no file behind;
@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ropelib import paths, trials
+from ropelib import paths
+from ropelib.tasks import trials
 from ropelib.findings.attention_patterns import analysis as attention
 from ropelib.findings.perplexity import analysis as perplexity
 from ropelib.models import real, variants
@@ -101,3 +102,17 @@ def test_the_organism_keeps_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CACHE", tmp_path / "cache")
     loaded = type("Loaded", (), {"source": "base"})()
     assert variants.trial_store(loaded, variants.Variant("rope", "base", "RoPE (base)"), 4.0) is trials.NOTHING
+
+
+def test_the_intervention_resumes_from_kept_settings(fake_real):
+    from ropelib.findings.entropy_intervention import analysis as intervention
+
+    parsed = variants.parse(["rope:fake"])
+    run = lambda: intervention.run(parsed, 2.0, [64, 128], [50], 2, 1, 1, seed=0, fmt="compact")  # noqa: E731
+    first = run()
+    kept = len(sorted(fake_real.rglob("*.json")))
+    assert kept == 1 + 3 * 2  # the fitted temperatures, then one file per (condition, length)
+    second = run()
+    for a, b in zip(first, second):
+        pd.testing.assert_frame_equal(a, b)
+    assert len(sorted(fake_real.rglob("*.json"))) == kept

@@ -1,0 +1,125 @@
+"""Benchmark: the cost of one needle trial, before and after issue 35's cheaper trials, same machine, same run.
+
+Three designs of ``tasks.needle.needle_grid`` on the same model, lengths and depths, timed one
+after another in this process (seconds per trial, the minimum of ``--repeats`` interleaved runs after a warm-up; ratios against the
+first two):
+
+  two_passes     each needle on its own haystack; generation, then a second full pass for the
+                 teacher-forced rows (the organism's pages)
+  one_prefill    each needle on its own haystack; the teacher-forced rows from the generation's
+                 KV cache (``share_prefill``: the real model's pages before issue 35)
+  shared_prefix  a cell's needles on one haystack (``shared_haystack``); the text before the value
+                 computed once per cell into a KV cache that every needle's generation continues
+                 from; the teacher-forced rows from that cache too (the real model's pages now)
+
+and one check: ``shared_prefix`` against the same shared-haystack prompts run as full passes
+(``shared_full``, also timed): the largest absolute difference of every number of a trial
+(entropies, masses) and whether every answer is the same; the test suite asserts <= 1e-5 on a tiny
+model (tests/tasks/test_tasks.py). No trial is read from or written to ``ropelib.tasks.trials``' store.
+Beside the times: the machine's fp32 matmul rate on the same threads (``meter.matmul_gflops``).
+
+  python benchmarks/needle_trials.py                            # the organism's shape, random weights: seconds
+  python benchmarks/needle_trials.py --model smollm2 --length 2048 --needles 4
+                                                                # the real model; ~6 min on 2 cores
+Not here: which design a page uses (``models.variants.shares_prefill``, the page's ``shared_haystack``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+NUMBERS = ["entropy", "entropy_first", "entropy_teacher", "needle_mass", "borrowed_mass"]
+DESIGNS = {  # name: (shared_haystack, share_prefill)
+    "two_passes": (False, False),
+    "one_prefill": (False, True),
+    "shared_full": (True, False),
+    "shared_prefix": (True, True),
+}
+
+
+def load(model: str, device: str):
+    """(model, tokenizer, needle format, label) for ``model``: "" is a random-weight model of the organism's shape."""
+    if not model:
+        from ropelib.models import organism
+        from ropelib.models.organism import OrganismConfig
+        from ropelib.text.tokenizer import ByteTokenizer
+
+        config = OrganismConfig()  # the organism's shape, random weights
+        return organism.build(config, seed=0).eval(), ByteTokenizer(), "compact", "random organism"
+    from ropelib.models.variants import ModelCache, parse
+
+    variant = parse([f"rope:{model}"])[0]
+    loaded = ModelCache(device).get(variant, 1.0)
+    return loaded.model, loaded.tokenizer, "sentence" if loaded.kind != "organism" else "compact", model
+
+
+def run(model_name: str = "", length: int = 512, depths=(10, 50, 90), needles: int = 4, threads: int = 2,
+        device: str = "cpu", repeats: int = 1) -> dict:
+    import torch
+
+    from meter import matmul_gflops
+    from ropelib.tasks import needle
+
+    torch.set_num_threads(threads)
+    model, tokenizer, fmt, label = load(model_name, device)
+    gflops = matmul_gflops(threads)
+    tables, seconds = {}, {name: float("inf") for name in DESIGNS}
+    needle.needle_grid(model, tokenizer, [length], depths[:1], 1, seed=1, fmt=fmt, progress=False)  # warm-up
+    for _ in range(repeats):  # interleaved, the minimum kept: a design is not favoured by running later
+        for name, (shared_haystack, share_prefill) in DESIGNS.items():
+            start = time.perf_counter()
+            tables[name] = needle.needle_grid(model, tokenizer, [length], depths, needles, seed=0, method=name,
+                                              fmt=fmt, progress=False, share_prefill=share_prefill,
+                                              shared_haystack=shared_haystack)
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+    n = len(tables["two_passes"])
+    per_trial = {name: round(s / n, 4) for name, s in seconds.items()}
+    full, shared = tables["shared_full"], tables["shared_prefix"]
+    difference = float((full[NUMBERS] - shared[NUMBERS]).abs().max().max())
+    return {
+        "model": label, "length": length, "depths": list(depths), "needles_per_cell": needles, "trials": n,
+        "threads": threads, "device": device, "repeats": repeats, "fp32_matmul_gflops": gflops,
+        "seconds_per_trial": per_trial,
+        "ratio_to_two_passes": {name: round(s / per_trial["two_passes"], 3) for name, s in per_trial.items()},
+        "ratio_to_one_prefill": {name: round(s / per_trial["one_prefill"], 3) for name, s in per_trial.items()},
+        "shared_prefix_vs_full_pass": {"max_abs_difference": difference,
+                                       "same_answers": bool((full["answer"] == shared["answer"]).all())},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="", help="a model source (e.g. smollm2, base); empty: the organism's shape, random weights")
+    parser.add_argument("--length", type=int, default=512, help="prompt length in tokens")
+    parser.add_argument("--needles", type=int, default=4, help="needles per (length, depth) cell")
+    parser.add_argument("--depths", type=float, nargs="+", default=[10, 50, 90])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of every design, interleaved; the minimum is kept")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "needle-trials.json"))
+    args = parser.parse_args(argv)
+    if args.length < 64 or args.needles < 2:
+        print(f"needle_trials.py: --length must be >= 64 and --needles >= 2 (a prefix shared by one needle saves "
+              f"nothing); got --length {args.length} --needles {args.needles}", file=sys.stderr)
+        return 2
+    report = run(args.model, args.length, tuple(args.depths), args.needles, args.threads, args.device, args.repeats)
+    out = Path(args.out)
+    kept = json.loads(out.read_text()) if out.exists() else {}
+    kept[f"{report['model']}@{report['length']}"] = report
+    from ropelib.paths import write_json_atomic
+
+    write_json_atomic(out, kept)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
