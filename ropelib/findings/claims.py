@@ -49,7 +49,7 @@ import numpy as np
 import yaml
 
 from ropelib import paths, results
-from ropelib.core import stats
+from ropelib.core import metrics, stats
 
 REGISTRY = Path(paths.ROOT) / "chapters" / "claims.yml"
 LEVEL = 0.95
@@ -288,18 +288,16 @@ def below_premise(rates: dict[str, float], length: int, name: str = "retrieves a
 # ---- intervals
 
 def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> tuple[float, float, float, int]:
-    """(mean, low, high, n) of per-unit ``values`` with a percentile bootstrap over units; NaNs dropped.
-    A paired comparison passes the per-unit differences. Fewer than 2 units: NaN interval."""
+    """(mean, low, high, n) of per-unit ``values`` with a percentile bootstrap over units
+    (``core.metrics.bootstrap_ci``, the book's one bootstrap); NaNs dropped. A paired comparison passes
+    the per-unit differences. Fewer than 2 units: NaN interval."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     n = len(values)
     if n < 2:
         return (float(values.mean()) if n else math.nan), math.nan, math.nan, n
-    draws = np.random.default_rng(seed).integers(0, n, (n_boot, n))
-    boot = values[draws].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return float(values.mean()), float(low), float(high), n
+    low, high = metrics.bootstrap_ci(values, np.mean, n_boot=n_boot, seed=seed, level=level)
+    return float(values.mean()), low, high, n
 
 
 def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float, float]:

@@ -139,7 +139,7 @@ def test_a_model_that_misses_retrieval_at_l0_is_graded_with_a_caveat():
     assert retrieval_at_l0(trials, L0) == {"ntk": 1.0, "yarn": 0.0}
     entry = graded(trials)
     assert entry["verdict"] == "partly supported"  # yarn graded too: no rescue there
-    assert "yarn passes 0.00 of its untouched trials at L0 = 128" in entry["caveats"]
+    assert "yarn misses the premise 'retrieves at L0': pass rate 0 < 0.8 at L0 = 128" in entry["caveats"]
     assert "supported (differs from all units)" in entry["sensitivity"] and "yarn" not in entry["sensitivity"]
 
 

@@ -264,8 +264,8 @@ def paired_log_ratio(statistic, first: np.ndarray, second: np.ndarray, target: n
     """(estimate, ci_low, ci_high, n) of ln(statistic(first, target) / statistic(second, target)).
 
     first, second, target: (layer, sequence, head, bin) arrays on the same sequences. The CI is a
-    percentile bootstrap over sequences: each of ``n_boot`` resamples (seeded) draws sequence
-    indices once, with replacement, and computes both statistics on them. n = number of
+    percentile bootstrap over sequences (``core.metrics.bootstrap_ci``): each of ``n_boot`` resamples
+    (seeded) draws sequence indices once, with replacement, and computes both statistics on them. n = number of
     sequences. A statistic that is not positive (e.g. a model identical to the target) gives a
     NaN estimate; a resample that does gives a NaN interval (no CI). Fewer than 2 sequences: NaN interval.
     """
@@ -280,13 +280,13 @@ def paired_log_ratio(statistic, first: np.ndarray, second: np.ndarray, target: n
     estimate = log_ratio()
     if n < 2:
         return estimate, math.nan, math.nan, n
-    draws = np.random.default_rng(seed).integers(0, n, (n_boot, n))
-    boot = np.array([log_ratio(sequences) for sequences in draws])
-    if not np.all(np.isfinite(boot)):
+    # the book's one bootstrap (core.metrics.bootstrap_ci) over sequence indices: each resample uses the same
+    # indices for both statistics
+    low, high = metrics.bootstrap_ci(np.arange(n), lambda drawn: log_ratio(drawn.astype(int)), n_boot=n_boot,
+                                     seed=seed, level=level)
+    if not (math.isfinite(low) and math.isfinite(high)):
         return estimate, math.nan, math.nan, n
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return estimate, float(low), float(high), n
+    return estimate, low, high, n
 
 
 def log_ratio_table(capture: Capture, statistic: str, first: str, others: list[str], target: str | None = None,

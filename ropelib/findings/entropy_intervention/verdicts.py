@@ -138,8 +138,9 @@ def parts(per_model: pd.DataFrame, claim: claims.Claim | None = None) -> list[cl
 
 def retrieval_at_l0(trials: pd.DataFrame, pretrained_length: int) -> dict[str, float]:
     """model -> pass rate of its untouched trials at L0; {} when the page has no trials at L0."""
-    at = trials[(trials["length"] == pretrained_length) & (trials["condition"] == BASELINE)]
-    return {model: float(g["passed"].mean()) for model, g in at.groupby(_method(trials), sort=False)}
+    untouched = trials[trials["condition"] == BASELINE].rename(columns={_method(trials): "method"})
+    rates = claims.pass_rates_at(untouched, list(dict.fromkeys(untouched["method"])), pretrained_length)
+    return {model: rate for model, rate in rates.items() if np.isfinite(rate)}
 
 
 def premises(per_model: pd.DataFrame, at_l0: dict[str, float], pretrained_length: int) -> tuple[list[str], list[bool]]:
@@ -147,10 +148,8 @@ def premises(per_model: pd.DataFrame, at_l0: dict[str, float], pretrained_length
     model that does not retrieve at L0), and per row of ``per_model`` whether it meets every premise
     that could be checked."""
     caveats, meets = [], []
-    for model in dict.fromkeys(per_model["model"]):
-        if model in at_l0 and at_l0[model] < AT_L0:
-            caveats.append(f"premise not met: {model} passes {at_l0[model]:.2f} of its untouched trials at "
-                           f"L0 = {pretrained_length} (retrieves at L0 asks >= {AT_L0})")
+    checked = {model: at_l0[model] for model in dict.fromkeys(per_model["model"]) if model in at_l0}
+    caveats += claims.below_premise(checked, pretrained_length)  # the registry's one premise check
     for _, r in per_model.iterrows():
         if not r["lowers_entropy"]:
             caveats.append(f"premise not met: {part_name(r)} changes mean first-token entropy by "

@@ -381,7 +381,7 @@ def retrieves_at_l0(trials: pd.DataFrame, threshold: float = PREMISE_PASS_RATE) 
     for method, group in trials.groupby("method", sort=False):
         l0 = int(group["pretrained_length"].iloc[0]) if "pretrained_length" in group else 0
         at = group[group["length"] == l0]
-        rate = float(at["passed"].astype(bool).mean()) if len(at) else np.nan
+        rate = claims.pass_rates_at(group.assign(passed=group["passed"].astype(bool)), [method], l0)[method]
         rows.append({"method": method, "L0": l0, "trials": len(at), "pass_rate": rate,
                      "meets": bool(len(at) and rate >= threshold)})
     return pd.DataFrame(rows, columns=["method", "L0", "trials", "pass_rate", "meets"])
