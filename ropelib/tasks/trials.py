@@ -18,7 +18,8 @@ atomic (temp file, then rename): a killed page never leaves a half-written trial
 
 Only real models keep trials (``models.variants.trial_store``): the organism's forwards take
 milliseconds, and its pages recompute so that nbval checks the computation itself.
-The folder is ``paths.CACHE / "trials"`` (``$ROPEBOOK_CACHE``; ignored by git).
+The folder is ``paths.CACHE / "trials"`` (``$ROPEBOOK_CACHE``; ignored by git); each computed trial adds
+a line to its ``progress.log`` (time, kind, method, seconds), a long page's progress outside the page.
 Not here: what a trial computes (``tasks``, ``findings``).
 """
 
@@ -28,6 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -67,8 +69,10 @@ class Store:
             with np.load(path, allow_pickle=False) as kept:
                 return {name: kept[name] for name in kept.files}
         self.misses += 1
+        start = time.perf_counter()
         values = {name: np.asarray(value) for name, value in compute().items()}
         _write(path, lambda f: np.savez(f, **values))
+        self._log(kind, path, time.perf_counter() - start)
         return values
 
     def records(self, kind: str, inputs: dict, compute: Callable[[], list[dict]]) -> list[dict]:
@@ -77,9 +81,19 @@ class Store:
             self.hits += 1
             return json.loads(path.read_text())
         self.misses += 1
+        start = time.perf_counter()
         rows = compute()
         _write(path, lambda f: f.write(json.dumps(rows, default=_plain).encode()))
+        self._log(kind, path, time.perf_counter() - start)
         return rows
+
+    def _log(self, kind: str, path: Path, seconds: float) -> None:
+        """One line per computed trial in ``<directory>/progress.log``: a long page's progress, read outside
+        the page (``tail -f data/cache/trials/progress.log``); the page itself prints nothing of it."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = f"{stamp} {kind} {self.identity.get('method', '')} {seconds:.1f}s {path.name}\n"
+        with open(self.directory / "progress.log", "a", encoding="utf-8") as log:
+            log.write(line)
 
 
 class Nothing:

@@ -35,6 +35,8 @@ def test_a_kept_trial_reads_back_equal(tmp_path):
     back = store.records("cell", {"depth": 10}, lambda: pytest.fail("recomputed"))
     assert back[0]["entropy"] == 0.1 + 0.2 and back[0]["n"] == 3 and np.isnan(back[0]["x"])
     assert (store.hits, store.misses) == (2, 2)
+    log = (tmp_path / "progress.log").read_text().splitlines()  # progress outside the page: one line a trial
+    assert [line.split()[1:3] for line in log] == [["losses", "rope"], ["cell", "rope"]]
     # other inputs, another method: other files
     assert store.path("losses", {"ids": trials.digest([1, 2, 4])}, ".npz") != store.path(
         "losses", {"ids": trials.digest([1, 2, 3])}, ".npz")
