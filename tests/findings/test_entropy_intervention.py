@@ -203,3 +203,17 @@ def test_teacher_forced_trials_record_whether_the_needle_ranks_first():
     out = analysis.teacher_forced(model, tokenizer, prompts)
     assert [set(o) for o in out] == [{"prompt_id", "entropy_first", "entropy_teacher", "passed", "needle_first"}] * 4
     assert all(isinstance(o["needle_first"], bool) for o in out)
+
+
+# ---- the arms' strengths from a dose scan on the dev prompts (issue 35)
+
+def test_the_dose_with_the_most_dev_passes_is_chosen_ties_to_the_plain_arm():
+    from ropelib.findings.entropy_intervention import analysis
+
+    scan = pd.DataFrame([{"condition": c, "dose": d, "passed": p}
+                         for c, d, p in [("log_scale", 0.5, 0), ("log_scale", 1.0, 1), ("log_scale", 2.0, 3),
+                                         ("temperature", 0.5, 2), ("temperature", 1.0, 2), ("temperature", 2.0, 2)]])
+    assert analysis.choose_dose(scan) == {"log_scale": 2.0, "temperature": 1.0}
+    alpha, taus = analysis.dosed(2.0, 0.25, {4096: 0.8, 2048: 1.0})
+    assert alpha == 0.5 and taus == {4096: 0.8 ** 2, 2048: 1.0}
+    assert analysis.dosed(0.0, 0.25, {4096: 0.8}) == (0.0, {4096: 1.0})  # dose 0: nothing changed

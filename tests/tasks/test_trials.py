@@ -118,3 +118,17 @@ def test_the_intervention_resumes_from_kept_settings(fake_real):
     for a, b in zip(first, second):
         pd.testing.assert_frame_equal(a, b)
     assert len(sorted(fake_real.rglob("*.json"))) == kept
+
+
+def test_the_dose_scan_runs_on_dev_prompts_and_is_kept(fake_real):
+    from ropelib.findings.entropy_intervention import analysis as intervention
+
+    parsed = variants.parse(["rope:fake"])
+    run = lambda: intervention.run(parsed, 2.0, [64, 128], [50], 2, 2, 1, seed=0, doses=(0.5, 1.0, 2.0))  # noqa: E731
+    trials, _, _, scan = run()
+    assert set(scan["condition"]) == {"log_scale", "temperature"} and set(scan["dose"]) == {0.5, 1.0, 2.0}
+    assert (scan["length"] == 128).all() and len(scan) == 2 * 3 * 2  # arms x doses x dev prompts past L0
+    assert scan.groupby("condition")["dose"].apply(lambda d: d[scan.loc[d.index, "chosen"]].nunique()).eq(1).all()
+    assert set(trials["condition"]) == {"none", "log_scale", "temperature"}
+    again = run()
+    pd.testing.assert_frame_equal(scan, again[3])  # read back from the kept dev trials

@@ -108,12 +108,32 @@ def _condition(model, condition: str, length: int, trained_length: int, alpha: f
     return contextlib.nullcontext()
 
 
+# ---- the arms' strengths: a dose scan on the dev prompts
+
+def dosed(dose: float, alpha: float, taus: dict) -> tuple[float, dict]:
+    """An arm's strength times ``dose``: log-length scaling's alpha x dose; the temperature tau ** dose
+    (ln tau scaled, so dose 0 is no change and dose 1 the entropy-matched tau)."""
+    return alpha * dose, {length: tau ** dose for length, tau in taus.items()}
+
+
+def choose_dose(scan: pd.DataFrame) -> dict[str, float]:
+    """Per arm (``condition``), the dose with the most dev passes; ties go to the dose nearest 1 (the
+    un-scaled arm), then the smaller. ``scan``: columns condition, dose, passed (one row per dev trial)."""
+    totals = scan.groupby(["condition", "dose"], sort=False)["passed"].sum().reset_index()
+    totals["distance"] = (totals["dose"] - 1.0).abs()
+    best = totals.sort_values(["passed", "distance", "dose"], ascending=[False, True, True])
+    return {condition: float(rows["dose"].iloc[0]) for condition, rows in best.groupby("condition", sort=False)}
+
+
 def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_depth: int, dev_prompts: int,
         n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
-        dtype: str = "auto", fmt: str = "compact") -> tuple[pd.DataFrame, ...]:
-    """(trials, perplexity, temperatures): one row per (method, condition, length, prompt) / document / length.
-    ``fmt``: the needle wording (``haystack.FORMATS``), for the dev prompts and the test prompts alike."""
-    cache, trials, perplexity, temperatures = ModelCache(device, dtype, max(lengths)), [], [], []
+        dtype: str = "auto", fmt: str = "compact", doses=(1.0,)) -> tuple[pd.DataFrame, ...]:
+    """(trials, perplexity, temperatures, scan): one row per (method, condition, length, prompt) / document /
+    length / dev trial of the dose scan. ``fmt``: the needle wording (``haystack.FORMATS``), for the dev prompts
+    and the test prompts alike. ``doses``: multipliers of each arm's strength (:func:`dosed`) tried on the dev
+    prompts at the lengths past the training length; each arm then runs the test prompts at the dose with the
+    most dev passes (:func:`choose_dose`). One dose: no scan (``scan`` empty), the arms as defined."""
+    cache, trials, perplexity, temperatures, scans = ModelCache(device, dtype, max(lengths)), [], [], [], []
     for variant in variants:
         loaded = cache.get(variant, factor)
         model, tokenizer = loaded.model, loaded.tokenizer
@@ -121,9 +141,9 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
         scale = alpha or 1 / np.log(trained)
         fit_lengths = sorted({trained, *[length for length in lengths if length > trained]})
         hay = {split: haystack_tokens(tokenizer, stdlib_documents(split)) for split in ("dev", "test")}
-        dev = {length: [p.input_ids for _, p in needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90],
-                                                               -(-dev_prompts // 3), seed, "dev", fmt)][:dev_prompts]
-               for length in fit_lengths}
+        dev_needles = {length: needle_prompts(tokenizer, hay["dev"], length, [10, 50, 90], -(-dev_prompts // 3), seed,
+                                              "dev", fmt)[:dev_prompts] for length in fit_lengths}
+        dev = {length: [p.input_ids for _, p in needles] for length, needles in dev_needles.items()}
         store = variant_specs.trial_store(loaded, variant, factor, dtype)  # a real model's page resumes
 
         def fit() -> list[dict]:
@@ -136,13 +156,35 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
                                                              "trained": trained}, fit)
         taus = {int(r["length"]): float(r["tau"]) for r in fitted}
         temperatures += [{"method": variant.label, "length": length, "tau": tau} for length, tau in taus.items()]
+        chosen = {condition: 1.0 for condition in CONDITIONS}
+        if len(doses) > 1:
+            scan = []
+            for condition, dose, length in [(c, d, l) for c in CONDITIONS if c != "none" for d in doses
+                                            for l in fit_lengths if l > trained]:
+                arm_alpha, arm_taus = dosed(dose, scale, taus)
+                prompts = dev_needles[length]
+
+                def dev_score() -> list[dict]:
+                    with _condition(model, condition, length, trained, arm_alpha, arm_taus), quiet_transformers():
+                        return teacher_forced(model, tokenizer, prompts)
+
+                rows = store.records("intervention-dose", {"condition": condition, "dose": dose, "length": length,
+                                                           "scale": float(scale), "tau": taus.get(length),
+                                                           "prompts": [trials_lib.digest(p.input_ids)
+                                                                       for _, p in prompts]}, dev_score)
+                scan += [{"method": variant.label, "condition": condition, "dose": dose, "length": length, **r}
+                         for r in rows]
+            chosen.update(choose_dose(pd.DataFrame(scan)))
+            scans += [{**r, "chosen": r["dose"] == chosen[r["condition"]]} for r in scan]
         for condition in progress(CONDITIONS, desc=f"interventions {variant.label}"):
+            arm_alpha, arm_taus = dosed(chosen[condition], scale, taus)
             for length in lengths:
                 prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test", fmt)
-                setting = {"condition": condition, "length": length, "scale": float(scale), "tau": taus.get(length)}
+                setting = {"condition": condition, "length": length, "scale": float(arm_alpha),
+                           "tau": arm_taus.get(length)}
 
                 def score() -> list[dict]:
-                    with _condition(model, condition, length, trained, scale, taus), quiet_transformers():
+                    with _condition(model, condition, length, trained, arm_alpha, arm_taus), quiet_transformers():
                         rows = teacher_forced(model, tokenizer, [(i, p) for i, p in prompts])
                         ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)
                     return [*rows, {"ppl_new": float(np.exp(ppl["loss_new"].mean()))}]
@@ -151,7 +193,7 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
                     trials_lib.digest(p.input_ids) for _, p in prompts]}, score)
                 trials += [{"method": variant.label, "condition": condition, "length": length, **r} for r in rows]
                 perplexity.append({"method": variant.label, "condition": condition, "length": length, **ppl})
-    return pd.DataFrame(trials), pd.DataFrame(perplexity), pd.DataFrame(temperatures)
+    return pd.DataFrame(trials), pd.DataFrame(perplexity), pd.DataFrame(temperatures), pd.DataFrame(scans)
 
 
 def by_length(trials: pd.DataFrame, perplexity: pd.DataFrame) -> pd.DataFrame:
