@@ -32,7 +32,7 @@ from ropelib.findings.glance.table import MODELS, VERDICT_COLOURS, normalise
 MODEL_MARKERS = {"organism": "o"}  # any real model: a square
 REAL_MARKER = "s"
 MODEL_OFFSET = 0.18  # vertical offset between models on one claim's line
-LABEL_WIDTH = 72  # characters per line of a claim's label (wrapped, never cut)
+LABEL_WIDTH = 84  # characters per line of a claim's label (wrapped, never cut)
 LINE_INCHES = 0.22
 TICKS = (-100, -30, -10, -3, -1, 0, 1, 3, 10, 30, 100)  # in sesoi units; the axis is linear within +-2
 X_LABEL = ("effect in units of the claim's smallest effect of interest: direction x (estimate - null) / sesoi\n"
@@ -59,8 +59,9 @@ def forest_plot(rows: pd.DataFrame):
     if points.empty:
         return None
     labels = list(dict.fromkeys(points.sort_values("order", kind="stable")["label"]))
-    height = sum(label.count("\n") + 1.6 for label in labels) * LINE_INCHES + 1.6
-    figure, ax = plt.subplots(figsize=(10, height), layout="constrained")
+    # a claim's lines plus one line of space; 11 inches wide, so the page shows it a little smaller than drawn
+    height = sum(label.count("\n") + 1 for label in labels) * LINE_INCHES + 1.6
+    figure, ax = plt.subplots(figsize=(11, height), layout="constrained")
     ax.axvspan(-1, 1, color="0.9", zorder=0)
     ax.axvline(0, color="0.4", linestyle=":", linewidth=1)
     models = list(dict.fromkeys(points["model"]))
