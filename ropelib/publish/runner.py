@@ -11,7 +11,8 @@ For each run (template + parameters -> output notebook):
    run is skipped (``force`` re-runs). Retraining a checkpoint, or a results table that
    a summary page reads changing, therefore re-executes the pages that depend on it.
 2. papermill executes the template into ``.<output>.tmp.ipynb`` next to the output
-   (kernel ``python3``, cwd = the book root). On success the notebook is post-processed
+   (kernel ``python3``, cwd = the book root, talking over Unix sockets: see
+   :func:`_socket_kernel_manager`). On success the notebook is post-processed
    and renamed over the output; on failure the temp file is deleted, so a book never
    holds a half-written page and the next run retries.
 3. Post-processing: the ``parameters`` and papermill's ``injected-parameters`` cells get
@@ -54,6 +55,36 @@ RESULTS_ENV = "ROPEBOOK_RESULTS"  # read by ropelib.results in the kernel
 MODEL_MANIFESTS = "data/models/*/manifest.json"  # read (through models.load) by every page
 REPOSITORY = "https://github.com/ropebook/ropebook"
 BRANCH = "main"
+
+
+# ---- the kernel
+
+
+def _socket_kernel_manager(folder: str):
+    """A kernel manager on Unix sockets in ``folder`` (the page's own), for pages started side by side.
+
+    Over TCP, jupyter_client picks five free ports and the kernel binds them moments later;
+    two pages starting at once on two Dask workers can pick the same port, and one kernel
+    dies before replying ("Address already in use"). A socket path cannot collide: each
+    page's kernel talks over ``folder/kernel-1`` .. ``-5``, and ``execute`` removes the folder,
+    also after a kernel that died without cleaning up.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class _SocketKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self):
+            return os.path.join(folder, "kernel")
+
+    return _SocketKernelManager
+
+
+# ---- running a page
 
 
 class RunFailed(RuntimeError):
@@ -163,6 +194,7 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
     start = time.perf_counter()
     saved_env = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = str(job.results_dir)  # the kernel inherits it (ropelib.results)
+    sockets = tempfile.TemporaryDirectory(prefix="ropebook-kernel-", dir="/tmp")  # short: a socket path < 108 bytes
     try:
         try:
             nb = papermill.execute_notebook(
@@ -170,6 +202,7 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
                 str(temp),
                 parameters=job.parameters,
                 kernel_name=KERNEL,
+                kernel_manager_class=_socket_kernel_manager(sockets.name),
                 cwd=str(layout.root),
                 log_output=False,
                 progress_bar=sys.stderr.isatty() if progress is None else progress,
@@ -185,6 +218,7 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
         os.replace(temp, job.output)
     finally:
         temp.unlink(missing_ok=True)
+        sockets.cleanup()
         if saved_env is None:
             os.environ.pop(RESULTS_ENV, None)
         else:

@@ -22,6 +22,10 @@ TEMPLATES = {
     "echo": ('n = 2  # how many times to say hi [1, 10]\n', 'print("hi" * n)'),
     "where": ('note = "x"  # anything\n', "import os\nprint(os.getppid())  # the worker process that runs the kernel"),
     "sleep": ('seconds = 30  # how long to sleep [0, 60]\n', "import time\ntime.sleep(seconds)"),
+    "wire": ('note = "x"  # anything\n',
+             "from ipykernel import get_connection_info\n"
+             "info = get_connection_info(unpack=True)\n"
+             "print(info['transport'], info['ip'])"),
     "boom": ('fail = True  # raise on purpose\n', 'x = 1\nif fail:\n    raise ValueError("boom on purpose")'),
     "crash": ('marker = "crash.marker"  # file that says the worker was already killed once\n',
               "import os, pathlib, signal\n"
@@ -123,6 +127,15 @@ def test_pages_run_on_workers_like_the_sequential_runner(tmp_path, local_cluster
     assert _run(book, local_cluster.scheduler_address) == 1
     assert [name for name, _ in submitted] == ["echo-3.ipynb"]  # cached pages are never sent
     assert "hihihihi" in _cells(book.book / "echo-3.ipynb")[0][-1][2][0]
+
+
+def test_pages_started_at_once_talk_over_sockets_of_their_own(tmp_path, local_cluster):
+    """Two kernels starting at once over TCP can pick the same free port and one dies; sockets cannot."""
+    book = _book(tmp_path, [_page("wire", "wire-a.ipynb", note="a"), _page("wire", "wire-b.ipynb", note="b")])
+    assert _run(book, local_cluster.scheduler_address) == 2
+    wires = [_cells(book.book / f"wire-{x}.ipynb")[0][-1][2][0].split() for x in "ab"]
+    assert [transport for transport, _ in wires] == ["ipc", "ipc"] and wires[0][1] != wires[1][1]
+    assert not any(os.path.exists(os.path.dirname(path)) for _, path in wires)  # removed with the page
 
 
 def test_failing_page_leaves_no_output_and_the_others_complete(tmp_path, local_cluster):
