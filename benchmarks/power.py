@@ -61,13 +61,15 @@ def needed(row, claim: claims.Claim) -> dict:
 
 
 def seconds_per_unit(row, runs, timings: dict) -> float | None:
-    """The recorded seconds of the page that wrote ``row``, per unit of the row."""
+    """The cost of the page that wrote ``row``, per unit of the row: its recorded seconds, or, where it read
+    kept trials back, its seconds from an empty cache (None when those trials have no recorded time)."""
     run = plan.chapter_page(str(row["chapter"]), runs, str(row["model"]))
     record = timings.get(f"book/{run.output}") if run is not None else None
     n = pd.to_numeric(pd.Series([row.get("n_units")]), errors="coerce").iloc[0]
     if not record or not math.isfinite(n) or n <= 0:
         return None
-    return record["seconds"] / n
+    seconds = record.get("seconds_from_empty_cache") if "trials" in record else record["seconds"]
+    return None if seconds is None else seconds / n
 
 
 def table(rows: pd.DataFrame, runs, timings: dict) -> list[dict]:

@@ -20,6 +20,9 @@ For each run (template + parameters -> output notebook):
    and links to the template goes at the top; the ``# Title`` becomes the run's title.
 4. The wall time of every executed run-plan page is recorded in ``book/timings.json``
    with when it ran, its cache key and the ropelib version (one-off runs only print theirs).
+   A real-model page that read kept trials back (``ropelib.tasks.trials``) also records them
+   (``trials``: computed and read back, with their seconds) and ``seconds_from_empty_cache``,
+   its wall time plus the kept seconds of the trials it read back: its cost, not its re-run.
 5. Where the page writes its tables: ``$ROPEBOOK_RESULTS`` is set for the kernel to the
    job's ``results`` folder: ``data/results/`` for run-plan pages, ``<output>.results/``
    beside a one-off page (``ropelib.results``). Nothing else chooses it.
@@ -52,6 +55,7 @@ from ropelib.publish.plan import Layout
 
 KERNEL = "python3"
 RESULTS_ENV = "ROPEBOOK_RESULTS"  # read by ropelib.results in the kernel
+LEDGER_ENV = "ROPEBOOK_TRIAL_LEDGER"  # appended to by ropelib.tasks.trials in the kernel
 MODEL_MANIFESTS = "data/models/*/manifest.json"  # read (through models.load) by every page
 REPOSITORY = "https://github.com/ropebook/ropebook"
 BRANCH = "main"
@@ -195,6 +199,8 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
     saved_env = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = str(job.results_dir)  # the kernel inherits it (ropelib.results)
     sockets = tempfile.TemporaryDirectory(prefix="ropebook-kernel-", dir="/tmp")  # short: a socket path < 108 bytes
+    ledger = Path(sockets.name) / "trials.jsonl"
+    os.environ[LEDGER_ENV] = str(ledger)  # the kernel's trial store appends to it
     try:
         try:
             nb = papermill.execute_notebook(
@@ -214,11 +220,16 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
             raise RunFailed(f"{type(error).__name__}: {first_line}") from None
         seconds = time.perf_counter() - start
         _postprocess(nb, job, declarations, key)
+        from ropelib.tasks.trials import summarize_ledger  # torch: only once a page has run
+
+        if (trials := summarize_ledger(ledger)) is not None:
+            nb.metadata["ropebook"]["trials"] = trials
         nbformat.write(nb, temp)
         os.replace(temp, job.output)
     finally:
         temp.unlink(missing_ok=True)
         sockets.cleanup()
+        os.environ.pop(LEDGER_ENV, None)
         if saved_env is None:
             os.environ.pop(RESULTS_ENV, None)
         else:
@@ -277,6 +288,19 @@ def _parameters_markdown(job: Job, declarations: dict) -> str:
     return "**Parameters of this page**\n\n" + "\n".join(rows) + "\n\n" + links
 
 
+def _trial_cost(output: Path, seconds: float) -> dict:
+    """The page's kept trials (its metadata) and what it costs from an empty cache, if it used any."""
+    try:
+        trials = nbformat.read(output, as_version=4).metadata.get("ropebook", {}).get("trials")
+    except (OSError, ValueError):
+        trials = None
+    if not trials:
+        return {}
+    known = trials["read_back_without_time"] == 0
+    return {"trials": trials,
+            "seconds_from_empty_cache": round(seconds + trials["read_back_seconds"], 1) if known else None}
+
+
 def _record_timing(layout: Layout, output: Path, seconds: float, key: str = "") -> None:
     """Update ``book/timings.json`` atomically: per output, seconds, when (UTC), cache key, ropelib version and the
     machine's fp32 matmul GFLOP/s on 2 threads (``ropelib.machine``: page times scale with it)."""
@@ -289,7 +313,7 @@ def _record_timing(layout: Layout, output: Path, seconds: float, key: str = "") 
     name_key = str(name.relative_to(layout.root.resolve())) if name.is_relative_to(layout.root.resolve()) else str(name)
     timings[name_key] = {"seconds": round(seconds, 1), "ran_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          "cache_key": key[:16], "ropelib": ropelib.__version__,
-                         "fp32_matmul_gflops_2_threads": machine.matmul_gflops()}
+                         "fp32_matmul_gflops_2_threads": machine.matmul_gflops(), **_trial_cost(output, seconds)}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".timings.", suffix=".json")
     with os.fdopen(handle, "w") as file:

@@ -20,6 +20,17 @@ Only real models keep trials (``models.variants.trial_store``): the organism's f
 milliseconds, and its pages recompute so that nbval checks the computation itself.
 The folder is ``paths.CACHE / "trials"`` (``$ROPEBOOK_CACHE``; ignored by git); each computed trial adds
 a line to its ``progress.log`` (time, kind, method, seconds), a long page's progress outside the page.
+
+What a page *costs* is not its wall time once trials are read back: each trial keeps the seconds
+it took (``<key>.seconds`` beside it), and every lookup appends ``{"trial": "kind/key", "kept": bool,
+"seconds": s}`` to the page's ledger (``$ROPEBOOK_TRIAL_LEDGER``, set by ``ropebook run``), so the runner can
+record, beside the wall time, the seconds the page would take from an empty cache:
+
+    seconds_from_empty_cache = wall seconds + sum(seconds of the trials read back)
+
+(unknown when a trial kept before 2026-12-07 has no ``.seconds``). The trials' names let
+``benchmarks/book.py`` count a trial once in a plan whose pages share trials (a pooled page
+reading back what the pages before it computed).
 Not here: what a trial computes (``tasks``, ``findings``).
 """
 
@@ -38,6 +49,8 @@ import torch
 
 import ropelib
 from ropelib import paths
+
+LEDGER_ENV = "ROPEBOOK_TRIAL_LEDGER"  # set by ropelib.publish.runner for each page
 
 
 def digest(values) -> str:
@@ -65,31 +78,41 @@ class Store:
     def arrays(self, kind: str, inputs: dict, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
         path = self.path(kind, inputs, ".npz")
         if path.exists():
-            self.hits += 1
+            self._read_back(path)
             with np.load(path, allow_pickle=False) as kept:
                 return {name: kept[name] for name in kept.files}
-        self.misses += 1
         start = time.perf_counter()
         values = {name: np.asarray(value) for name, value in compute().items()}
         _write(path, lambda f: np.savez(f, **values))
-        self._log(kind, path, time.perf_counter() - start)
+        self._computed(kind, path, time.perf_counter() - start)
         return values
 
     def records(self, kind: str, inputs: dict, compute: Callable[[], list[dict]]) -> list[dict]:
         path = self.path(kind, inputs, ".json")
         if path.exists():
-            self.hits += 1
+            self._read_back(path)
             return json.loads(path.read_text())
-        self.misses += 1
         start = time.perf_counter()
         rows = compute()
         _write(path, lambda f: f.write(json.dumps(rows, default=_plain).encode()))
-        self._log(kind, path, time.perf_counter() - start)
+        self._computed(kind, path, time.perf_counter() - start)
         return rows
 
-    def _log(self, kind: str, path: Path, seconds: float) -> None:
-        """One line per computed trial in ``<directory>/progress.log``: a long page's progress, read outside
-        the page (``tail -f data/cache/trials/progress.log``); the page itself prints nothing of it."""
+    def _read_back(self, path: Path) -> None:
+        self.hits += 1
+        try:
+            seconds = float(path.with_suffix(".seconds").read_text())
+        except (OSError, ValueError):
+            seconds = None  # kept before trials recorded their time
+        _ledger({"trial": f"{path.parent.name}/{path.stem}", "kept": True, "seconds": seconds})
+
+    def _computed(self, kind: str, path: Path, seconds: float) -> None:
+        """Record the trial's seconds beside it and in the page's ledger, and one line in
+        ``<directory>/progress.log``: a long page's progress, read outside the page
+        (``tail -f data/cache/trials/progress.log``); the page itself prints nothing of it."""
+        self.misses += 1
+        _write(path.with_suffix(".seconds"), lambda f: f.write(f"{seconds:.3f}\n".encode()))
+        _ledger({"trial": f"{path.parent.name}/{path.stem}", "kept": False, "seconds": round(seconds, 3)})
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         line = f"{stamp} {kind} {self.identity.get('method', '')} {seconds:.1f}s {path.name}\n"
         with open(self.directory / "progress.log", "a", encoding="utf-8") as log:
@@ -109,6 +132,35 @@ class Nothing:
 
 
 NOTHING = Nothing()
+
+
+# ---- the page's ledger
+
+
+def _ledger(entry: dict) -> None:
+    path = os.environ.get(LEDGER_ENV)
+    if path:  # one short line, appended: O_APPEND writes of a line do not interleave
+        with open(path, "a", encoding="utf-8") as ledger:
+            ledger.write(json.dumps(entry) + "\n")
+
+
+def summarize_ledger(path: Path) -> dict | None:
+    """A page's trials from its ledger: how many computed and read back, their seconds, how many read back
+    without a recorded time, and each trial's seconds by name (``names``); None when the page used no kept
+    trials (the organism's pages)."""
+    try:
+        entries = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    except OSError:
+        return None
+    if not entries:
+        return None
+    computed = [e["seconds"] for e in entries if not e["kept"]]
+    kept = [e["seconds"] for e in entries if e["kept"]]
+    return {"computed": len(computed), "computed_seconds": round(sum(computed), 1),
+            "read_back": len(kept), "read_back_seconds": round(sum(s for s in kept if s is not None), 1),
+            "read_back_without_time": sum(s is None for s in kept),
+            "names": {"computed": {e["trial"]: e["seconds"] for e in entries if not e["kept"]},
+                      "read_back": {e["trial"]: e["seconds"] for e in entries if e["kept"]}}}
 
 
 # ---- helpers

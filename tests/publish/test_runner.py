@@ -61,6 +61,25 @@ def run_plan(layout, force=False):
     return runner.execute_all(jobs, layout, force=force, echo=lambda *a, **k: None)
 
 
+
+def test_a_page_that_reads_kept_trials_back_records_what_it_costs_from_an_empty_cache(book):
+    """The wall time of a re-run that reads its trials back is not the page's cost (benchmarks/book.py)."""
+    kept = book.root / "kept"
+    _template(book.root / "chapters" / "kept.ipynb", 'n = 1  # which run [1, 10]\n',
+              "import time\nfrom ropelib.tasks import trials\n"
+              f"store = trials.Store({{'model': 'm'}}, {str(kept)!r})\n"
+              "store.arrays('slow', {}, lambda: (time.sleep(1.5), {'x': [1.0]})[1])\nprint(store.hits, store.misses)")
+    for n in (1, 2):
+        write_plan(book.root, [{"chapter": "kept", "output": "kept.ipynb", "title": "Kept", "parameters": {"n": n}}])
+        run_plan(book)
+        record = json.loads(book.timings.read_text())["book/kept.ipynb"]
+        if n == 1:
+            assert record["trials"]["computed"] == 1 and record["seconds_from_empty_cache"] == record["seconds"]
+    assert (record["trials"]["computed"], record["trials"]["read_back"]) == (0, 1)
+    assert record["trials"]["read_back_seconds"] >= 1.5
+    assert record["seconds_from_empty_cache"] == round(record["seconds"] + record["trials"]["read_back_seconds"], 1)
+    assert nbformat.read(book.book / "kept.ipynb", as_version=4).metadata["ropebook"]["trials"] == record["trials"]
+
 # --- the plan ---------------------------------------------------------------------
 
 

@@ -44,6 +44,23 @@ def test_a_kept_trial_reads_back_equal(tmp_path):
     assert other.path("losses", {"ids": "a"}, ".npz") != store.path("losses", {"ids": "a"}, ".npz")
 
 
+def test_a_page_ledger_counts_computed_and_read_back_trials_with_their_seconds(tmp_path, monkeypatch):
+    ledger = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv(trials.LEDGER_ENV, str(ledger))
+    store = trials.Store({"model": "m", "method": "rope"}, tmp_path / "kept")
+    store.arrays("losses", {"ids": "a"}, lambda: {"x": np.zeros(2)})
+    store.records("cell", {"depth": 10}, lambda: [{"passed": True}])
+    seconds = float(store.path("losses", {"ids": "a"}, ".npz").with_suffix(".seconds").read_text())
+    assert seconds >= 0
+    store.arrays("losses", {"ids": "a"}, lambda: pytest.fail("recomputed"))
+    store.path("cell", {"depth": 10}, ".json").with_suffix(".seconds").unlink()  # kept before times were
+    store.records("cell", {"depth": 10}, lambda: pytest.fail("recomputed"))
+    summary = trials.summarize_ledger(ledger)
+    assert (summary["computed"], summary["read_back"], summary["read_back_without_time"]) == (2, 2, 1)
+    assert summary["read_back_seconds"] == round(seconds, 1)
+    assert trials.summarize_ledger(tmp_path / "none.jsonl") is None
+
+
 def test_a_failed_trial_leaves_nothing(tmp_path):
     store = trials.Store({"model": "m"}, tmp_path)
 
@@ -132,3 +149,21 @@ def test_the_dose_scan_runs_on_dev_prompts_and_is_kept(fake_real):
     assert set(trials["condition"]) == {"none", "log_scale", "temperature"}
     again = run()
     pd.testing.assert_frame_equal(scan, again[3])  # read back from the kept dev trials
+
+
+def test_a_pooled_needle_page_reads_back_what_the_one_method_pages_computed(fake_real):
+    """A needle run split into pages of one method each: the pooled page computes nothing again."""
+    from ropelib.findings.needle_entropy import calibration
+
+    def run(labels):
+        return calibration.run(variants.parse(labels), 2.0, [64, 128], [50], 1, [50], 5, n=1, seed=0,
+                               fmt="compact", shared_haystack=True)
+
+    alone = {label: run([label])[0] for label in ("rope:fake", "yarn:fake")}
+    kept = sorted(fake_real.rglob("*.json"))
+    pooled = run(["rope:fake", "yarn:fake"])[0]
+    assert sorted(fake_real.rglob("*.json")) == kept  # every cell read back
+    for label, trials_alone in alone.items():
+        method = variants.parse([label])[0].label
+        mine = pooled[pooled["method"] == method].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine.drop(columns="trial"), trials_alone.reset_index(drop=True).drop(columns="trial"))
