@@ -77,7 +77,7 @@ def page_times(layout: plan.Layout) -> tuple[list[dict], list[str], list[str]]:
             page = {"output": key, "chapter": run.chapter, "part": run.part, "seconds": seconds,
                     "real_model": is_real_model_page(run.parameters)}
             if isinstance(entry, dict) and "trials" in entry:  # kept trials read back: the wall time is not the cost
-                page.update(trials=entry["trials"], cost_seconds=entry.get("seconds_from_empty_cache"))
+                page["trials"] = entry["trials"]
             if isinstance(entry, dict):
                 page["fp32_matmul_gflops_2_threads"] = entry.get("fp32_matmul_gflops_2_threads")
             pages.append(page)
@@ -102,7 +102,7 @@ def plan_costs(real: list[dict]) -> dict[str, float | None]:
     for page in real:
         names = (page.get("trials") or {}).get("names")
         if names is None:
-            costs[page["output"]] = page.get("cost_seconds", page["seconds"])
+            costs[page["output"]] = page["seconds"]
             continue
         new = [seconds for name, seconds in names["read_back"].items() if name not in seen]
         costs[page["output"]] = None if None in new else round(page["seconds"] + sum(new), 1)

@@ -198,8 +198,8 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
     start = time.perf_counter()
     saved_env = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = str(job.results_dir)  # the kernel inherits it (ropelib.results)
-    sockets = tempfile.TemporaryDirectory(prefix="ropebook-kernel-", dir="/tmp")  # short: a socket path < 108 bytes
-    ledger = Path(sockets.name) / "trials.jsonl"
+    scratch = tempfile.TemporaryDirectory(prefix="ropebook-kernel-", dir="/tmp")  # short: a socket path < 108 bytes
+    ledger = Path(scratch.name) / "trials.jsonl"
     os.environ[LEDGER_ENV] = str(ledger)  # the kernel's trial store appends to it
     try:
         try:
@@ -208,7 +208,7 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
                 str(temp),
                 parameters=job.parameters,
                 kernel_name=KERNEL,
-                kernel_manager_class=_socket_kernel_manager(sockets.name),
+                kernel_manager_class=_socket_kernel_manager(scratch.name),
                 cwd=str(layout.root),
                 log_output=False,
                 progress_bar=sys.stderr.isatty() if progress is None else progress,
@@ -228,7 +228,7 @@ def execute(job: Job, layout: Layout, force: bool = False, progress: bool | None
         os.replace(temp, job.output)
     finally:
         temp.unlink(missing_ok=True)
-        sockets.cleanup()
+        scratch.cleanup()
         os.environ.pop(LEDGER_ENV, None)
         if saved_env is None:
             os.environ.pop(RESULTS_ENV, None)

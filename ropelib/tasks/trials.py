@@ -104,7 +104,7 @@ class Store:
             seconds = float(path.with_suffix(".seconds").read_text())
         except (OSError, ValueError):
             seconds = None  # kept before trials recorded their time
-        _ledger({"trial": f"{path.parent.name}/{path.stem}", "kept": True, "seconds": seconds})
+        _ledger(path, kept=True, seconds=seconds)
 
     def _computed(self, kind: str, path: Path, seconds: float) -> None:
         """Record the trial's seconds beside it and in the page's ledger, and one line in
@@ -112,7 +112,7 @@ class Store:
         (``tail -f data/cache/trials/progress.log``); the page itself prints nothing of it."""
         self.misses += 1
         _write(path.with_suffix(".seconds"), lambda f: f.write(f"{seconds:.3f}\n".encode()))
-        _ledger({"trial": f"{path.parent.name}/{path.stem}", "kept": False, "seconds": round(seconds, 3)})
+        _ledger(path, kept=False, seconds=round(seconds, 3))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         line = f"{stamp} {kind} {self.identity.get('method', '')} {seconds:.1f}s {path.name}\n"
         with open(self.directory / "progress.log", "a", encoding="utf-8") as log:
@@ -137,11 +137,13 @@ NOTHING = Nothing()
 # ---- the page's ledger
 
 
-def _ledger(entry: dict) -> None:
-    path = os.environ.get(LEDGER_ENV)
-    if path:  # one short line, appended: O_APPEND writes of a line do not interleave
-        with open(path, "a", encoding="utf-8") as ledger:
-            ledger.write(json.dumps(entry) + "\n")
+def _ledger(trial: Path, kept: bool, seconds: float | None) -> None:
+    """Append the lookup of ``trial`` (named kind/key) to the page's ledger, if the runner set one."""
+    ledger = os.environ.get(LEDGER_ENV)
+    if ledger:  # one short line, appended: O_APPEND writes of a line do not interleave
+        entry = {"trial": f"{trial.parent.name}/{trial.stem}", "kept": kept, "seconds": seconds}
+        with open(ledger, "a", encoding="utf-8") as file:
+            file.write(json.dumps(entry) + "\n")
 
 
 def summarize_ledger(path: Path) -> dict | None:

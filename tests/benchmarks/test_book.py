@@ -32,12 +32,12 @@ def test_one_real_page_over_90_minutes_or_a_missing_or_queued_one_is_not_within_
 
 
 def test_a_real_page_that_read_trials_back_is_held_to_its_cost_not_its_wall_time():
-    rerun = {**page("smollm2-perplexity", 21.0, True), "cost_seconds": 6000.0,
+    rerun = {**page("smollm2-perplexity", 21.0, True),
              "trials": {"computed": 0, "read_back": 2, "read_back_without_time": 0,
                         "names": {"computed": {}, "read_back": {"losses/a": 2990.0, "losses/b": 2989.0}}}}
     real = book.report([rerun], [], None)["real_model"]
     assert real["total_seconds"] == 6000.0 and not real["within_budget"]  # over 90 minutes as a page
-    unknown = {**page("smollm2-perplexity", 21.0, True), "cost_seconds": None,
+    unknown = {**page("smollm2-perplexity", 21.0, True),
                "trials": {"computed": 0, "read_back": 1, "read_back_without_time": 1,
                           "names": {"computed": {}, "read_back": {"losses/a": None}}}}
     real = book.report([unknown], [], None)["real_model"]
