@@ -9,11 +9,12 @@ first two):
   one_prefill    each needle on its own haystack; the teacher-forced rows from the generation's
                  KV cache (``share_prefill``: the real model's pages before issue 35)
   shared_prefix  a cell's needles on one haystack (``shared_haystack``); the text before the value
-                 computed once per cell into a KV cache that every needle's generation continues
-                 from; the teacher-forced rows from that cache too (the real model's pages now)
+                 computed once per cell into a KV cache; each needle, one at a time, continues it
+                 (the rest of its prompt in chunks of ``needle.PREFILL_CHUNK`` tokens) and generates;
+                 the teacher-forced rows from that cache too (the real model's pages now)
 
 and one check: ``shared_prefix`` against the same shared-haystack prompts run as full passes
-(``shared_full``, also timed): the largest absolute difference of every number of a trial
+(``shared_full``, also timed; always run): the largest absolute difference of every number of a trial
 (entropies, masses) and whether every answer is the same; the test suite asserts <= 1e-5 on a tiny
 model (tests/tasks/test_tasks.py). No trial is read from or written to ``ropelib.tasks.trials``' store.
 Beside the times: the machine's fp32 matmul rate on the same threads (``meter.matmul_gflops``).
@@ -21,6 +22,8 @@ Beside the times: the machine's fp32 matmul rate on the same threads (``meter.ma
   python benchmarks/needle_trials.py                            # the organism's shape, random weights: seconds
   python benchmarks/needle_trials.py --model smollm2 --length 2048 --needles 4
                                                                 # the real model; ~6 min on 2 cores
+  python benchmarks/needle_trials.py --model smollm2 --length 8192 --needles 5 --depths 30 70 \
+      --designs shared_full shared_prefix                       # the pages' cells; ~11 min on 2 cores
 Not here: which design a page uses (``models.variants.shares_prefill``, the page's ``shared_haystack``).
 """
 
@@ -62,7 +65,7 @@ def load(model: str, device: str):
 
 
 def run(model_name: str = "", length: int = 512, depths=(10, 50, 90), needles: int = 4, threads: int = 2,
-        device: str = "cpu", repeats: int = 1) -> dict:
+        device: str = "cpu", repeats: int = 1, designs=tuple(DESIGNS)) -> dict:
     import torch
 
     from meter import matmul_gflops
@@ -71,25 +74,28 @@ def run(model_name: str = "", length: int = 512, depths=(10, 50, 90), needles: i
     torch.set_num_threads(threads)
     model, tokenizer, fmt, label = load(model_name, device)
     gflops = matmul_gflops(threads)
-    tables, seconds = {}, {name: float("inf") for name in DESIGNS}
+    designs = [name for name in DESIGNS if name in set(designs) | {"shared_full", "shared_prefix"}]
+    tables, seconds = {}, {name: float("inf") for name in designs}
     needle.needle_grid(model, tokenizer, [length], depths[:1], 1, seed=1, fmt=fmt, progress=False)  # warm-up
     for _ in range(repeats):  # interleaved, the minimum kept: a design is not favoured by running later
-        for name, (shared_haystack, share_prefill) in DESIGNS.items():
+        for name in designs:
+            shared_haystack, share_prefill = DESIGNS[name]
             start = time.perf_counter()
             tables[name] = needle.needle_grid(model, tokenizer, [length], depths, needles, seed=0, method=name,
                                               fmt=fmt, progress=False, share_prefill=share_prefill,
                                               shared_haystack=shared_haystack)
             seconds[name] = min(seconds[name], time.perf_counter() - start)
-    n = len(tables["two_passes"])
+    n = len(tables["shared_prefix"])
     per_trial = {name: round(s / n, 4) for name, s in seconds.items()}
+    ratios = {f"ratio_to_{base}": {name: round(s / per_trial[base], 3) for name, s in per_trial.items()}
+              for base in ("two_passes", "one_prefill", "shared_full") if base in per_trial}
     full, shared = tables["shared_full"], tables["shared_prefix"]
     difference = float((full[NUMBERS] - shared[NUMBERS]).abs().max().max())
     return {
         "model": label, "length": length, "depths": list(depths), "needles_per_cell": needles, "trials": n,
         "threads": threads, "device": device, "repeats": repeats, "fp32_matmul_gflops": gflops,
         "seconds_per_trial": per_trial,
-        "ratio_to_two_passes": {name: round(s / per_trial["two_passes"], 3) for name, s in per_trial.items()},
-        "ratio_to_one_prefill": {name: round(s / per_trial["one_prefill"], 3) for name, s in per_trial.items()},
+        **ratios,
         "shared_prefix_vs_full_pass": {"max_abs_difference": difference,
                                        "same_answers": bool((full["answer"] == shared["answer"]).all())},
     }
@@ -104,16 +110,19 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs of every design, interleaved; the minimum is kept")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS),
+                        help="designs to time (shared_full and shared_prefix always run: they are the check)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "needle-trials.json"))
     args = parser.parse_args(argv)
     if args.length < 64 or args.needles < 2:
         print(f"needle_trials.py: --length must be >= 64 and --needles >= 2 (a prefix shared by one needle saves "
               f"nothing); got --length {args.length} --needles {args.needles}", file=sys.stderr)
         return 2
-    report = run(args.model, args.length, tuple(args.depths), args.needles, args.threads, args.device, args.repeats)
+    report = run(args.model, args.length, tuple(args.depths), args.needles, args.threads, args.device, args.repeats,
+                 args.designs)
     out = Path(args.out)
     kept = json.loads(out.read_text()) if out.exists() else {}
-    kept[f"{report['model']}@{report['length']}"] = report
+    kept[f"{report['model']}@{report['length']}"] = report  # one record per (model, length): the newest
     from ropelib.paths import write_json_atomic
 
     write_json_atomic(out, kept)

@@ -10,7 +10,8 @@
 
 Bad input (unknown chapter or parameter, wrong type, out of range) is reported in one
 line and exits with status 2 before anything is executed or written; a chapter that
-fails while executing exits with status 1. Heavy modules (papermill, torch via the
+fails while executing exits with status 1. Ctrl-C and SIGTERM (``kill``, a session's end)
+stop alike: the page being executed leaves nothing half-written, exit status 130. Heavy modules (papermill, torch via the
 chapters) are imported only once input is valid, so bad input fails in about a second.
 """
 
@@ -20,8 +21,10 @@ import argparse
 import fnmatch
 import hashlib
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ropelib.publish import params as _params
@@ -32,9 +35,15 @@ from ropelib.models import sources
 BAD_INPUT, FAILED, INTERRUPTED = 2, 1, 130
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so the runner's clean-up (temp page, kernel) runs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     layout = _plan.Layout(Path(args.root).resolve()) if args.root else _plan.default_layout()
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
     try:
         return args.command(args, layout) or 0
     except (_params.ParameterError, _plan.PlanError, sources.SourceError) as error:
@@ -49,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ropebook: interrupted; nothing half-written", file=sys.stderr)
         return INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _parser() -> argparse.ArgumentParser:

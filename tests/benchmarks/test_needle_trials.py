@@ -28,3 +28,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--needles" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.json").exists()
+
+
+def test_designs_choose_what_is_timed_and_the_check_always_runs(tmp_path):
+    out = tmp_path / "needle-trials.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--length", "128", "--needles", "2", "--depths", "50",
+                           "--threads", "1", "--designs", "shared_prefix", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())["random organism@128"]
+    assert set(report["seconds_per_trial"]) == {"shared_full", "shared_prefix"}  # the check's two, no others
+    assert "ratio_to_two_passes" not in report and report["ratio_to_shared_full"]["shared_full"] == 1.0
+    assert report["shared_prefix_vs_full_pass"]["same_answers"]

@@ -332,6 +332,25 @@ def test_cli_refuses_to_overwrite_a_published_page(book, capsys):
     assert status == 2 and "published page" in capsys.readouterr().err and not published.exists()
 
 
+def test_sigterm_stops_a_page_like_ctrl_c_and_leaves_nothing_half_written(tmp_path):
+    # a session's end or `kill PID` sends SIGTERM: the page being executed must not leave .<page>.tmp.ipynb
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "book").mkdir()
+    _template(tmp_path / "chapters" / "slow.ipynb", "seconds = 60  # how long to sleep [1, 60]\n",
+              'import time\nprint("sleeping", flush=True)\ntime.sleep(seconds)')
+    write_plan(tmp_path, [{"chapter": "slow", "output": "slow.ipynb", "title": "Slow"}])
+    page = subprocess.Popen([sys.executable, "-m", "ropelib", "--root", str(tmp_path), "run"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "book").glob(".*.tmp.ipynb")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # papermill writes the temp page once the kernel has started
+    assert list((tmp_path / "book").glob(".*.tmp.ipynb")), "the page never started"
+    page.terminate()
+    _, err = page.communicate(timeout=60)
+    assert page.returncode == cli.INTERRUPTED and "nothing half-written" in err, err
+    assert sorted(p.name for p in (tmp_path / "book").iterdir()) == ["runs.yml"]
+
+
 def test_bad_parameter_fails_fast_in_a_fresh_process():
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "ropelib", "run", "rope-rescaling", "-p", "factor", "0"],

@@ -245,8 +245,11 @@ def test_one_prefill_per_trial_gives_the_two_pass_rows(tiny):
     assert not one["entropy_teacher"].isna().any()
 
 
-def test_a_shared_prefix_gives_the_full_pass_rows(tiny):
-    # issue 35: a cell's needles on one haystack; the text before the value computed once (KV cache)
+@pytest.mark.parametrize("chunk", [needle.PREFILL_CHUNK, 7])
+def test_a_shared_prefix_gives_the_full_pass_rows(tiny, chunk, monkeypatch):
+    # issue 35: a cell's needles on one haystack; the text before the value computed once (KV cache),
+    # each prompt's rest fed in one pass (the tiny prompts are shorter than a chunk) or in chunks of 7
+    monkeypatch.setattr(needle, "PREFILL_CHUNK", chunk)
     docs = [HAYSTACK, HAYSTACK[::-1]]
     settings = dict(depths=[10, 50, 90], needles_per_cell=3, seed=1, method="rope", documents=docs, progress=False,
                     shared_haystack=True)
