@@ -11,8 +11,9 @@
 Bad input (unknown chapter or parameter, wrong type, out of range) is reported in one
 line and exits with status 2 before anything is executed or written; a chapter that
 fails while executing exits with status 1. Ctrl-C and SIGTERM (``kill``, a session's end)
-stop alike: the page being executed leaves nothing half-written, exit status 130. Heavy modules (papermill, torch via the
-chapters) are imported only once input is valid, so bad input fails in about a second.
+stop alike: the page being executed leaves nothing half-written, exit status 130. Heavy
+modules (papermill, torch via the chapters) are imported only once input is valid, so bad
+input fails in about a second.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from ropelib.text.haystack import FORMATS, NeedleFormat, cell_prompts, shared_pr
 from ropelib.tasks.common import check_lengths, check_memory
 
 BORROW_MIN = 3  # answer tokens that must match for a wrong answer to count as borrowed
+PREFILL_CHUNK = 1024  # tokens a forward pass when a prompt continues a cached prefix (:func:`_continue`)
 
 
 def haystack_tokens(tokenizer, documents=None) -> list[int]:
@@ -208,8 +209,9 @@ def _continue(model, ids: list[int], cache, chunk: int) -> None:
     Why chunks: a forward pass whose queries are not all the keys gets an explicit causal mask, and
     the CPU attention kernel then computes every (query, key) pair, masked ones included: the q x k
     rectangle. In chunks, chunk i attends to the prefix and chunks 0..i only, so the pairs computed
-    are the triangle plus one chunk's square (measured on SmolLM2 at 8,192 tokens, depth 50: 40.7 s
-    in one pass, 30.9 s in chunks of 1,024; benchmarks/needle_trials.py).
+    are the triangle plus one chunk's square (measured once on SmolLM2 at 8,192 tokens, depth 50: 40.7 s
+    in one pass, 30.9 s in chunks of 1,024; README, Performance). Not transformers' ``prefill_chunk_size``:
+    inside ``generate`` every chunk would be a forward pass that ``probe.capture_generation`` records.
     """
     device = next(model.parameters()).device
     for start in range(0, len(ids), chunk):
@@ -233,9 +235,6 @@ def _generate_records(model, tokenizer, prompts, controls, length: int, answer_l
         teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
     return [_trial_record(tokenizer, prompt, out[b, length:].tolist(), attention[:, b], answer_len, controls[b],
                           teacher[:, b]) for b, prompt in enumerate(prompts)]
-
-
-PREFILL_CHUNK = 1024  # tokens a forward pass when a prompt continues a cached prefix (:func:`_continue`)
 
 
 def run_cell(model, tokenizer, prompts, controls, length: int, answer_len: int, share_prefill: bool = False,
