@@ -11,7 +11,8 @@ first two):
   shared_prefix  a cell's needles on one haystack (``shared_haystack``); the text before the value
                  computed once per cell into a KV cache; each needle, one at a time, continues it
                  (the rest of its prompt in chunks of ``needle.PREFILL_CHUNK`` tokens) and generates;
-                 the teacher-forced rows from that cache too (the real model's pages now)
+                 the teacher-forced rows from that cache too (the real model's pages now); for a RoPE
+                 that depends on the length (``--method dynamic_ntk``) from a second prefix per cell
 
 and one check: ``shared_prefix`` against the same shared-haystack prompts run as full passes
 (``shared_full``, also timed; always run): the largest absolute difference of every number of a trial
@@ -24,6 +25,8 @@ Beside the times: the machine's fp32 matmul rate on the same threads (``meter.ma
                                                                 # the real model; ~6 min on 2 cores
   python benchmarks/needle_trials.py --model smollm2 --length 8192 --needles 5 --depths 30 70 \
       --designs shared_full shared_prefix                       # the pages' cells; ~11 min on 2 cores
+  python benchmarks/needle_trials.py --method dynamic_ntk --factor 2 --length 96 --needles 4
+                                                                # dynamic NTK past the organism-shape's L0
 Not here: which design a page uses (``models.variants.shares_prefill``, the page's ``shared_haystack``).
 """
 
@@ -40,50 +43,58 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 NUMBERS = ["entropy", "entropy_first", "entropy_teacher", "needle_mass", "borrowed_mass"]
-DESIGNS = {  # name: (shared_haystack, share_prefill)
-    "two_passes": (False, False),
-    "one_prefill": (False, True),
-    "shared_full": (True, False),
-    "shared_prefix": (True, True),
+DESIGNS = {  # name: (shared_haystack, share_prefill, share_prefix)
+    "two_passes": (False, False, False),
+    "one_prefill": (False, True, False),
+    "shared_full": (True, False, False),
+    "shared_prefix": (True, True, True),
 }
 
 
-def load(model: str, device: str):
-    """(model, tokenizer, needle format, label) for ``model``: "" is a random-weight model of the organism's shape."""
+def load(model: str, device: str, method: str = "rope", factor: float = 1.0):
+    """(model, tokenizer, needle format, label) for ``model`` under ``method``: "" is a random-weight model of the
+    organism's shape."""
+    suffix = "" if method == "rope" else f" {method} x{factor:g}"
     if not model:
+        from ropelib.core import extensions
         from ropelib.models import organism
         from ropelib.models.organism import OrganismConfig
         from ropelib.text.tokenizer import ByteTokenizer
 
         config = OrganismConfig()  # the organism's shape, random weights
-        return organism.build(config, seed=0).eval(), ByteTokenizer(), "compact", "random organism"
+        built = extensions.apply(organism.build(config, seed=0).eval(), method, factor)
+        return built, ByteTokenizer(), "compact", "random organism" + suffix
     from ropelib.models.variants import ModelCache, parse
 
-    variant = parse([f"rope:{model}"])[0]
-    loaded = ModelCache(device).get(variant, 1.0)
-    return loaded.model, loaded.tokenizer, "sentence" if loaded.kind != "organism" else "compact", model
+    variant = parse([f"{method}:{model}"])[0]
+    loaded = ModelCache(device).get(variant, factor)
+    return loaded.model, loaded.tokenizer, "sentence" if loaded.kind != "organism" else "compact", model + suffix
 
 
 def run(model_name: str = "", length: int = 512, depths=(10, 50, 90), needles: int = 4, threads: int = 2,
-        device: str = "cpu", repeats: int = 1, designs=tuple(DESIGNS)) -> dict:
+        device: str = "cpu", repeats: int = 1, designs=tuple(DESIGNS), method: str = "rope",
+        factor: float = 1.0) -> dict:
     import torch
 
     from meter import matmul_gflops
+    from ropelib.core import extensions
     from ropelib.tasks import needle
 
     torch.set_num_threads(threads)
-    model, tokenizer, fmt, label = load(model_name, device)
+    model, tokenizer, fmt, label = load(model_name, device, method, factor)
+    own_teacher_pass = extensions.length_dependent(method)  # the generation's cache cannot give its teacher rows
     gflops = matmul_gflops(threads)
     designs = [name for name in DESIGNS if name in set(designs) | {"shared_full", "shared_prefix"}]
     tables, seconds = {}, {name: float("inf") for name in designs}
     needle.needle_grid(model, tokenizer, [length], depths[:1], 1, seed=1, fmt=fmt, progress=False)  # warm-up
     for _ in range(repeats):  # interleaved, the minimum kept: a design is not favoured by running later
         for name in designs:
-            shared_haystack, share_prefill = DESIGNS[name]
+            shared_haystack, share_prefill, share_prefix = DESIGNS[name]
             start = time.perf_counter()
             tables[name] = needle.needle_grid(model, tokenizer, [length], depths, needles, seed=0, method=name,
-                                              fmt=fmt, progress=False, share_prefill=share_prefill,
-                                              shared_haystack=shared_haystack)
+                                              fmt=fmt, progress=False,
+                                              share_prefill=share_prefill and not own_teacher_pass,
+                                              shared_haystack=shared_haystack, share_prefix=share_prefix)
             seconds[name] = min(seconds[name], time.perf_counter() - start)
     n = len(tables["shared_prefix"])
     per_trial = {name: round(s / n, 4) for name, s in seconds.items()}
@@ -92,7 +103,7 @@ def run(model_name: str = "", length: int = 512, depths=(10, 50, 90), needles: i
     full, shared = tables["shared_full"], tables["shared_prefix"]
     difference = float((full[NUMBERS] - shared[NUMBERS]).abs().max().max())
     return {
-        "model": label, "length": length, "depths": list(depths), "needles_per_cell": needles, "trials": n,
+        "model": label, "method": method, "factor": factor, "length": length, "depths": list(depths), "needles_per_cell": needles, "trials": n,
         "threads": threads, "device": device, "repeats": repeats, "fp32_matmul_gflops": gflops,
         "seconds_per_trial": per_trial,
         **ratios,
@@ -107,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--length", type=int, default=512, help="prompt length in tokens")
     parser.add_argument("--needles", type=int, default=4, help="needles per (length, depth) cell")
     parser.add_argument("--depths", type=float, nargs="+", default=[10, 50, 90])
+    parser.add_argument("--method", default="rope", help="the RoPE method applied (e.g. dynamic_ntk)")
+    parser.add_argument("--factor", type=float, default=1.0, help="its extension factor s")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs of every design, interleaved; the minimum is kept")
     parser.add_argument("--device", default="cpu")
@@ -118,8 +131,14 @@ def main(argv=None) -> int:
         print(f"needle_trials.py: --length must be >= 64 and --needles >= 2 (a prefix shared by one needle saves "
               f"nothing); got --length {args.length} --needles {args.needles}", file=sys.stderr)
         return 2
+    from ropelib.core import methods
+
+    if args.method not in methods.METHODS or args.factor < 1:
+        print(f"needle_trials.py: --method must be one of {', '.join(methods.METHODS)} and --factor >= 1; got "
+              f"--method {args.method} --factor {args.factor:g}", file=sys.stderr)
+        return 2
     report = run(args.model, args.length, tuple(args.depths), args.needles, args.threads, args.device, args.repeats,
-                 args.designs)
+                 args.designs, args.method, args.factor)
     out = Path(args.out)
     kept = json.loads(out.read_text()) if out.exists() else {}
     kept[f"{report['model']}@{report['length']}"] = report  # one record per (model, length): the newest

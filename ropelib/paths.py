@@ -20,6 +20,9 @@ RESULTS = DATA / "results"
 CORPUS_MANIFEST = DATA / "corpus.json"
 # conversions made once and reused (the real model's safetensors copy); ignored by git
 CACHE = Path(os.environ.get("ROPEBOOK_CACHE", DATA / "cache"))
+# what `ropebook run` tells a page's kernel through its environment, named once for both sides
+RESULTS_ENV = "ROPEBOOK_RESULTS"  # where the page writes its tables (ropelib.results)
+LEDGER_ENV = "ROPEBOOK_TRIAL_LEDGER"  # where its trial store lists each kept trial it used (ropelib.tasks.trials)
 
 
 def sha256_file(path: Path) -> str:

@@ -41,7 +41,7 @@ OWN_VERDICTS = ("supported", "partly supported", "not supported", "inconclusive"
 OWN_WORD = dict(zip(VERDICTS, OWN_VERDICTS))
 ALL_VERDICTS = tuple(dict.fromkeys(VERDICTS + OWN_VERDICTS))
 SIGNIFICANT_DIGITS = 4  # what the pages print: tables are byte-identical across machines
-RESULTS_ENV = "ROPEBOOK_RESULTS"
+RESULTS_ENV = paths.RESULTS_ENV
 
 
 def results_dir() -> Path:

@@ -14,6 +14,7 @@ Public API:
   apply(model, ...)       switch a loaded LLaMA-family model in place (weights untouched)
   describe(model)         the active method and its parameters
   frozen_pairs(model, w)  scoped ablation: pairs with wavelength > w stop rotating
+  rotation_of_length(model, n)  scoped: every call rotates as one pass over n tokens (dynamic NTK fed in pieces)
 
 Not here: training, evaluation, or any RoPE maths of our own.
 """
@@ -175,10 +176,15 @@ def record_pretrained(model, base: float, original_max_position: int, method: st
     })
 
 
+_FIXED_LENGTH_ATTR = "_ropebook_fixed_length"
+
+
 def _reset_dynamic_cache(rotary, args):
     # transformers' dynamic NTK only ever grows its cached base; resetting before each
     # forward makes every call use the base of its own length (identical for generation,
     # where lengths only grow, and correct for a sweep over lengths in any order).
+    if getattr(rotary, _FIXED_LENGTH_ATTR, None) is not None:
+        return  # inside rotation_of_length(): one length's frequencies for the whole block
     rotary.inv_freq = rotary.original_inv_freq.clone()
     rotary.max_seq_len_cached = rotary.original_max_seq_len
 
@@ -228,6 +234,39 @@ def describe(model) -> dict:
 def wavelengths(inv_freq: torch.Tensor) -> torch.Tensor:
     """Wavelength 2*pi/theta_j of each pair, in tokens."""
     return 2 * math.pi / inv_freq
+
+
+@contextlib.contextmanager
+def rotation_of_length(model, length: int):
+    """Within the block, every forward pass rotates as one pass over ``length`` tokens would.
+
+    Dynamic NTK recomputes its base from each call's last position l: b * (s * l / L - (s - 1))^(d/(d-2))
+    past L, the pretrained base up to L (transformers' ``dynamic_rope_update``). A prompt fed in pieces (a
+    cached prefix, then the rest in chunks) would so rotate each piece by another base. Here the
+    frequencies are those the rotary module computes for a call ending at position ``length`` - 1, and
+    transformers' update is off until the block ends: the pieces get the keys of one pass. Methods that
+    rotate by position alone: nothing changes. Restored on exit, exceptions included; blocks do not nest.
+    """
+    if length < 1:
+        raise ValueError(f"length={length!r} must be a positive number of tokens")
+    rotary = _rotary_module(model)
+    if not methods.get(_pretrained(model)["method"]).dynamic:
+        yield
+        return
+    if getattr(rotary, _FIXED_LENGTH_ATTR, None) is not None:
+        raise RuntimeError(f"rotation_of_length({length}) inside rotation_of_length"
+                           f"({getattr(rotary, _FIXED_LENGTH_ATTR)}): the blocks do not nest")
+    device = rotary.inv_freq.device
+    with torch.no_grad():  # the frequencies of one pass over `length` tokens, by the module's own rule
+        rotary(torch.zeros(1, device=device), torch.tensor([[length - 1]], device=device))
+    rope_type = rotary.rope_type
+    setattr(rotary, _FIXED_LENGTH_ATTR, length)
+    rotary.rope_type = "default"  # transformers' dynamic_rope_update leaves a "default" module alone
+    try:
+        yield
+    finally:
+        rotary.rope_type = rope_type
+        setattr(rotary, _FIXED_LENGTH_ATTR, None)
 
 
 @contextlib.contextmanager

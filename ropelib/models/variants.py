@@ -53,6 +53,13 @@ def shares_prefill(loaded, variant: Variant) -> bool:
     return loaded.kind != "organism" and shares_forward(variant)
 
 
+def shares_prefix(loaded) -> bool:
+    """A shared-haystack cell's text before the needle computed once (``needle.run_cell``'s prefix, any RoPE,
+    dynamic NTK included): for a checkpoint outside the organism. The organism keeps the full passes its
+    committed pages were computed with (equal within 1e-5)."""
+    return loaded.kind != "organism"
+
+
 def trial_store(loaded, variant: Variant, factor: float, dtype=None) -> "trials.Store | trials.Nothing":
     """Where ``variant``'s trials are kept (``ropelib.tasks.trials``): a real model's store, keyed by its weights'
     identity, the method, its options and factor, the dtype and the device; nothing for any other source

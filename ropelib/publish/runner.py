@@ -48,14 +48,13 @@ from pathlib import Path
 import nbformat
 
 import ropelib
-from ropelib import machine
+from ropelib import machine, paths
 from ropelib.models import real, sources
 from ropelib.publish import params as _params
 from ropelib.publish.plan import Layout
 
 KERNEL = "python3"
-RESULTS_ENV = "ROPEBOOK_RESULTS"  # read by ropelib.results in the kernel
-LEDGER_ENV = "ROPEBOOK_TRIAL_LEDGER"  # appended to by ropelib.tasks.trials in the kernel
+RESULTS_ENV, LEDGER_ENV = paths.RESULTS_ENV, paths.LEDGER_ENV  # the kernel inherits both
 MODEL_MANIFESTS = "data/models/*/manifest.json"  # read (through models.load) by every page
 REPOSITORY = "https://github.com/ropebook/ropebook"
 BRANCH = "main"
@@ -289,7 +288,10 @@ def _parameters_markdown(job: Job, declarations: dict) -> str:
 
 
 def _trial_cost(output: Path, seconds: float) -> dict:
-    """The page's kept trials (its metadata) and what it costs from an empty cache, if it used any."""
+    """The page's kept trials (its metadata) and what it costs from an empty cache, if it used any.
+
+    Read from the written page rather than passed along: with Dask (``cluster``) the page runs on a worker
+    and its timing is recorded on the client, which has the page but not the worker's ledger."""
     try:
         trials = nbformat.read(output, as_version=4).metadata.get("ropebook", {}).get("trials")
     except (OSError, ValueError):

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from ropelib.progress import progress as progress_bar
-from ropelib.core import metrics, probe
+from ropelib.core import extensions, metrics, probe
 from ropelib.text.corpus import stdlib_documents
 from ropelib.tasks import trials
 from ropelib.text.haystack import FORMATS, NeedleFormat, cell_prompts, shared_prompts
@@ -219,9 +219,36 @@ def _continue(model, ids: list[int], cache, chunk: int) -> None:
               logits_to_keep=1)  # only the cache is kept
 
 
+def _teacher_rows_from_prefix(model, tokenizer, prompt, caches: dict, prefix: int, answer_len: int) -> torch.Tensor:
+    """:func:`_teacher_forced_rows` of one prompt from a KV cache of its cell's shared prefix: (layers, 1, heads,
+    answer_len, length + answer_len - 1).
+
+    The full pass's input (prompt + the true value but its last token, l tokens) is fed as the prefix
+    (once per cell and value length: ``caches``), the rest in chunks, and its last n tokens in one pass
+    whose rows are kept; all of it under ``extensions.rotation_of_length(model, l)``, so a model whose
+    RoPE depends on the sequence length (dynamic NTK) rotates every piece as that one pass does.
+    """
+    value = list(tokenizer.encode(prompt.value, add_special_tokens=False))
+    n = len(value)
+    ids = prompt.input_ids + value[:-1]  # the teacher-forced pass's input, l = length + n - 1 tokens
+    device = next(model.parameters()).device
+    with extensions.rotation_of_length(model, len(ids)):
+        if n not in caches:
+            caches[n] = _prefix_cache(model, ids[:prefix])
+        cache = caches[n]
+        cache.crop(prefix - cache.get_seq_length())
+        _continue(model, ids[prefix:len(ids) - n], cache, PREFILL_CHUNK)
+        with probe.capture(model, queries=n) as rec:
+            model(torch.tensor([ids[len(ids) - n:]], device=device), past_key_values=cache, use_cache=True,
+                  logits_to_keep=1)  # only the rows are used
+    rows = _nan_rows_to(torch.stack(rec.attention)[:, :, :, :answer_len], answer_len)
+    return _keys_to(rows, len(prompt.input_ids) + answer_len - 1)  # (layers, 1, heads, answer_len, width)
+
+
 def _generate_records(model, tokenizer, prompts, controls, length: int, answer_len: int, share_prefill: bool,
-                      cache=None) -> list[dict]:
-    """The prompts generated as one batch (continuing ``cache`` when given), one record per prompt."""
+                      cache=None, teacher: torch.Tensor | None = None) -> list[dict]:
+    """The prompts generated as one batch (continuing ``cache`` when given), one record per prompt.
+    ``teacher``: their teacher-forced rows when already computed (:func:`_teacher_rows_from_prefix`)."""
     input_ids = torch.tensor([p.input_ids for p in prompts], device=next(model.parameters()).device)
     with probe.capture_generation(model, prompt_length=length) as rec:
         generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
@@ -229,8 +256,9 @@ def _generate_records(model, tokenizer, prompts, controls, length: int, answer_l
                                    past_key_values=cache, pad_token_id=getattr(tokenizer, "pad_token_id", None))
     out = generated.sequences  # (batch, length + new tokens)
     attention = rec.stacked("all")  # (layers, batch, heads, new tokens, keys)
-    teacher = _teacher_rows_from_cache(model, tokenizer, prompts, attention[:, :, :, :1], generated.past_key_values,
-                                       length, answer_len) if share_prefill else None
+    if teacher is None and share_prefill:
+        teacher = _teacher_rows_from_cache(model, tokenizer, prompts, attention[:, :, :, :1],
+                                           generated.past_key_values, length, answer_len)
     if teacher is None:
         teacher = _teacher_forced_rows(model, tokenizer, prompts, input_ids, answer_len)
     return [_trial_record(tokenizer, prompt, out[b, length:].tolist(), attention[:, b], answer_len, controls[b],
@@ -246,19 +274,28 @@ def run_cell(model, tokenizer, prompts, controls, length: int, answer_len: int, 
     ``prefix`` > 0: the first ``prefix`` tokens, the same in every prompt, run once into a KV cache;
     then, one prompt at a time, the cache is cut back to the prefix, the rest of the prompt but its
     last token is fed in chunks of ``PREFILL_CHUNK`` (:func:`_continue`), and generation starts from
-    the last prompt token. Only for a model whose RoPE does not depend on the sequence length. Equal
-    to the full pass within float rounding (tested), so a cell's records do not depend on this path.
+    the last prompt token; prefix and rest are rotated as one pass over the prompt
+    (``extensions.rotation_of_length``: dynamic NTK's base is that of the prompt's length, as in the
+    full pass). The teacher-forced rows come from the generation's cache with ``share_prefill``
+    (a RoPE that does not depend on the length), else from a second prefix cache per cell
+    (:func:`_teacher_rows_from_prefix`). Equal to the full pass within float rounding (tested, dynamic
+    NTK included), so a cell's records do not depend on this path.
     Unlike the batched path: one prompt at a time, since five 8K continuations in one batch cost
     30.5 s a prompt against 25.4 s alone (SmolLM2, measured 2026-12-07).
     """
     if not prefix:
         return _generate_records(model, tokenizer, prompts, controls, length, answer_len, share_prefill)
-    cache = _prefix_cache(model, prompts[0].input_ids[:prefix])
-    records = []
+    with extensions.rotation_of_length(model, length):
+        cache = _prefix_cache(model, prompts[0].input_ids[:prefix])
+    records, teacher_caches = [], {}
     for prompt, control in zip(prompts, controls):
+        teacher = None if share_prefill else _teacher_rows_from_prefix(model, tokenizer, prompt, teacher_caches,
+                                                                       prefix, answer_len)
         cache.crop(prefix - cache.get_seq_length())  # back to the shared prefix: a negative count of tokens to drop
-        _continue(model, prompt.input_ids[prefix:-1], cache, PREFILL_CHUNK)
-        records += _generate_records(model, tokenizer, [prompt], [control], length, answer_len, share_prefill, cache)
+        with extensions.rotation_of_length(model, length):
+            _continue(model, prompt.input_ids[prefix:-1], cache, PREFILL_CHUNK)
+        records += _generate_records(model, tokenizer, [prompt], [control], length, answer_len, share_prefill, cache,
+                                     teacher)
     return records
 
 
@@ -266,7 +303,7 @@ def run_cell(model, tokenizer, prompts, controls, length: int, answer_len: int, 
 def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), needles_per_cell: int = 5,
                 seed: int = 0, method: str = "", fmt: NeedleFormat | str = "compact", documents=None,
                 progress: bool = True, share_prefill: bool = False, shared_haystack: bool = False,
-                store=trials.NOTHING) -> pd.DataFrame:
+                share_prefix: bool = False, store=trials.NOTHING) -> pd.DataFrame:
     """Tidy table, one row per trial: length, depth, passed, entropy, needle/borrowed mass (and, with
     ``shared_haystack``, ``haystack``: the cell whose haystack the trial shares).
 
@@ -275,8 +312,8 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
     model whose RoPE does not depend on the length. Off by default: the organism's pages were
     computed with the second pass and re-execute bit for bit.
     ``shared_haystack``: a cell's needles sit at the same place of one haystack
-    (``haystack.shared_prompts``; the control text is another haystack); with ``share_prefill`` the
-    text before the value is then computed once per cell (:func:`run_cell`'s ``prefix``).
+    (``haystack.shared_prompts``; the control text is another haystack); with ``share_prefix`` the
+    text before the value is then computed once per cell (:func:`run_cell`'s ``prefix``), for any RoPE.
     Otherwise each needle has its own haystack (``haystack.cell_prompts``; the control text is the
     cell's next prompt). ``store``: where each cell's records are kept (``ropelib.tasks.trials``).
     """
@@ -299,7 +336,7 @@ def needle_grid(model, tokenizer, lengths, depths=tuple(range(0, 101, 10)), need
     for length, depth in progress_bar(cells, desc=f"needles {method}".strip(), disable=None if progress else True):
         if shared_haystack:
             prompts, control = shared_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt)
-            controls, prefix = [control] * len(prompts), common_prefix(prompts) if share_prefill else 0
+            controls, prefix = [control] * len(prompts), common_prefix(prompts) if share_prefix else 0
         else:
             prompts, prefix = cell_prompts(tokenizer, hay, length, depth, needles_per_cell, seed, fmt), 0
             controls = [prompts[(b + 1) % len(prompts)] if len(prompts) > 1 else None for b in range(len(prompts))]

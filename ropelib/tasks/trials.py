@@ -50,7 +50,7 @@ import torch
 import ropelib
 from ropelib import paths
 
-LEDGER_ENV = "ROPEBOOK_TRIAL_LEDGER"  # set by ropelib.publish.runner for each page
+LEDGER_ENV = paths.LEDGER_ENV  # set by ropelib.publish.runner for each page
 
 
 def digest(values) -> str:

@@ -40,3 +40,19 @@ def test_designs_choose_what_is_timed_and_the_check_always_runs(tmp_path):
     assert set(report["seconds_per_trial"]) == {"shared_full", "shared_prefix"}  # the check's two, no others
     assert "ratio_to_two_passes" not in report and report["ratio_to_shared_full"]["shared_full"] == 1.0
     assert report["shared_prefix_vs_full_pass"]["same_answers"]
+
+
+def test_dynamic_ntk_past_l0_shares_its_prefix_and_equals_the_full_pass(tmp_path):
+    # its base depends on the length: the prefix is rotated as one pass, the teacher rows from a second prefix
+    out = tmp_path / "needle-trials.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--method", "dynamic_ntk", "--factor", "2", "--length", "384",
+                           "--needles", "2", "--depths", "50", "--threads", "1", "--designs", "shared_prefix",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())["random organism dynamic_ntk x2@384"]
+    assert report["method"] == "dynamic_ntk" and report["factor"] == 2.0
+    check = report["shared_prefix_vs_full_pass"]
+    assert check["max_abs_difference"] <= 1e-5 and check["same_answers"]
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--method", "dynamic", "--out", str(tmp_path / "x.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--method" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -184,6 +184,38 @@ def test_dynamic_ntk_does_not_keep_a_long_inputs_base():
     assert torch.equal(before, after)
 
 
+def test_a_prompt_fed_in_pieces_rotates_as_one_pass_inside_rotation_of_length():
+    """Dynamic NTK's base follows each call's last position: a cached prefix and its continuation get
+    another base than one pass over both, unless both run inside rotation_of_length(model, total)."""
+    from transformers import DynamicCache
+
+    model = apply(tiny_llama(max_position=16), "dynamic_ntk", 4.0)
+    ids = torch.randint(0, 300, (1, 40), generator=torch.Generator().manual_seed(3))  # past L0 = 16
+    prefix = 10  # shorter than L0: transformers alone would rotate it by the pretrained base
+
+    def in_pieces():
+        cache = DynamicCache(config=model.config)
+        model(ids[:, :prefix], past_key_values=cache, use_cache=True)
+        return model(ids[:, prefix:], past_key_values=cache, use_cache=True).logits
+
+    with torch.no_grad():
+        one_pass = model(ids).logits[:, prefix:]
+        assert not torch.allclose(in_pieces(), one_pass, atol=1e-4)  # the test can fail
+        with extensions.rotation_of_length(model, ids.shape[1]):
+            assert torch.allclose(in_pieces(), one_pass, atol=1e-5)
+        assert torch.equal(model(ids).logits[:, prefix:], one_pass)  # the module's own rule again after the block
+    static = apply(tiny_llama(max_position=16), "ntk", 4.0)
+    with torch.no_grad(), extensions.rotation_of_length(static, 40):  # a static RoPE: nothing to fix, nothing changed
+        assert torch.equal(static(ids).logits, apply(tiny_llama(max_position=16), "ntk", 4.0)(ids).logits)
+    with pytest.raises(ValueError, match="length=0"):
+        with extensions.rotation_of_length(model, 0):
+            pass
+    with pytest.raises(RuntimeError, match="do not nest"):
+        with extensions.rotation_of_length(model, 40), extensions.rotation_of_length(model, 50):
+            pass
+    assert model.model.rotary_emb.rope_type == "dynamic"  # restored after the error
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 def test_unknown_method_lists_the_valid_ones():

@@ -171,6 +171,9 @@ def test_rescues_with_the_needle_already_ranked_first_are_counted():
     assert "log-length scaling -0.40 nats -> +0.500" in entry["details"]  # a 3x smaller drop, the same gain
     [log, temp] = analysis.arm_rows(per_model)  # the page's prose, one per arm
     assert log["verdict"] == temp["verdict"] == "supported" and log["ours"].startswith("log-length scaling: ntk")
+    log_alone, absent = analysis.arm_prose(by_model(trials[trials["condition"] != "temperature"], CPT))
+    assert log_alone == log  # a page of one arm (a split run) words that arm as the pooled page does
+    assert absent["condition"] == "temperature" and absent["verdict"] == "not run on this page"
     unrecorded = analysis.glance_rows(trials.drop(columns="needle_first"), CPT, L0, chapter="t", model="organism")
     assert "needle rank before the intervention not recorded" in unrecorded[0]["details"]
 
@@ -217,3 +220,10 @@ def test_the_dose_with_the_most_dev_passes_is_chosen_ties_to_the_plain_arm():
     alpha, taus = analysis.dosed(2.0, 0.25, {4096: 0.8, 2048: 1.0})
     assert alpha == 0.5 and taus == {4096: 0.8 ** 2, 2048: 1.0}
     assert analysis.dosed(0.0, 0.25, {4096: 0.8}) == (0.0, {4096: 1.0})  # dose 0: nothing changed
+
+
+def test_an_arm_is_the_untouched_model_only_where_it_changes_nothing():
+    assert analysis.untouched("none", 4096, 2048) and analysis.untouched("temperature", 2048, 2048)
+    assert not analysis.untouched("temperature", 4096, 2048)
+    assert not analysis.untouched("log_scale", 2048, 2048)  # the answer tokens' queries lie past L0
+    assert analysis.check_conditions(["temperature", "none"]) == ["none", "temperature"]

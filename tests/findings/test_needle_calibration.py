@@ -63,3 +63,36 @@ def test_run_keeps_the_calibration_trials_and_runs_the_main_ones_at_the_chosen_l
     assert calibration_rows["prompt"].str.startswith("c").all() and calibration_rows["haystack"].str.startswith("c").all()
     assert not main["prompt"].str.startswith("c").any()
     assert rates.set_index(["method", "length"]).loc[("A", 12288), "pass_rate"] == 0.5
+
+
+def test_a_part_runs_one_of_the_chosen_lengths_and_the_parts_make_the_whole(monkeypatch):
+    # a split run (issue 35): page k runs the k-th chosen length of every method; the pooled page (part 0) all
+    outcomes = {8192: [True, True], 12288: [True, False], 16384: [False, True]}
+
+    def fake_collect(variants, factor, lengths, depths, needles, seed=0, lengths_of=None, **options):
+        return pd.DataFrame([{"method": label, "length": length, "depth": 50.0, "prompt": f"{length}-50-{b}",
+                              "haystack": f"{length}-50", "passed": passed}
+                             for label in variants for length in (lengths_of or {}).get(label, lengths)
+                             for b, passed in enumerate(outcomes[length])])
+
+    monkeypatch.setattr(calibration, "collect_trials", fake_collect)
+    run = lambda part: calibration.run(["A"], 2.0, [8192, 12288, 16384], [50], 2, [50], 2, n=2, part=part)  # noqa: E731
+    whole, _, both = run(0)
+    parts = [run(k) for k in (1, 2)]
+    assert both == {"A": [12288, 16384]} and [ran for _, _, ran in parts] == [{"A": [12288]}, {"A": [16384]}]
+    mains = [trials[trials["phase"] == "main"] for trials, _, _ in parts]
+    assert pd.concat(mains, ignore_index=True).equals(whole[whole["phase"] == "main"].reset_index(drop=True))
+    alone, _, none_run = calibration.run(["A"], 2.0, [8192, 12288, 16384], [50], 2, [50], 2, n=2, main=False)
+    assert none_run == {"A": []} and alone.equals(whole[whole["phase"] == "calibration"])  # a calibration page
+    for part in (-1, 3):
+        with pytest.raises(ValueError, match=rf"^part={part}: expected 0 \(every chosen length\) or 1..2"):
+            run(part)
+
+
+def test_equal_distances_from_one_half_are_ties_that_go_to_the_longer_length():
+    # 2/3 and 1/3 are both 1/6 from 1/2; as floats 2/3 - 1/2 < 1/2 - 1/3, which once chose the 2/3 lengths
+    rates = {8192: 2, 10240: 1, 12288: 2, 14336: 1, 16384: 2}  # passes of 3 (SmolLM2 NTK's calibration)
+    table = pd.DataFrame([{"method": "NTK", "length": length, "passed": b < passed}
+                          for length, passed in rates.items() for b in range(3)])
+    assert calibration.choose(table, 2) == {"NTK": [14336, 16384]}
+    assert calibration.choose(table, 3) == {"NTK": [12288, 14336, 16384]}

@@ -1,6 +1,7 @@
 """ropelib.tasks and ropelib.text.haystack on tiny random models: the numbers are checked by hand,
 the prompts token by token."""
 
+import contextlib
 import math
 import random
 
@@ -254,7 +255,7 @@ def test_a_shared_prefix_gives_the_full_pass_rows(tiny, chunk, monkeypatch):
     settings = dict(depths=[10, 50, 90], needles_per_cell=3, seed=1, method="rope", documents=docs, progress=False,
                     shared_haystack=True)
     full = needle.needle_grid(tiny, TOK, [64, 96], **settings)
-    shared = needle.needle_grid(tiny, TOK, [64, 96], share_prefill=True, **settings)
+    shared = needle.needle_grid(tiny, TOK, [64, 96], share_prefill=True, share_prefix=True, **settings)
     assert full["haystack"].nunique() == 6 and full.groupby("haystack")["value"].nunique().eq(3).all()
     numbers = ["entropy", "entropy_first", "entropy_teacher", "needle_mass", "borrowed_mass"]
     assert shared.drop(columns=numbers).equals(full.drop(columns=numbers))
@@ -265,6 +266,25 @@ def test_a_shared_prefix_gives_the_full_pass_rows(tiny, chunk, monkeypatch):
     assert 0 < prefix == min(p.value_start for p in prompts)  # everything before the value is shared
     assert control.input_ids[1:prefix] != prompts[0].input_ids[1:prefix]  # the by-chance text is another haystack
     assert needle.common_prefix(prompts[:1]) == 0
+
+
+@pytest.mark.parametrize("method", ["rope", "dynamic_ntk"])
+def test_a_shared_prefix_with_its_own_teacher_pass_gives_the_full_pass_rows(method, monkeypatch):
+    # issue 35, dynamic NTK (its base depends on the length): the prefix and the chunks rotated as one pass
+    # over the prompt, the teacher-forced rows from a second prefix, not from the generation's cache
+    monkeypatch.setattr(needle, "PREFILL_CHUNK", 7)
+    model = extensions.apply(organism.build(MICRO, seed=0).eval(), method, 2.0)
+    settings = dict(depths=[10, 50, 90], needles_per_cell=3, seed=1, method=method,
+                    documents=[HAYSTACK, HAYSTACK[::-1]], progress=False, shared_haystack=True)
+    numbers = ["entropy", "entropy_first", "entropy_teacher", "needle_mass", "borrowed_mass"]
+    full = needle.needle_grid(model, TOK, [96, 128], **settings)  # past L0 = 64: dynamic NTK rescales
+    shared = needle.needle_grid(model, TOK, [96, 128], share_prefix=True, **settings)
+    assert shared.drop(columns=numbers).equals(full.drop(columns=numbers))
+    assert np.allclose(shared[numbers], full[numbers], rtol=0, atol=1e-5)
+    if method == "dynamic_ntk":  # without one length's rotation the pieces differ: the check can fail
+        monkeypatch.setattr(extensions, "rotation_of_length", lambda model, length: contextlib.nullcontext())
+        unfixed = needle.needle_grid(model, TOK, [96, 128], share_prefix=True, **settings)
+        assert not np.allclose(unfixed[numbers], full[numbers], rtol=0, atol=1e-4)
 
 
 def test_needle_grid_refuses_bad_input(tiny):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from ropelib import paths
+from ropelib.core import extensions
 from ropelib.tasks import trials
 from ropelib.findings.attention_patterns import analysis as attention
 from ropelib.findings.perplexity import analysis as perplexity
@@ -130,7 +131,13 @@ def test_the_intervention_resumes_from_kept_settings(fake_real):
     run = lambda: intervention.run(parsed, 2.0, [64, 128], [50], 2, 1, 1, seed=0, fmt="compact")  # noqa: E731
     first = run()
     kept = len(sorted(fake_real.rglob("*.json")))
-    assert kept == 1 + 3 * 2  # the fitted temperatures, then one file per (condition, length)
+    # the fitted temperatures, then one file per (condition, length), but the temperature at L0 (64) is the
+    # untouched model's trials (no temperature is applied at or below the training length)
+    assert kept == 1 + 3 * 2 - 1
+    trials_none, trials_temperature = (first[0][(first[0]["condition"] == c) & (first[0]["length"] == 64)]
+                                       for c in ("none", "temperature"))
+    assert trials_none.drop(columns="condition").values.tolist() == \
+        trials_temperature.drop(columns="condition").values.tolist()
     second = run()
     for a, b in zip(first, second):
         pd.testing.assert_frame_equal(a, b)
@@ -151,17 +158,57 @@ def test_the_dose_scan_runs_on_dev_prompts_and_is_kept(fake_real):
     pd.testing.assert_frame_equal(scan, again[3])  # read back from the kept dev trials
 
 
-def test_a_pooled_needle_page_reads_back_what_the_one_method_pages_computed(fake_real):
-    """A needle run split into pages of one method each: the pooled page computes nothing again."""
+def test_a_pooled_intervention_page_reads_back_what_the_one_arm_pages_computed(fake_real):
+    """An intervention run split into pages of one arm each (with the untouched model): the pooled page
+    computes nothing again, and its trials equal theirs."""
+    from ropelib.findings.entropy_intervention import analysis as intervention
+
+    parsed = variants.parse(["rope:fake"])
+
+    def run(conditions):
+        return intervention.run(parsed, 2.0, [64, 128], [50], 2, 2, 1, seed=0, doses=(0.5, 1.0),
+                                conditions=conditions)
+
+    alone = {arm: run(["none", arm]) for arm in ("log_scale", "temperature")}
+    assert alone["log_scale"][2].empty and not alone["temperature"][2].empty  # fitted only for its own arm
+    kept = sorted(fake_real.rglob("*.json"))
+    pooled = run(["temperature", "none", "log_scale"])  # any order: run in the chapter's
+    assert sorted(fake_real.rglob("*.json")) == kept
+    assert list(dict.fromkeys(pooled[0]["condition"])) == ["none", "log_scale", "temperature"]
+    for arm, (trials_alone, _, _, scan_alone) in alone.items():
+        mine = pooled[0][pooled[0]["condition"].isin(["none", arm])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, trials_alone)
+        pd.testing.assert_frame_equal(pooled[3][pooled[3]["condition"] == arm].reset_index(drop=True), scan_alone)
+    for conditions in (["log_scale", "temperature"], ["none"], ["none", "none"], ["none", "sharpen"]):
+        with pytest.raises(ValueError, match=r"^conditions=.*expected 'none' and at least one of"):
+            run(conditions)
+
+
+def test_a_pooled_needle_page_reads_back_what_the_one_method_pages_computed(fake_real, monkeypatch):
+    """A needle run split into pages of one method each: the pooled page computes nothing again. A real
+    model's shared-haystack cells compute their prefix once, dynamic NTK's too (without the generation's
+    cache for its teacher-forced rows)."""
     from ropelib.findings.needle_entropy import calibration
+    from ropelib.tasks import needle
+
+    cells, run_cell = [], needle.run_cell
+
+    def spy(model, tokenizer, prompts, controls, length, answer_len, share_prefill=False, prefix=0):
+        cells.append((extensions.describe(model)["method"], len(prompts), share_prefill, prefix > 0))
+        return run_cell(model, tokenizer, prompts, controls, length, answer_len, share_prefill, prefix)
+
+    monkeypatch.setattr(needle, "run_cell", spy)
 
     def run(labels):
         return calibration.run(variants.parse(labels), 2.0, [64, 128], [50], 1, [50], 5, n=1, seed=0,
                                fmt="compact", shared_haystack=True)
 
-    alone = {label: run([label])[0] for label in ("rope:fake", "yarn:fake")}
+    labels = ("rope:fake", "yarn:fake", "dynamic_ntk:fake")
+    alone = {label: run([label])[0] for label in labels}
+    main_cells = {(method, share_prefill, prefixed) for method, n, share_prefill, prefixed in cells if n == 5}
+    assert main_cells == {("rope", True, True), ("yarn", True, True), ("dynamic_ntk", False, True)}
     kept = sorted(fake_real.rglob("*.json"))
-    pooled = run(["rope:fake", "yarn:fake"])[0]
+    pooled = run(list(labels))[0]
     assert sorted(fake_real.rglob("*.json")) == kept  # every cell read back
     for label, trials_alone in alone.items():
         method = variants.parse([label])[0].label

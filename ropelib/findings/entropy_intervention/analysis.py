@@ -110,6 +110,12 @@ def _condition(model, condition: str, length: int, trained_length: int, alpha: f
 
 # ---- the arms' strengths: a dose scan on the dev prompts
 
+def _strength(condition: str, length: int, alpha: float, taus: dict) -> dict:
+    """What a kept trial of ``condition`` depends on besides its prompts: its own arm's strength only, so
+    that the pages of a split run (one arm each, with the untouched model) and the pooled page share keys."""
+    return {"log_scale": {"scale": float(alpha)}, "temperature": {"tau": taus.get(length)}}.get(condition, {})
+
+
 def dosed(dose: float, alpha: float, taus: dict) -> tuple[float, dict]:
     """An arm's strength times ``dose``: log-length scaling's alpha x dose; the temperature tau ** dose
     (ln tau scaled, so dose 0 is no change and dose 1 the entropy-matched tau)."""
@@ -125,14 +131,38 @@ def choose_dose(scan: pd.DataFrame) -> dict[str, float]:
     return {condition: float(rows["dose"].iloc[0]) for condition, rows in best.groupby("condition", sort=False)}
 
 
+def untouched(condition: str, length: int, trained_length: int) -> bool:
+    """Whether ``condition`` leaves the model as it is at ``length``: the untouched model itself, or the
+    temperature at or below the training length (no temperature is applied there). Such an arm's trials
+    are the untouched ones, read rather than computed again. Log-length scaling is never counted here:
+    at the training length the answer tokens' queries already lie past it."""
+    return condition == "none" or (condition == "temperature" and length <= trained_length)
+
+
+def check_conditions(conditions) -> list[str]:
+    """``conditions`` in the chapter's order; a ValueError naming the parameter unless it holds the
+    untouched model and at least one arm (the verdict pairs every arm's trial with the untouched one)."""
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown or "none" not in conditions or len(set(conditions)) < 2:
+        raise ValueError(f"conditions={list(conditions)}: expected 'none' and at least one of "
+                         f"{list(CONDITIONS[1:])}, each once")
+    return [c for c in CONDITIONS if c in conditions]
+
+
 def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_depth: int, dev_prompts: int,
         n_documents: int, alpha: float = 0.0, seed: int = 0, device: str = "cpu",
-        dtype: str = "auto", fmt: str = "compact", doses=(1.0,)) -> tuple[pd.DataFrame, ...]:
+        dtype: str = "auto", fmt: str = "compact", doses=(1.0,), conditions=CONDITIONS) -> tuple[pd.DataFrame, ...]:
     """(trials, perplexity, temperatures, scan): one row per (method, condition, length, prompt) / document /
     length / dev trial of the dose scan. ``fmt``: the needle wording (``haystack.FORMATS``), for the dev prompts
     and the test prompts alike. ``doses``: multipliers of each arm's strength (:func:`dosed`) tried on the dev
     prompts at the lengths past the training length; each arm then runs the test prompts at the dose with the
-    most dev passes (:func:`choose_dose`). One dose: no scan (``scan`` empty), the arms as defined."""
+    most dev passes (:func:`choose_dose`). One dose: no scan (``scan`` empty), the arms as defined.
+    ``conditions``: the ones run (:func:`check_conditions`); the temperature is fitted only when it is one of
+    them (``temperatures`` is empty otherwise). A real model's trials are kept (``trials.Store``) under keys
+    that do not depend on the other conditions, so the pages of a split run (one arm each, with the untouched
+    model) and the page that pools them share every trial."""
+    conditions = check_conditions(conditions)
+    arms = [c for c in conditions if c != "none"]
     cache, trials, perplexity, temperatures, scans = ModelCache(device, dtype, max(lengths)), [], [], [], []
     for variant in variants:
         loaded = cache.get(variant, factor)
@@ -151,16 +181,17 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
                 fitted = interventions.fit_entropy_matched_temperature(model, dev, trained, xtol=1e-2)
             return [{"length": length, "tau": tau} for length, tau in fitted.items()]
 
-        fitted = store.records("intervention-temperatures", {"dev": {length: [trials_lib.digest(ids) for ids in group]
-                                                                     for length, group in dev.items()},
-                                                             "trained": trained}, fit)
-        taus = {int(r["length"]): float(r["tau"]) for r in fitted}
+        taus = {}
+        if "temperature" in arms:
+            fitted = store.records("intervention-temperatures",
+                                   {"dev": {length: [trials_lib.digest(ids) for ids in group]
+                                            for length, group in dev.items()}, "trained": trained}, fit)
+            taus = {int(r["length"]): float(r["tau"]) for r in fitted}
         temperatures += [{"method": variant.label, "length": length, "tau": tau} for length, tau in taus.items()]
-        chosen = {condition: 1.0 for condition in CONDITIONS}
+        chosen = {condition: 1.0 for condition in conditions}
         if len(doses) > 1:
             scan = []
-            for condition, dose, length in [(c, d, l) for c in CONDITIONS if c != "none" for d in doses
-                                            for l in fit_lengths if l > trained]:
+            for condition, dose, length in [(c, d, l) for c in arms for d in doses for l in fit_lengths if l > trained]:
                 arm_alpha, arm_taus = dosed(dose, scale, taus)
                 prompts = dev_needles[length]
 
@@ -169,19 +200,18 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
                         return teacher_forced(model, tokenizer, prompts)
 
                 rows = store.records("intervention-dose", {"condition": condition, "dose": dose, "length": length,
-                                                           "scale": float(scale), "tau": taus.get(length),
+                                                           **_strength(condition, length, scale, taus),
                                                            "prompts": [trials_lib.digest(p.input_ids)
                                                                        for _, p in prompts]}, dev_score)
                 scan += [{"method": variant.label, "condition": condition, "dose": dose, "length": length, **r}
                          for r in rows]
             chosen.update(choose_dose(pd.DataFrame(scan)))
             scans += [{**r, "chosen": r["dose"] == chosen[r["condition"]]} for r in scan]
-        for condition in progress(CONDITIONS, desc=f"interventions {variant.label}"):
+        kept: dict[int, tuple[list[dict], dict]] = {}  # length -> the untouched model's (trials, perplexity)
+        for condition in progress(conditions, desc=f"interventions {variant.label}"):
             arm_alpha, arm_taus = dosed(chosen[condition], scale, taus)
             for length in lengths:
                 prompts = needle_prompts(tokenizer, hay["test"], length, depths, per_depth, seed, "test", fmt)
-                setting = {"condition": condition, "length": length, "scale": float(arm_alpha),
-                           "tau": arm_taus.get(length)}
 
                 def score() -> list[dict]:
                     with _condition(model, condition, length, trained, arm_alpha, arm_taus), quiet_transformers():
@@ -189,8 +219,15 @@ def run(variants: list[Variant], factor: float, lengths: list[int], depths, per_
                         ppl = perplexity_by_length(model, tokenizer, [length], n_documents, progress=False)
                     return [*rows, {"ppl_new": float(np.exp(ppl["loss_new"].mean()))}]
 
-                *rows, ppl = store.records("intervention-trials", {**setting, "documents": n_documents, "prompts": [
-                    trials_lib.digest(p.input_ids) for _, p in prompts]}, score)
+                if untouched(condition, length, trained) and length in kept:
+                    rows, ppl = kept[length]
+                else:
+                    setting = {"condition": condition, "length": length,
+                               **_strength(condition, length, arm_alpha, arm_taus)}
+                    *rows, ppl = store.records("intervention-trials", {**setting, "documents": n_documents, "prompts": [
+                        trials_lib.digest(p.input_ids) for _, p in prompts]}, score)
+                    if condition == "none":
+                        kept[length] = rows, ppl
                 trials += [{"method": variant.label, "condition": condition, "length": length, **r} for r in rows]
                 perplexity.append({"method": variant.label, "condition": condition, "length": length, **ppl})
     return pd.DataFrame(trials), pd.DataFrame(perplexity), pd.DataFrame(temperatures), pd.DataFrame(scans)
@@ -258,6 +295,14 @@ def arm_rows(per_model: pd.DataFrame) -> list[dict]:
                                                                   for _, r in part.iterrows()),
                      "details": f"{per}; {_needle_first(part)}"})
     return rows
+
+
+def arm_prose(per_model: pd.DataFrame) -> list[dict]:
+    """:func:`arm_rows` for the page's "What this shows" paragraph: one row per arm of the chapter, in
+    ``CONDITIONS``' order, "not run on this page" for an arm the page's ``conditions`` leave out."""
+    rows = {row["condition"]: row for row in arm_rows(per_model)}
+    absent = {"verdict": "not run on this page", "details": "the page's conditions leave this arm out"}
+    return [rows.get(c, {"condition": c, "ours": f"{LABELS[c]}: no trials", **absent}) for c in CONDITIONS[1:]]
 
 
 def dose_response(per_model: pd.DataFrame) -> str:

@@ -68,7 +68,7 @@ def collect_trials(variants: list[Variant], factor: float, lengths: list[int], d
 
     ``lengths_of``: a variant label's own lengths (the calibration's choice), else ``lengths``; at a length
     two variants share, they read the same prompts. ``shared_haystack``: ``needle_grid``'s (a cell's
-    needles on one haystack; its prefix computed once where the variant's forward may be shared).
+    needles on one haystack; its prefix computed once for a real model: ``variants.shares_prefix``).
     A real model's cells are kept on disk as they finish (``ropelib.tasks.trials``): a stopped page resumes.
     Adds ``failed`` (= not passed) and ``pretrained_length`` (the checkpoint's L0) columns.
     """
@@ -83,6 +83,7 @@ def collect_trials(variants: list[Variant], factor: float, lengths: list[int], d
                                        needles_per_cell, seed=seed, method=variant.label, fmt=fmt, progress=progress,
                                        share_prefill=variant_specs.shares_prefill(loaded, variant),
                                        shared_haystack=shared_haystack,
+                                       share_prefix=variant_specs.shares_prefix(loaded),
                                        store=variant_specs.trial_store(loaded, variant, factor, dtype))
         frames.append(frame.assign(pretrained_length=extensions.describe(loaded.model)["pretrained_length"]))
     trials = pd.concat(frames, ignore_index=True)

@@ -32,15 +32,24 @@ SEED_OFFSET = 7919  # the calibration's prompts are drawn apart from the main gr
 # ---- the step
 
 def run(variants, factor: float, grid: list[int], grid_depths: list[float], grid_needles: int, depths: list[float],
-        needles_per_cell: int, n: int = 2, seed: int = 0, **options) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Calibrate on ``grid``, then the main trials at each variant's ``n`` chosen lengths.
+        needles_per_cell: int, n: int = 2, seed: int = 0, part: int = 0, main: bool = True,
+        **options) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Calibrate on ``grid``, then the main trials at each variant's ``n`` chosen lengths. A split run's pages,
+    when one method's trials take longer than a page may (the pooled page, ``part`` = 0, reads them back):
+    ``part`` = k runs only the k-th chosen length (1-based, in increasing order); ``main`` False runs the
+    calibration alone.
 
     Returns (every trial, calibration first, ``phase`` "calibration" or "main"; the calibration's
-    :func:`rates`; the chosen lengths per variant label)."""
+    :func:`rates`; the lengths whose main trials ran, per variant label: none without ``main``)."""
+    if not 0 <= part <= n:
+        raise ValueError(f"part={part}: expected 0 (every chosen length) or 1..{n} (one of the {n} chosen lengths)")
     calibration = calibrate(variants, factor, grid, grid_depths, grid_needles, seed=seed, **options)
+    if not main:
+        return calibration, rates(calibration), {label: [] for label in dict.fromkeys(calibration["method"])}
     chosen = choose(calibration, n)
-    main = collect_trials(variants, factor, grid, depths, needles_per_cell, seed=seed, lengths_of=chosen, **options)
-    return pd.concat([calibration, main.assign(phase="main")], ignore_index=True), rates(calibration), chosen
+    running = {label: lengths[part - 1:part] for label, lengths in chosen.items()} if part else chosen
+    trials = collect_trials(variants, factor, grid, depths, needles_per_cell, seed=seed, lengths_of=running, **options)
+    return pd.concat([calibration, trials.assign(phase="main")], ignore_index=True), rates(calibration), running
 
 
 def calibrate(variants, factor: float, lengths: list[int], depths: list[float], needles_per_cell: int,
@@ -67,7 +76,9 @@ def choose(calibration: pd.DataFrame, n: int = 2) -> dict[str, list[int]]:
         raise ValueError(f"n={n}: at least one length per method")
     chosen = {}
     for method, table in rates(calibration).groupby("method", sort=False):
-        distance = (table["pass_rate"] - 0.5).abs()
+        # |passed / trials - 1/2| as |2 passed - trials| / (2 trials): equal rationals give equal floats, so
+        # 2/3 and 1/3 tie (1/6 each) and go to the longer length; the difference of floats would not
+        distance = (2 * table["passed"] - table["trials"]).abs() / (2 * table["trials"])
         ranked = table.assign(distance=distance).sort_values(["distance", "length"], ascending=[True, False])
         chosen[method] = sorted(int(length) for length in ranked["length"].head(n))
     return chosen
