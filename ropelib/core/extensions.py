@@ -246,6 +246,9 @@ def rotation_of_length(model, length: int):
     frequencies are those the rotary module computes for a call ending at position ``length`` - 1, and
     transformers' update is off until the block ends: the pieces get the keys of one pass. Methods that
     rotate by position alone: nothing changes. Restored on exit, exceptions included; blocks do not nest.
+    How the update is paused leans on a detail of transformers (checked on 5.x): its decorator recomputes
+    only when the module's ``rope_type`` contains "dynamic", so the block names the module "default"
+    meanwhile. If that changes, tests/core/test_extensions.py (pieces = one pass within 1e-5) fails.
     """
     if length < 1:
         raise ValueError(f"length={length!r} must be a positive number of tokens")

@@ -134,6 +134,17 @@ def _nan_rows_to(rows: torch.Tensor, answer_len: int) -> torch.Tensor:
     return torch.cat([rows, pad], dim=3)
 
 
+def _answer_rows(attention: list[torch.Tensor], answer_len: int, width: int) -> torch.Tensor:
+    """Recorded rows of the answer's queries (one (b, heads, n, keys) a layer) -> (layers, b, heads, answer_len,
+    width): the first ``answer_len`` rows, NaN rows past a shorter value, keys cut or zero-padded to ``width``."""
+    return _keys_to(_nan_rows_to(torch.stack(attention)[:, :, :, :answer_len], answer_len), width)
+
+
+def _value_tokens(tokenizer, prompt) -> list[int]:
+    """The needle value's tokens as the model reads them after the prompt (the teacher-forced input)."""
+    return list(tokenizer.encode(prompt.value, add_special_tokens=False))
+
+
 def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, answer_len: int) -> torch.Tensor:
     """Rows predicting each true answer token, the true value fed: (layers, batch, heads, answer_len, keys).
 
@@ -141,7 +152,7 @@ def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, ans
     run one by one and each keeps the rows of its first ``answer_len`` answer tokens (padded
     with NaN rows if its value is shorter), so every prompt's rows are its own.
     """
-    values = [list(tokenizer.encode(p.value, add_special_tokens=False)) for p in prompts]
+    values = [_value_tokens(tokenizer, p) for p in prompts]
     groups = [list(range(len(prompts)))] if len({len(v) for v in values}) == 1 else [[i] for i in range(len(prompts))]
     out = [None] * len(prompts)
     for group in groups:
@@ -150,8 +161,8 @@ def _teacher_forced_rows(model, tokenizer, prompts, input_ids: torch.Tensor, ans
         forced = torch.cat([input_ids[group], fed.reshape(len(group), n - 1)], dim=1)  # (b, length + n - 1)
         with probe.capture(model, queries=n) as rec:
             model(forced, use_cache=False, logits_to_keep=1)  # only the rows are used, never the logits
-        rows = _nan_rows_to(torch.stack(rec.attention)[:, :, :, :answer_len], answer_len)
-        rows = _keys_to(rows, input_ids.shape[1] + answer_len - 1)  # (layers, b, heads, answer_len, width)
+        width = input_ids.shape[1] + answer_len - 1
+        rows = _answer_rows(rec.attention, answer_len, width)  # (layers, b, heads, answer_len, width)
         for j, i in enumerate(group):
             out[i] = rows[:, j]
     return torch.stack(out, dim=1)
@@ -169,7 +180,7 @@ def _teacher_rows_from_cache(model, tokenizer, prompts, first_rows: torch.Tensor
     not bit for bit (tested). Only for a model whose RoPE does not depend on the sequence length:
     the cached keys were rotated for the prompt's length.
     """
-    values = [list(tokenizer.encode(p.value, add_special_tokens=False)) for p in prompts]
+    values = [_value_tokens(tokenizer, p) for p in prompts]
     if len({len(v) for v in values}) != 1 or not hasattr(cache, "crop"):
         return None
     n = len(values[0])
@@ -228,7 +239,7 @@ def _teacher_rows_from_prefix(model, tokenizer, prompt, caches: dict, prefix: in
     whose rows are kept; all of it under ``extensions.rotation_of_length(model, l)``, so a model whose
     RoPE depends on the sequence length (dynamic NTK) rotates every piece as that one pass does.
     """
-    value = list(tokenizer.encode(prompt.value, add_special_tokens=False))
+    value = _value_tokens(tokenizer, prompt)
     n = len(value)
     ids = prompt.input_ids + value[:-1]  # the teacher-forced pass's input, l = length + n - 1 tokens
     device = next(model.parameters()).device
@@ -241,8 +252,8 @@ def _teacher_rows_from_prefix(model, tokenizer, prompt, caches: dict, prefix: in
         with probe.capture(model, queries=n) as rec:
             model(torch.tensor([ids[len(ids) - n:]], device=device), past_key_values=cache, use_cache=True,
                   logits_to_keep=1)  # only the rows are used
-    rows = _nan_rows_to(torch.stack(rec.attention)[:, :, :, :answer_len], answer_len)
-    return _keys_to(rows, len(prompt.input_ids) + answer_len - 1)  # (layers, 1, heads, answer_len, width)
+    width = len(prompt.input_ids) + answer_len - 1
+    return _answer_rows(rec.attention, answer_len, width)  # (layers, 1, heads, answer_len, width)
 
 
 def _generate_records(model, tokenizer, prompts, controls, length: int, answer_len: int, share_prefill: bool,
