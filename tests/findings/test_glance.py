@@ -263,6 +263,22 @@ def test_a_failed_premise_is_carried_on_the_rows_resting_on_it(tmp_path):
     assert glance.glance_table(rows)["caveats"].tolist()[2] == ""
 
 
+def test_the_sensitivity_verdict_stays_visible_and_its_parts_unfold_with_the_claim(tmp_path):
+    from ropelib.findings import claims
+
+    claim = claims.load()[2.1]
+    graded = [claims.part(claim, "first answer token", 0.7, 0.6, 0.8, 20)]
+    entry = claims.row(claim, graded, model=results.ORGANISM, caveats=["a premise fails: 0.7 < 0.8"],
+                       sensitivity=[claims.part(claim, "first answer token", 0.65, 0.12, 0.93, 9)])
+    head, parts = glance.sensitivity_parts(entry["sensitivity"])
+    assert head.startswith("on the units that meet the premises: ") and head.endswith(")") and "0.12" in parts
+    results.write_glance([entry], "s", tmp_path)
+    html = glance.claims_html(glance.normalise(results.read_glance(tmp_path)), RUNS)
+    visible = html.split("</details>")[1]  # after the claim's unfolding: the caveat div
+    assert head in visible and "0.12" not in visible  # the verdict word shown, its numbers folded
+    assert "0.12" in html.split("</details>")[0]
+    assert glance.sensitivity_parts("a line of another shape") == ("a line of another shape", "")
+
 def test_the_controls_are_stated_plainly(tmp_path):
     results.write_glance([row(1.2, "replicated"), row(1.25, "not replicated", kind="control", ours="cpt-rope 8x"),
                           row(1.65, "replicated", kind="control", ours="cpt-rope 0.27 vs 0.9-0.97")], "c", tmp_path)

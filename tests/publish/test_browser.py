@@ -161,7 +161,7 @@ GLANCE_WIDTH = 1400  # px: the reader's window for the glance checks and its scr
 # chapter link, links whose page does not load (a synchronous GET from the page), links without a section
 # (#id) or whose id is no element of the page they load, the model columns, figures
 GLANCE_SCRIPT = """
-const rows = Array.from(document.querySelectorAll('table.glance-claims tbody tr:not(.glance-finding)'));
+const rows = Array.from(document.querySelectorAll('table.glance-claims tbody tr:not(.glance-finding):not(.glance-caveat-row)'));
 const cut = Array.from(document.querySelectorAll('table.glance-claims td, table.glance-claims th'))
   .filter(c => c.textContent.includes('\u2026')).map(c => c.textContent.slice(0, 80));
 const unlinked = rows.filter(r => !r.querySelector('td:last-child a[href]')).map(r => r.cells[0].textContent);

@@ -115,6 +115,9 @@ class _Models(Mapping):
 MODELS = _Models("model organism", lambda m: m.column)
 MODEL_NAMES = _Models("organism", lambda m: m.label)  # the same, short: the counts' model column
 NOT_RUN = "not run"
+# a row's sensitivity line as ``claims.glance_entry`` writes it: "on the units that meet the premises: WORD
+# (the same|differs from all units): part; part"; the headline stays visible, the parts unfold with the claim
+SENSITIVITY = re.compile(r"(?P<head>.*?\((?:the same|differs from all units)\))(?:: (?P<parts>.*))?$", re.S)
 BOOK_ADDS = "What the book adds: controls and results beyond the paper"  # the last group, after the paper's
 SIGNIFICANT = 3  # digits of the numbers the table shows
 # a number with a decimal point (integers such as 69, 4096 or L0's 256 are counts and lengths: kept as written)
@@ -381,31 +384,47 @@ def _group_counts(table: pd.DataFrame) -> str:
     return " · ".join(parts)
 
 
+def sensitivity_parts(text: str) -> tuple[str, str]:
+    """(headline, parts) of a sensitivity line: "on the units that meet the premises: inconclusive (the same)"
+    and its graded parts ("" when none); a line of another shape is all headline."""
+    match = SENSITIVITY.match(text or "")
+    return (match["head"], match["parts"] or "") if match else (text or "", "")
+
+
 def _unfolded(claim: pd.DataFrame) -> str:
-    """Every model's full result and details, never cut."""
+    """Every model's full result and details, never cut, with the parts of its sensitivity line."""
     lines = []
     for _, row in claim.iterrows():
         label = html.escape(MODELS[row["model"]])
         lines.append(f"<p><b>{label}</b>: {badge(row['verdict'])} {html.escape(row['short'])}</p>")
         if row["details"]:
             lines.append(f"<p><b>details</b>: {html.escape(row['details'])}</p>")
+        parts = sensitivity_parts(row["sensitivity"])[1]
+        if parts:
+            lines.append(f"<p><b>on the units that meet the premises</b>: {html.escape(parts)}</p>")
     return "".join(lines)
 
 
 def _claim_cell(claim: pd.DataFrame) -> str:
     """The claim as a ``<details>`` summary; unfolded: its criterion, then every model's result in full with
-    its sub-statistics (issue 28: the table's height goes to the claims). Caveats (failed premises) and the
-    verdict on the units that meet them stay visible."""
+    its sub-statistics (issue 28: the table's height goes to the claims)."""
     row = claim.iloc[0]
     kind = "" if row["kind"] == "paper" else f' <span class="glance-kind">{html.escape(row["kind"])}</span>'
     criterion = f'<div class="glance-criterion"><b>criterion</b>: {html.escape(row["rule"])}</div>'
+    summary = f"<summary>{html.escape(row['claim'])}{kind}</summary>"
+    return f"<details>{summary}{criterion}{_unfolded(claim)}</details>"
+
+
+def _caveat(claim: pd.DataFrame) -> str:
+    """Caveats (failed premises) and the verdict on the units that meet them, always visible ("" when none);
+    that verdict's parts unfold with the claim (:func:`_unfolded`)."""
     caveats = "; ".join(dict.fromkeys(f"{MODEL_NAMES[m]}: {c}" for m, c in zip(claim["model"], claim["caveats"]) if c))
-    sensitivity = "; ".join(f"{MODEL_NAMES[m]}: {t}" for m, t in zip(claim["model"], claim["sensitivity"]) if t)
+    sensitivity = "; ".join(f"{MODEL_NAMES[m]}: {sensitivity_parts(t)[0]}"
+                            for m, t in zip(claim["model"], claim["sensitivity"]) if t)
     caveat = (f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}'
               + (f"<br><b>sensitivity</b>: {html.escape(sensitivity)}" if sensitivity else "") + "</div>"
               if caveats or sensitivity else "")
-    summary = f"<summary>{html.escape(row['claim'])}{kind}</summary>"
-    return f"<details>{summary}{criterion}{_unfolded(claim)}</details>{caveat}"
+    return caveat
 
 
 def _model_cells(claim: pd.DataFrame, links: dict | None = None) -> str:
@@ -471,5 +490,8 @@ def claims_html(rows: pd.DataFrame, runs) -> str:
             lines.append(f'<tr class="glance-{row["kind"]}"><td>{order}</td><td>{_claim_cell(claim)}</td>'
                          f"<td>{html.escape(row['paper'])}</td>{_model_cells(claim, _own_links(claim, own))}"
                          f"<td>{_link(row['chapter'], order, pages, sections)}</td></tr>")
+            caveat = _caveat(claim)
+            if caveat:  # under the claim, across the table: the claim column alone made it many lines tall
+                lines.append(f'<tr class="glance-caveat-row"><td></td><td colspan="{width - 1}">{caveat}</td></tr>')
     lines.append("</tbody></table>")
     return "".join(lines)
