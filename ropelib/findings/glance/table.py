@@ -115,7 +115,7 @@ class _Models(Mapping):
 MODELS = _Models("model organism", lambda m: m.column)
 MODEL_NAMES = _Models("organism", lambda m: m.label)  # the same, short: the counts' model column
 NOT_RUN = "not run"
-# a row's sensitivity line as ``claims.glance_entry`` writes it: "on the units that meet the premises: WORD
+# a row's sensitivity line as ``claims.row`` writes it: "on the units that meet the premises: WORD
 # (the same|differs from all units): part; part"; the headline stays visible, the parts unfold with the claim
 SENSITIVITY = re.compile(r"(?P<head>.*?\((?:the same|differs from all units)\))(?:: (?P<parts>.*))?$", re.S)
 BOOK_ADDS = "What the book adds: controls and results beyond the paper"  # the last group, after the paper's
@@ -421,10 +421,10 @@ def _caveat(claim: pd.DataFrame) -> str:
     caveats = "; ".join(dict.fromkeys(f"{MODEL_NAMES[m]}: {c}" for m, c in zip(claim["model"], claim["caveats"]) if c))
     sensitivity = "; ".join(f"{MODEL_NAMES[m]}: {sensitivity_parts(t)[0]}"
                             for m, t in zip(claim["model"], claim["sensitivity"]) if t)
-    caveat = (f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}'
-              + (f"<br><b>sensitivity</b>: {html.escape(sensitivity)}" if sensitivity else "") + "</div>"
-              if caveats or sensitivity else "")
-    return caveat
+    if not caveats and not sensitivity:
+        return ""
+    return (f'<div class="glance-caveat"><b>caveat</b>: {html.escape(caveats)}'
+            + (f"<br><b>sensitivity</b>: {html.escape(sensitivity)}" if sensitivity else "") + "</div>")
 
 
 def _model_cells(claim: pd.DataFrame, links: dict | None = None) -> str:
